@@ -1,0 +1,216 @@
+"""Render the whole course: execute every notebook with papermill, then build the Jupyter Book.
+
+    python scripts/course.py --profile configs/quick.yaml        # what `make book` runs
+    python scripts/course.py --profile configs/paper_fairface.yaml --only 04_training
+
+Steps
+1. Read the notebook order from ``_toc.yml`` (the book's table of contents is the one list).
+2. Execute each ``notebooks/NN_*.ipynb`` with papermill, parameters from the profile file,
+   working directory ``notebooks/`` (as nbval uses), into ``book/notebooks/`` — the copies
+   the book renders. Stored notebooks stay clean.
+3. Build the book with ``jupyter-book build -W -n --keep-going`` into a staging folder and only
+   then move it to ``_build/html``.
+
+A failure anywhere exits non-zero, names the notebook and the cell, and leaves **no**
+``_build/html`` behind: a half-built book never looks complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+EXECUTED_DIR = Path("book") / "notebooks"
+STATUS_TABLE = EXECUTED_DIR / "execution_status.md"
+
+
+class CourseError(RuntimeError):
+    """A notebook or the book build failed; the message says which and where."""
+
+
+def notebook_order(root: Path) -> list[str]:
+    """Notebook stems in the order ``_toc.yml`` lists them (``book/notebooks/<stem>``)."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    stems: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                value = node.get(key)
+                if isinstance(value, str) and value.startswith(EXECUTED_DIR.as_posix() + "/"):
+                    stems.append(Path(value).name)
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(toc)
+    return stems
+
+
+def load_profile(path: Path | None) -> dict:
+    """The papermill parameters of a profile file (empty profile = the notebooks' defaults)."""
+    if path is None:
+        return {}
+    if not path.exists():
+        raise CourseError(f"profile file not found: {path} (see configs/ for the profiles)")
+    params = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(params, dict):
+        raise CourseError(f"profile {path} must be a mapping of parameter: value")
+    return params
+
+
+def _failed_cell(source_path: Path, executed_path: Path) -> str:
+    """Describe the first cell with an error output, numbered as in the stored notebook."""
+    import nbformat
+
+    try:
+        executed = nbformat.read(executed_path, as_version=4)
+        stored_ids = [c.get("id") for c in nbformat.read(source_path, as_version=4).cells]
+    except Exception:  # the notebook could not even be written: papermill said why
+        return "(no cell ran)"
+    for cell in executed.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                lines = cell.source.strip().splitlines()
+                if cell.get("id") in stored_ids:
+                    where = f"cell {stored_ids.index(cell.get('id')) + 1} of {len(stored_ids)}"
+                else:
+                    where = "the cell papermill injected with the profile's parameters"
+                return (f"{where} (In [{cell.get('execution_count')}]), starting "
+                        f"`{lines[0][:80] if lines else ''}`: {output.get('ename')}: {output.get('evalue')}")
+    return "(no cell reported an error)"
+
+
+def execute_notebooks(root: Path, stems: list[str], params: dict, *, profile_name: str) -> list[dict]:
+    """Run each notebook with papermill; raise CourseError naming the notebook and cell on failure."""
+    import papermill as pm
+
+    out_dir = root / EXECUTED_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed_dir = root / "_build" / "failed"
+    timings = []
+    for stem in stems:
+        source = root / "notebooks" / f"{stem}.ipynb"
+        target = out_dir / f"{stem}.ipynb"
+        target.unlink(missing_ok=True)  # a stale copy must never be rendered as if it had run
+        if not source.exists():
+            raise CourseError(f"notebook listed in _toc.yml is missing: {source.relative_to(root)}")
+        print(f"[course] executing {source.relative_to(root)} ...", flush=True)
+        started = time.perf_counter()
+        try:
+            pm.execute_notebook(
+                str(source), str(target), parameters=params, cwd=str(root / "notebooks"),
+                kernel_name="python3", progress_bar=False, log_output=False,
+            )
+        except Exception as error:  # PapermillExecutionError, or a notebook that cannot be read
+            failed_dir.mkdir(parents=True, exist_ok=True)
+            kept = failed_dir / f"{stem}.ipynb"
+            if target.exists():
+                shutil.move(str(target), kept)
+                where = _failed_cell(source, kept)
+            else:
+                where = f"(could not run: {type(error).__name__}: {error})"
+            raise CourseError(
+                f"notebook {source.relative_to(root)} failed at {where}\n"
+                f"  the executed copy with the traceback is kept at {kept.relative_to(root)}"
+                if kept.exists() else
+                f"notebook {source.relative_to(root)} failed: {where}") from None
+        seconds = time.perf_counter() - started
+        timings.append({"notebook": stem, "seconds": round(seconds, 1)})
+        print(f"[course] {stem}: {seconds:.1f} s", flush=True)
+    _write_status(root, timings, profile_name)
+    return timings
+
+
+def _write_status(root: Path, timings: list[dict], profile_name: str) -> None:
+    """The execution-status table the book's status page includes (QuantEcon style)."""
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else \
+        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    lines = [
+        f"Profile `{profile_name}`, executed on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"device: {device}, Python {platform.python_version()}, torch {torch.__version__}.",
+        "",
+        "| notebook | execution time (s) |",
+        "|---|---|",
+        *[f"| {t['notebook']} | {t['seconds']} |" for t in timings],
+        f"| **total** | {sum(t['seconds'] for t in timings):.1f} |",
+        "",
+    ]
+    (root / STATUS_TABLE).write_text("\n".join(lines))
+    (root / EXECUTED_DIR / "execution_status.json").write_text(json.dumps(
+        {"profile": profile_name, "device": device, "timings": timings}, indent=2))
+
+
+def build_book(root: Path) -> Path:
+    """jupyter-book build -W -n --keep-going into staging, then move to _build/html."""
+    staging = root / "_build" / "staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root),
+               "--path-output", str(staging), "-W", "-n", "--keep-going"]
+    print("[course] " + " ".join(command), flush=True)
+    result = subprocess.run(command, cwd=root)
+    built = staging / "_build" / "html"
+    if result.returncode != 0 or not (built / "index.html").exists():
+        shutil.rmtree(staging, ignore_errors=True)
+        raise CourseError(f"jupyter-book build failed (exit {result.returncode}); "
+                          "the warnings above name the page and line")
+    final = root / "_build" / "html"
+    shutil.move(str(built), final)
+    shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="papermill parameter file (default: the notebooks' own quick defaults)")
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1],
+                        help="project root (holds _config.yml, _toc.yml, notebooks/)")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="execute only these notebook stems (no book build)")
+    parser.add_argument("--skip-build", action="store_true", help="execute notebooks only")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    started = time.perf_counter()
+    html = root / "_build" / "html"
+    try:
+        params = load_profile(args.profile)
+        stems = notebook_order(root)
+        if args.only is not None:
+            unknown = sorted(set(args.only) - set(stems))
+            if unknown:
+                raise CourseError(f"--only names unknown notebooks {unknown}; known: {stems}")
+            stems = [s for s in stems if s in args.only]
+        else:
+            shutil.rmtree(html, ignore_errors=True)  # no stale book survives a failed run
+        profile_name = args.profile.stem if args.profile else "notebook defaults"
+        execute_notebooks(root, stems, params, profile_name=profile_name)
+        if args.only is None and not args.skip_build:
+            html = build_book(root)
+    except CourseError as error:
+        print(f"[course] FAILED: {error}", file=sys.stderr, flush=True)
+        if args.only is None:
+            shutil.rmtree(root / "_build" / "html", ignore_errors=True)
+        return 1
+    minutes = (time.perf_counter() - started) / 60
+    if args.only is None and not args.skip_build:
+        print(f"[course] done in {minutes:.1f} min. Open {html / 'index.html'}", flush=True)
+    else:
+        print(f"[course] notebooks executed in {minutes:.1f} min", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Shared test configuration: markers, the realdata location, small helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip `gpu` tests, with the reason printed (`-ra`), where CUDA is absent."""
+    if _cuda_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU: torch.cuda.is_available() is False here")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def realdata_dir() -> Path:
+    """`../shared/realdata` beside the checkout (or $FINEFCACE_REALDATA); skip when absent."""
+    candidate = Path(os.environ.get("FINEFCACE_REALDATA", PROJECT_ROOT.parent / "shared" / "realdata"))
+    if not candidate.is_dir():
+        pytest.skip(f"real label files not found at {candidate} (a fresh clone has none; "
+                    "set FINEFCACE_REALDATA to the folder holding fairface/, celeba/, utkface/)")
+    return candidate

@@ -1,0 +1,100 @@
+"""The book command (scripts/course.py) on tiny throw-away projects: it builds, and it fails loudly.
+
+The real course is built in tests/test_book.py; here a minimal copy of the project's book
+configuration is enough to check the pipeline papermill -> jupyter-book and its failure modes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _notebook(*sources: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# A tiny chapter")]
+    nb.cells.append(nbformat.v4.new_code_cell("n: int = 2", metadata={"tags": ["parameters"]}))
+    nb.cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    return nb
+
+
+def make_project(tmp_path: Path, notebooks: dict[str, nbformat.NotebookNode | None]) -> Path:
+    """A project with the real _config.yml, an intro page and the given notebooks in the TOC."""
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    (tmp_path / "book").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "book" / "intro.md").write_text("# Intro\n\nA test book.\n")
+    chapters = "".join(f"  - file: book/notebooks/{stem}\n" for stem in notebooks)
+    (tmp_path / "_toc.yml").write_text(f"format: jb-book\nroot: book/intro\nchapters:\n{chapters}")
+    for stem, nb in notebooks.items():
+        if nb is not None:
+            nbformat.write(nb, tmp_path / "notebooks" / f"{stem}.ipynb")
+    return tmp_path
+
+
+def run_course(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "course.py"), "--root", str(project), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_course_executes_notebooks_with_parameters_and_builds_the_book(tmp_path):
+    project = make_project(tmp_path, {"01_square": _notebook("print('square is', n * n)")})
+    (project / "profile.yaml").write_text("n: 7\n")
+    result = run_course(project, "--profile", str(project / "profile.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = project / "_build" / "html" / "book" / "notebooks" / "01_square.html"
+    assert (project / "_build" / "html" / "index.html").exists()
+    assert "square is 49" in page.read_text(), "the profile's parameter did not reach the notebook"
+    assert (project / "notebooks" / "01_square.ipynb").read_text().count('"outputs": []') >= 1, \
+        "the stored notebook must stay clean"
+    assert "Open " in result.stdout and "index.html" in result.stdout
+
+
+def test_a_failing_cell_names_notebook_and_cell_and_leaves_no_book(tmp_path):
+    project = make_project(tmp_path, {
+        "01_ok": _notebook("print('fine')"),
+        "02_broken": _notebook("x = 1", "raise ValueError('deliberately broken cell')"),
+    })
+    stale = project / "_build" / "html"
+    stale.mkdir(parents=True)
+    (stale / "index.html").write_text("an old, complete-looking book")
+    result = run_course(project)
+    assert result.returncode != 0
+    assert "notebooks/02_broken.ipynb" in result.stderr
+    assert "cell 4 of 4" in result.stderr and "deliberately broken cell" in result.stderr, result.stderr
+    assert not (project / "_build" / "html").exists(), "a failed run must not leave a book that looks complete"
+    assert (project / "_build" / "failed" / "02_broken.ipynb").exists(), "the traceback copy is kept for debugging"
+
+
+def test_a_missing_notebook_is_named(tmp_path):
+    project = make_project(tmp_path, {"01_ok": _notebook("print('fine')"), "02_missing": None})
+    result = run_course(project)
+    assert result.returncode != 0
+    assert "notebooks/02_missing.ipynb" in result.stderr and "missing" in result.stderr
+    assert not (project / "_build" / "html").exists()
+
+
+def test_an_unreadable_notebook_is_named(tmp_path):
+    project = make_project(tmp_path, {"01_garbled": None})
+    (project / "notebooks" / "01_garbled.ipynb").write_text("{ this is not json")
+    result = run_course(project)
+    assert result.returncode != 0
+    assert "notebooks/01_garbled.ipynb" in result.stderr
+    assert not (project / "_build" / "html").exists()
+
+
+@pytest.mark.parametrize("bad", ["missing.yaml", "list.yaml"])
+def test_a_bad_profile_is_refused_before_anything_runs(tmp_path, bad):
+    project = make_project(tmp_path, {"01_ok": _notebook("print('fine')")})
+    (project / "list.yaml").write_text("- a\n- b\n")
+    result = run_course(project, "--profile", str(project / bad))
+    assert result.returncode != 0 and bad in result.stderr
+    assert not (project / "book" / "notebooks" / "01_ok.ipynb").exists()
