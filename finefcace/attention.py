@@ -1,0 +1,172 @@
+"""Class activation maps and attention regions A_1..A_N, A_oval — batched, on the device.
+
+Paper §3.2 and ``spec/method.md`` §3; introduced in ``notebooks/03_attention_crop.ipynb``.
+
+For each sample: upsample the CAM Ω_n bilinearly to the input size, min-max normalise it,
+mask the pixels ≥ t, take one box over *all* mask pixels, grow it by ``pad`` × the image
+side on each side (published code; the paper is silent), clamp, crop and resize back to the
+input size. Everything here works on whole batches (no per-sample Python loop, no host
+synchronisation). A constant map, a map with a NaN/inf, or an empty mask gives the whole
+image (the published code crashes on an empty mask).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from finefcace.model import Baseline, FineFACE, FineFACEOutput
+
+
+@torch.no_grad()
+def class_activation_maps(model: FineFACE, output: FineFACEOutput) -> list[Tensor]:
+    """Ω_1..Ω_N (each (B, h_n, w_n)) for each expert's own predicted class k_n = argmax p_n.
+
+    Never the true label (paper §3.2). One einsum per expert over the whole batch; no gradient.
+    """
+    cams = []
+    for n, (logits, maps) in enumerate(zip(output.expert_logits, output.maps)):
+        classes = logits.argmax(dim=1)
+        cams.append(model.class_activation_map(n, maps.detach(), classes).float())
+    return cams
+
+
+@torch.no_grad()
+def baseline_class_activation_maps(model: Baseline, images: Tensor) -> tuple[Tensor, Tensor]:
+    """Classic CAM of the baseline for its predicted class: (logits (B, K), Ω_ori (B, h, w)).
+
+    ``Ω_ori(a, b) = w_k · x(a, b)`` on the last convolutional map (paper Fig. 3).
+    """
+    logits, maps = model.forward_with_map(images)
+    weights = model.class_weights()[logits.argmax(dim=1)]
+    return logits, torch.einsum("bchw,bc->bhw", maps, weights.to(maps.dtype)).float()
+
+
+def upsample_maps(maps: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear upsampling of (B, h, w) maps to (B, H, W): Ω̃_n (paper §3.2)."""
+    return F.interpolate(maps[:, None].float(), size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
+
+
+def normalize_maps(maps: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-sample min-max normalisation of (B, H, W) maps: (Ω̃^norm, valid).
+
+    ``valid`` (B,) is False for a map that is constant or holds a NaN/inf; such maps
+    normalise to all zeros (never NaN).
+    """
+    flat = maps.flatten(1)
+    finite = torch.isfinite(flat).all(dim=1)
+    safe = torch.where(torch.isfinite(maps), maps, torch.zeros_like(maps))
+    low = safe.flatten(1).amin(dim=1)
+    high = safe.flatten(1).amax(dim=1)
+    valid = finite & (high > low)
+    span = torch.where(valid, high - low, torch.ones_like(high))
+    normalized = (safe - low[:, None, None]) / span[:, None, None]
+    return torch.where(valid[:, None, None], normalized, torch.zeros_like(normalized)), valid
+
+
+def attention_maps(cams: Sequence[Tensor], size: tuple[int, int]) -> list[Tensor]:
+    """Ω̃_n^norm: each expert's CAM upsampled to ``size`` and min-max normalised (paper Fig. 3)."""
+    return [normalize_maps(upsample_maps(cam, size))[0] for cam in cams]
+
+
+def overall_attention_map(cams: Sequence[Tensor], size: tuple[int, int]) -> Tensor:
+    """Ω̃_oval^norm: the equal-weight sum of the normalised expert maps, min-max normalised."""
+    total = torch.stack(attention_maps(cams, size)).sum(dim=0)
+    return normalize_maps(total)[0]
+
+
+def boxes_from_maps(
+    maps: Tensor, threshold: float = 0.5, pad: float = 0.1, *, size: tuple[int, int] | None = None
+) -> Tensor:
+    """One box per map: (B, H, W) maps -> (B, 4) long boxes ``x0, y0, x1, y1`` (end exclusive).
+
+    ``size`` (H_in, W_in): upsample the maps to it first (bilinear); otherwise the maps are
+    already at image resolution. Then min-max normalise, mask ≥ ``threshold``, box over all
+    mask pixels, grow by ``int(pad · side)`` pixels per side, clamp. Degenerate maps
+    (constant, NaN/inf, empty mask) give the whole image.
+    """
+    if maps.dim() != 3:
+        raise ValueError(f"maps must have shape (batch, height, width), got {tuple(maps.shape)}")
+    if size is not None:
+        maps = upsample_maps(maps, size)
+    normalized, valid = normalize_maps(maps)
+    height, width = normalized.shape[-2:]
+    mask = (normalized >= threshold) & valid[:, None, None]
+    rows = mask.any(dim=2)  # (B, H)
+    cols = mask.any(dim=1)  # (B, W)
+    found = rows.any(dim=1)
+    # argmax returns the first maximal index: first/last True row and column.
+    y0 = rows.to(torch.uint8).argmax(dim=1)
+    y1 = height - rows.flip(1).to(torch.uint8).argmax(dim=1)
+    x0 = cols.to(torch.uint8).argmax(dim=1)
+    x1 = width - cols.flip(1).to(torch.uint8).argmax(dim=1)
+    pad_y, pad_x = int(pad * height), int(pad * width)
+    boxes = torch.stack(
+        [(x0 - pad_x).clamp(min=0), (y0 - pad_y).clamp(min=0),
+         (x1 + pad_x).clamp(max=width), (y1 + pad_y).clamp(max=height)],
+        dim=1,
+    ).long()
+    whole = torch.tensor([0, 0, width, height], device=boxes.device)
+    return torch.where(found[:, None], boxes, whole)
+
+
+def crop_and_resize(images: Tensor, boxes: Tensor, size: tuple[int, int] | None = None) -> Tensor:
+    """Crop box b from image b and resize it bilinearly to ``size`` (default: the image size).
+
+    Batched with one ``grid_sample``; equals, to float rounding, the per-sample
+    ``F.interpolate(image[:, y0:y1, x0:x1], size, mode="bilinear", align_corners=False)``
+    (same sampling positions, same edge clamping inside the box).
+    """
+    if images.dim() != 4 or boxes.shape != (images.shape[0], 4):
+        raise ValueError(f"expected images (B, C, H, W) and boxes (B, 4), got {tuple(images.shape)} and {tuple(boxes.shape)}")
+    height, width = images.shape[-2:]
+    out_h, out_w = (height, width) if size is None else (int(size[0]), int(size[1]))
+    dtype = images.dtype if images.is_floating_point() else torch.float32
+    boxes = boxes.to(device=images.device, dtype=dtype)
+    x0, y0, x1, y1 = boxes.unbind(dim=1)
+    xs = _source_positions(x0, x1, out_w, dtype)  # (B, out_w), pixel units
+    ys = _source_positions(y0, y1, out_h, dtype)  # (B, out_h)
+    # grid_sample with align_corners=False: pixel p sits at normalised (2p + 1) / side - 1.
+    gx = (2 * xs + 1) / width - 1
+    gy = (2 * ys + 1) / height - 1
+    grid = torch.stack(
+        [gx[:, None, :].expand(-1, out_h, -1), gy[:, :, None].expand(-1, -1, out_w)], dim=-1
+    )
+    return F.grid_sample(images.to(dtype), grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _source_positions(start: Tensor, end: Tensor, out_len: int, dtype: torch.dtype) -> Tensor:
+    """Where F.interpolate(bilinear, align_corners=False) samples a crop [start, end) for out_len outputs."""
+    length = (end - start)[:, None]
+    index = torch.arange(out_len, device=start.device, dtype=dtype)[None, :]
+    local = ((index + 0.5) * (length / out_len) - 0.5).clamp(min=0)
+    local = torch.minimum(local, length - 1)
+    return start[:, None] + local
+
+
+def attention_regions(
+    images: Tensor, cams: Sequence[Tensor], threshold: float = 0.5, pad: float = 0.1
+) -> list[Tensor]:
+    """A_1..A_N (paper §3.2): each expert's attention region, same shape as ``images``.
+
+    All N experts go through one box and one crop call (N·B maps).
+    """
+    size = tuple(images.shape[-2:])
+    n = len(cams)
+    maps = torch.cat([upsample_maps(cam, size) for cam in cams])  # (N·B, H, W)
+    boxes = boxes_from_maps(maps, threshold, pad)
+    repeated = images.repeat(n, 1, 1, 1)  # row j·B + b = image b
+    return list(crop_and_resize(repeated, boxes).chunk(n))
+
+
+def overall_region(images: Tensor, cams: Sequence[Tensor], threshold: float = 0.5, pad: float = 0.1) -> Tensor:
+    """A_oval (paper §3.2): crop of the box of the summed, normalised expert maps.
+
+    Each map is upsampled and min-max normalised (a degenerate map contributes zeros), the
+    maps are summed with equal weights, and the sum is thresholded, boxed, padded and cropped.
+    """
+    total = overall_attention_map(cams, tuple(images.shape[-2:]))
+    return crop_and_resize(images, boxes_from_maps(total, threshold, pad))

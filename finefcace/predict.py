@@ -1,0 +1,132 @@
+"""Fused inference (paper §3.3 "Inference Phase"; ``spec/method.md`` §5).
+
+The raw image gives N+1 logit vectors and the CAMs; the CAMs give A_oval; A_oval gives N+1
+more; the prediction is the argmax of the mean of the 2(N+1) vectors. Any subset of views
+(raw, A_oval) and heads (all, the concatenation, the experts, one expert), fused over
+logits or probabilities, can be selected: the supplementary ablation compares them.
+Introduced in ``notebooks/05_evaluation.ipynb``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from finefcace.attention import class_activation_maps, overall_region
+from finefcace.model import Baseline, FineFACE, FineFACEOutput
+
+VIEWS = ("raw", "oval")
+COMBINES = ("logits", "probabilities")
+
+
+def _select_heads(output: FineFACEOutput, heads: str | int) -> list[Tensor]:
+    if heads == "all":
+        return [*output.expert_logits, output.concat_logits]
+    if heads == "concat":
+        return [output.concat_logits]
+    if heads == "experts":
+        return list(output.expert_logits)
+    if isinstance(heads, int) and not isinstance(heads, bool):
+        if not -len(output.expert_logits) <= heads < len(output.expert_logits):
+            raise ValueError(f"heads={heads}: expert index out of range for {len(output.expert_logits)} experts (0-based)")
+        return [output.expert_logits[heads]]
+    raise ValueError(f"heads={heads!r}: use 'all', 'concat', 'experts' or an expert index (int, 0-based)")
+
+
+@contextmanager
+def _eval_mode(model: nn.Module):
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def fused_logits(
+    model: FineFACE,
+    images: Tensor,
+    *,
+    views: Sequence[str] = ("raw", "oval"),
+    heads: str | int = "all",
+    combine: str = "logits",
+    threshold: float = 0.5,
+    pad: float = 0.1,
+) -> Tensor:
+    """Fused score (B, K) of FineFACE on ``images`` (paper §3.3); argmax = prediction.
+
+    ``views``: any non-empty subset of ("raw", "oval"); ``heads``: "all" (N experts and the
+    concatenation), "concat", "experts" or an expert index; ``combine``: "logits" (mean of
+    the logit vectors; the paper's average of scores) or "probabilities" (mean of softmax
+    probabilities, returned as probabilities). The model runs in eval mode under
+    ``torch.inference_mode()`` and its train/eval mode is restored afterwards.
+    """
+    views = tuple(views)
+    if not views or any(v not in VIEWS for v in views):
+        raise ValueError(f"views={views!r}: choose a non-empty subset of {VIEWS}")
+    if combine not in COMBINES:
+        raise ValueError(f"combine={combine!r}: choose one of {COMBINES}")
+    with torch.inference_mode(), _eval_mode(model):
+        raw = model(images)  # always needed: the CAMs come from the raw forward
+        outputs = []
+        if "raw" in views:
+            outputs.append(raw)
+        if "oval" in views:
+            region = overall_region(images, class_activation_maps(model, raw), threshold, pad)
+            outputs.append(model(region))
+        scores = [s.float() for out in outputs for s in _select_heads(out, heads)]
+        if combine == "probabilities":
+            scores = [s.softmax(dim=1) for s in scores]
+        return torch.stack(scores).mean(dim=0)
+
+
+def predict_loader(
+    model: FineFACE | Baseline,
+    loader: Iterable,
+    *,
+    device: torch.device | str | None = None,
+    **fusion: Any,
+) -> dict[str, np.ndarray]:
+    """Run every batch of ``loader`` through the model; returns numpy arrays.
+
+    Batches are ``(images, labels, row_index)`` as :class:`finefcace.data.FaceTableDataset`
+    yields them (``(images, labels)`` also works). FineFACE goes through
+    :func:`fused_logits` (``fusion`` keywords passed on); the baseline through its own
+    forward. Returns ``row_index``, ``y_true``, ``y_pred`` and ``probabilities`` (N, K)
+    (softmax of the fused logits, or the fused probabilities). Used by the trainer to write
+    the predictions table (``notebooks/05_evaluation.ipynb``).
+    """
+    if device is None:
+        parameter = next(model.parameters())
+        device = parameter.device
+    rows, labels, probabilities = [], [], []
+    combine = fusion.get("combine", "logits")
+    with torch.inference_mode(), _eval_mode(model):
+        for batch in loader:
+            images, y = batch[0], batch[1]
+            index = batch[2] if len(batch) > 2 else torch.arange(len(y)) + sum(len(r) for r in rows)
+            images = images.to(device, non_blocking=True)
+            if isinstance(model, FineFACE):
+                scores = fused_logits(model, images, **fusion)
+                probs = scores if combine == "probabilities" else scores.softmax(dim=1)
+            else:
+                if fusion:
+                    raise ValueError(f"fusion options {sorted(fusion)} apply to FineFACE only, not {type(model).__name__}")
+                probs = model(images).float().softmax(dim=1)
+            probabilities.append(probs.cpu())
+            labels.append(torch.as_tensor(y).cpu())
+            rows.append(torch.as_tensor(index).cpu())
+    if not probabilities:
+        raise ValueError("the loader yielded no batches: is the split empty?")
+    probs = torch.cat(probabilities).numpy()
+    return {
+        "row_index": torch.cat(rows).numpy(),
+        "y_true": torch.cat(labels).numpy(),
+        "y_pred": probs.argmax(axis=1),
+        "probabilities": probs,
+    }
