@@ -104,13 +104,14 @@ def boxes_from_maps(
     x0 = cols.to(torch.uint8).argmax(dim=1)
     x1 = width - cols.flip(1).to(torch.uint8).argmax(dim=1)
     pad_y, pad_x = int(pad * height), int(pad * width)
-    boxes = torch.stack(
-        [(x0 - pad_x).clamp(min=0), (y0 - pad_y).clamp(min=0),
-         (x1 + pad_x).clamp(max=width), (y1 + pad_y).clamp(max=height)],
+    # Python-scalar fills keep this free of host<->device copies.
+    return torch.stack(
+        [torch.where(found, (x0 - pad_x).clamp(min=0), 0),
+         torch.where(found, (y0 - pad_y).clamp(min=0), 0),
+         torch.where(found, (x1 + pad_x).clamp(max=width), width),
+         torch.where(found, (y1 + pad_y).clamp(max=height), height)],
         dim=1,
     ).long()
-    whole = torch.tensor([0, 0, width, height], device=boxes.device)
-    return torch.where(found[:, None], boxes, whole)
 
 
 def crop_and_resize(images: Tensor, boxes: Tensor, size: tuple[int, int] | None = None) -> Tensor:

@@ -36,7 +36,7 @@ _HEAD_TYPES = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Linear
 _CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
 # Old DenseNet checkpoints (torchvision's own files) name layers "norm.1"; modules now "norm1".
 _OLD_DENSENET_KEY = re.compile(
-    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
 )
 
 
@@ -141,7 +141,9 @@ def load_backbone_file(model: nn.Module, path: Path) -> None:
 
     own = model.state_dict()
     head = _classifier_prefixes(model)
-    missing = [k for k in own if k not in state and not k.startswith(head)]
+    # Files older than BatchNorm's num_batches_tracked (torchvision's own) lack it; BN fills it in.
+    missing = [k for k in own if k not in state and not k.startswith(head)
+               and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in state
                   if k in own and not k.startswith(head) and state[k].shape != own[k].shape]
