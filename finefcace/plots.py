@@ -1,0 +1,450 @@
+"""Figures of the course: per-group accuracies, attention overlays (Fig. 1/3), the Fig. 4
+decomposition, accuracy-vs-bias trade-offs and training curves.
+
+Every helper takes results already computed (reports of ``finefcace.metrics``, tables of
+``finefcace.paper_results``, arrays or tensors of maps), returns a ``matplotlib.figure.Figure``
+and draws nothing else: this module does not import the model code. matplotlib and seaborn are
+imported when a helper is first called, so ``import finefcace`` stays light.
+
+Introduced in ``notebooks/05_evaluation.ipynb`` (groups, decomposition, trade-off),
+``notebooks/03_attention_crop.ipynb`` (attention overlays) and ``notebooks/04_training.ipynb``
+(training curves).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "group_accuracy_bars",
+    "attention_overlays",
+    "fairness_decomposition",
+    "accuracy_fairness_scatter",
+    "training_curves",
+]
+
+# attribute metric names (finefcace.metrics) and the paper's labels (finefcace.paper_results)
+_ATTRIBUTE_COLUMNS = {
+    "accuracy": ("accuracy", "Accuracy"), "max_group_accuracy": ("max_group_accuracy", "Max. grp. Acc."),
+    "min_group_accuracy": ("min_group_accuracy", "Min. grp. Acc."), "tpr": ("tpr", "TPR"),
+    "max_group_tpr": ("max_group_tpr", "Max. grp. TPR"), "min_group_tpr": ("min_group_tpr", "Min. grp. TPR"),
+    "deo": ("deo", "DEO"), "deodds": ("deodds", "DEODD", "DEOdds"),
+}
+
+
+@contextlib.contextmanager
+def _plotting() -> Iterator[Any]:
+    """Import matplotlib lazily and silence the seaborn-on-matplotlib-3.11 ``vert`` warning."""
+    import matplotlib
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*vert.*", category=PendingDeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*vert.*", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*vert.*", category=matplotlib.MatplotlibDeprecationWarning)
+        yield matplotlib
+
+
+def _figure(width: float, height: float, **kwargs: Any) -> "Figure":
+    """A figure not registered with pyplot (no double display, no leak when many are made);
+    pyplot is still imported so Jupyter's inline backend knows how to show a Figure."""
+    import matplotlib.pyplot  # noqa: F401  (registers the notebook display of Figure objects)
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained", **kwargs)
+
+
+def _palette(n: int) -> list:
+    import seaborn as sns
+
+    return sns.color_palette("colorblind", max(n, 1))
+
+
+def _to_numpy(array: Any) -> np.ndarray:
+    if hasattr(array, "detach"):  # a torch tensor, without importing torch here
+        array = array.detach().cpu().numpy()
+    return np.asarray(array, dtype=float)
+
+
+# ------------------------------------------------------------------------------------------
+# per-group accuracy with intervals
+
+
+def _reports(reports: pd.DataFrame | Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    if isinstance(reports, pd.DataFrame):
+        return {"model": reports}
+    if isinstance(reports, Mapping) and reports:
+        return {str(k): v for k, v in reports.items()}
+    raise TypeError("reports must be a metrics report or a dict label -> report, e.g. "
+                    "{'Baseline': baseline_report, 'FineFACE': finefcace_report}")
+
+
+def group_accuracy_bars(reports: pd.DataFrame | Mapping[str, pd.DataFrame], *, metric: str = "accuracy",
+                        attribute: str | None = None, title: str | None = None) -> "Figure":
+    """Per-group accuracy (or TPR/FPR) of one or more models, each with its bootstrap interval.
+
+    ``reports``: a ``gender_task_report`` / ``attribute_task_report`` or a dict label -> report
+    (e.g. baseline vs FineFACE). One row per group, one marker per model with its interval as an
+    error bar, and each model's overall value as a dashed line: points with interval bars rather
+    than filled bars, because accuracies near 90% drawn as bars from 0 hide the gaps that matter.
+    Attribute reports need ``attribute`` (default: the mean over attributes).
+    Book: ``notebooks/05_evaluation.ipynb``.
+    """
+    items = _reports(reports)
+    tidy = []
+    for label, report in items.items():
+        rows = report
+        if "attribute" in report.columns:
+            wanted = attribute or ("mean" if "mean" in set(report["attribute"]) else report["attribute"].iloc[0])
+            rows = report[report["attribute"] == wanted]
+            if rows.empty:
+                raise ValueError(f"report {label!r} has no attribute {wanted!r}; it has "
+                                 f"{sorted(set(report['attribute']))}")
+        groups = rows[(rows["metric"] == metric) & (rows["group"] != "all")]
+        if groups.empty:
+            raise ValueError(f"report {label!r} has no per-group {metric!r} rows (metrics: "
+                             f"{sorted(set(rows['metric']))})")
+        overall_metric = "overall_accuracy" if metric == "accuracy" and "attribute" not in report.columns else metric
+        overall = rows[(rows["metric"] == overall_metric) & (rows["group"] == "all")]
+        tidy.append((label, groups.reset_index(drop=True), float(overall["value"].iloc[0]) if len(overall) else np.nan))
+    order = list(dict.fromkeys(g for _, groups, _ in tidy for g in groups["group"]))
+    colors = _palette(len(tidy))
+    with _plotting():
+        fig = _figure(7.0, 1.3 + 0.3 * len(order) * max(1, min(len(tidy), 3)) ** 0.5)
+        ax = fig.add_subplot()
+        step = 0.7 / max(len(tidy), 1)
+        for k, (label, groups, overall) in enumerate(tidy):
+            position = {g: i for i, g in enumerate(order)}
+            y = np.array([position[g] for g in groups["group"]]) - 0.35 + step * (k + 0.5)
+            value = groups["value"].to_numpy(dtype=float)
+            low = groups["ci_low"].to_numpy(dtype=float) if "ci_low" in groups else np.full_like(value, np.nan)
+            high = groups["ci_high"].to_numpy(dtype=float) if "ci_high" in groups else np.full_like(value, np.nan)
+            err = np.vstack([np.where(np.isnan(low), 0, value - low), np.where(np.isnan(high), 0, high - value)])
+            ax.errorbar(value, y, xerr=err, fmt="o", color=colors[k], ecolor=colors[k], elinewidth=1.5,
+                        capsize=2.5, markersize=5, label=label)
+            if not np.isnan(overall):
+                ax.axvline(overall, color=colors[k], linestyle="--", linewidth=1, alpha=0.8)
+        ax.set_yticks(range(len(order)), order)
+        ax.invert_yaxis()
+        ax.set_ylim(len(order) - 0.5, -0.5)
+        unit = "%"
+        ax.set_xlabel(f"{'accuracy' if metric == 'accuracy' else metric.upper()} ({unit}); dashed: overall; "
+                      "bars: bootstrap interval")
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(loc="best", fontsize="small", frameon=False)
+        ax.set_title(title or f"Per-group {metric}")
+    return fig
+
+
+# ------------------------------------------------------------------------------------------
+# attention overlays (Fig. 1 and Fig. 3)
+
+
+def _images_hwc(images: Any, mean: Sequence[float] | None, std: Sequence[float] | None) -> np.ndarray:
+    array = _to_numpy(images)
+    if array.ndim == 2:
+        array = array[None, ..., None]
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4:
+        raise ValueError(f"images must be (B, C, H, W), (B, H, W, C) or one image; got shape {array.shape}")
+    if array.shape[1] in (1, 3) and array.shape[-1] not in (1, 3):
+        array = array.transpose(0, 2, 3, 1)
+    if mean is not None and std is not None:
+        array = array * np.asarray(std, dtype=float) + np.asarray(mean, dtype=float)
+    elif array.min() < 0 or array.max() > 1:  # unknown normalisation: rescale each image for display
+        low = array.min(axis=(1, 2, 3), keepdims=True)
+        high = array.max(axis=(1, 2, 3), keepdims=True)
+        array = (array - low) / np.where(high > low, high - low, 1.0)
+    array = np.clip(array, 0.0, 1.0)
+    return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array
+
+
+def _maps(maps: Any, batch: int, what: str) -> np.ndarray:
+    array = _to_numpy(maps)
+    if array.ndim == 4 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3 or array.shape[0] != batch:
+        raise ValueError(f"{what} must be (B, h, w) with B = {batch} images; got shape {array.shape}")
+    # min-max normalisation of each map, Eq. (4)
+    low = array.min(axis=(1, 2), keepdims=True)
+    high = array.max(axis=(1, 2), keepdims=True)
+    return (array - low) / np.where(high > low, high - low, 1.0)
+
+
+def attention_overlays(images: Any, expert_maps: Sequence[Any], overall_map: Any, baseline_map: Any = None, *,
+                       mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                       row_labels: Sequence[str] | None = None, alpha: float = 0.5, cmap: str = "jet",
+                       panel_size: float = 1.6) -> "Figure":
+    """Attention maps over the input, as in the paper's Fig. 1 and Fig. 3.
+
+    Columns: the input, each expert's normalised map (Omega~_n^norm, Eq. 4), the overall map
+    (Omega~_oval^norm) and, when given, the baseline's CAM (Omega~_ori^norm). One row per image.
+    ``images``: (B, C, H, W) or (B, H, W, C) array/tensor (``mean``/``std`` undo the input
+    normalisation); maps: (B, h, w) arrays/tensors at any resolution, min-max normalised here
+    and stretched bilinearly over the image. Red = most activated. Pass maps already computed
+    (``finefcace.attention.class_activation_maps``); nothing here runs a model.
+    Book: ``notebooks/03_attention_crop.ipynb``.
+    """
+    pictures = _images_hwc(images, mean, std)
+    batch = pictures.shape[0]
+    columns = [("input", None)]
+    columns += [(rf"expert {n + 1}  $\tilde\Omega_{n + 1}^{{norm}}$", _maps(m, batch, f"expert_maps[{n}]"))
+                for n, m in enumerate(expert_maps)]
+    columns.append((r"overall  $\tilde\Omega_{oval}^{norm}$", _maps(overall_map, batch, "overall_map")))
+    if baseline_map is not None:
+        columns.append((r"baseline  $\tilde\Omega_{ori}^{norm}$", _maps(baseline_map, batch, "baseline_map")))
+    if row_labels is not None and len(row_labels) != batch:
+        raise ValueError(f"row_labels has {len(row_labels)} entries for {batch} images")
+    with _plotting() as mpl:
+        fig = _figure(panel_size * len(columns) + 0.8, panel_size * batch + 0.5)
+        axes = fig.subplots(batch, len(columns), squeeze=False)
+        height, width = pictures.shape[1:3]
+        image = None
+        for i in range(batch):
+            for j, (title, maps) in enumerate(columns):
+                ax = axes[i, j]
+                ax.imshow(pictures[i], extent=(0, width, height, 0))
+                if maps is not None:
+                    image = ax.imshow(maps[i], cmap=cmap, alpha=alpha, vmin=0, vmax=1, interpolation="bilinear",
+                                      extent=(0, width, height, 0))
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if i == 0:
+                    ax.set_title(title, fontsize=9)
+                if j == 0 and row_labels is not None:
+                    ax.set_ylabel(row_labels[i], fontsize=9)
+        if image is not None:
+            colorbar = fig.colorbar(image, ax=axes, shrink=0.8, pad=0.01, fraction=0.03)
+            colorbar.set_label("normalised activation", fontsize=8)
+            colorbar.ax.tick_params(labelsize=7)
+        del mpl
+    return fig
+
+
+# ------------------------------------------------------------------------------------------
+# Fig. 4: decomposition of the change from a baseline
+
+
+def _metrics_by_method(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows = methods, columns = attribute metric names, from paper layouts, side_by_side or a
+    plain frame (metric names or the paper's labels, either orientation)."""
+    def canonical(labels: Sequence[Any]) -> dict[Any, str]:
+        found = {}
+        for label in labels:
+            for name, aliases in _ATTRIBUTE_COLUMNS.items():
+                if label in aliases:
+                    found[label] = name
+        return found
+
+    frame = table.copy()
+    if len(canonical(list(frame.index))) > len(canonical(list(frame.columns))):
+        frame = frame.T
+    frame = frame.rename(columns=canonical(list(frame.columns)))
+    missing = [m for m in _ATTRIBUTE_COLUMNS if m not in frame.columns]
+    if missing:
+        raise ValueError(f"the table lacks {missing}: give rows = methods and the columns of Table 6/7 "
+                         "(e.g. paper_results.side_by_side(report, 'table7', label=...))")
+    if isinstance(frame.index, pd.MultiIndex):
+        frame.index = [method if str(source).startswith("paper") else f"{method} ({source})"
+                       for source, method in frame.index]
+    frame.index = [str(i) for i in frame.index]
+    return frame.loc[:, list(_ATTRIBUTE_COLUMNS)].astype(float)
+
+
+def fairness_decomposition(table: pd.DataFrame, baseline: str, *, highlight: str | Sequence[str] | None = None,
+                           title: str | None = None) -> "Figure":
+    """The paper's Fig. 4: each method's change from ``baseline`` (mean over the attributes).
+
+    Left: change in the minimum group accuracy. Right, top to bottom: change in accuracy
+    (overall, best group, worst group), change in TPR (overall, best, worst), and DEO/DEOdds
+    (absolute values; lower is fairer). ``table``: rows = methods, columns = the Table 6/7
+    metrics (``paper_results.paper_layout('table7')`` or ``side_by_side(..., 'table7', ...)``
+    work as they are). ``highlight``: method name(s) drawn in bold, e.g. ours.
+    Book: ``notebooks/05_evaluation.ipynb``.
+    """
+    frame = _metrics_by_method(table)
+    if baseline not in frame.index:
+        raise ValueError(f"baseline {baseline!r} is not a row of the table; rows: {list(frame.index)}")
+    base = frame.loc[baseline]
+    others = frame.drop(index=baseline)
+    highlighted = {highlight} if isinstance(highlight, str) else set(highlight or ())
+    names = list(others.index)
+    colors = _palette(3)
+    with _plotting():
+        fig = _figure(11.0, 1.6 + 0.55 * len(names) * 1.6)
+        grid = fig.add_gridspec(3, 2, width_ratios=[1, 1.5])
+        left = fig.add_subplot(grid[:, 0])
+        change = others["min_group_accuracy"] - base["min_group_accuracy"]
+        left.barh(names, change, color=[colors[2] if v >= 0 else colors[1] for v in change])
+        left.axvline(0, color="black", linewidth=0.8)
+        left.set_xlabel("change in min. group accuracy (points)")
+        left.invert_yaxis()
+        panels = [
+            ("accuracy", ("accuracy", "max_group_accuracy", "min_group_accuracy"), "change in accuracy (points)"),
+            ("tpr", ("tpr", "max_group_tpr", "min_group_tpr"), "change in TPR (points)"),
+        ]
+        position = np.arange(len(names))
+        width = 0.27
+        for row, (_, metrics, label) in enumerate(panels):
+            ax = fig.add_subplot(grid[row, 1])
+            for k, (metric, part) in enumerate(zip(metrics, ("overall", "best group", "worst group"))):
+                ax.bar(position + (k - 1) * width, others[metric] - base[metric], width, label=part, color=colors[k])
+            ax.axhline(0, color="black", linewidth=0.8)
+            ax.set_ylabel(label, fontsize=9)
+            ax.set_xticks(position, [""] * len(names))
+            ax.legend(fontsize="x-small", ncols=3, frameon=False, loc="best")
+            ax.grid(axis="y", alpha=0.3)
+        ax = fig.add_subplot(grid[2, 1])
+        for k, (metric, label) in enumerate((("deo", "DEO"), ("deodds", "DEOdds"))):
+            ax.bar(position + (k - 0.5) * 0.38, frame.loc[names, metric], 0.38, label=label, color=colors[k])
+        for k, metric in enumerate(("deo", "deodds")):
+            ax.axhline(base[metric], color=colors[k], linestyle="--", linewidth=1)
+        ax.set_ylabel("DEO / DEOdds (points)\n dashed: baseline", fontsize=9)
+        ax.set_xticks(position, names, rotation=35, ha="right", fontsize=8)
+        ax.legend(fontsize="x-small", ncols=2, frameon=False, loc="best")
+        ax.grid(axis="y", alpha=0.3)
+        for axis in fig.axes:
+            for text in list(axis.get_xticklabels()) + list(axis.get_yticklabels()):
+                if text.get_text() in highlighted:
+                    text.set_fontweight("bold")
+        fig.suptitle(title or f"Change from {baseline!r} (mean over attributes)", fontsize=11)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------
+# accuracy vs bias (Pareto) scatter
+
+
+def _pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both (lower x and higher y), by x."""
+    order = np.lexsort((-y, x))
+    front, best = [], -np.inf
+    for i in order:
+        if y[i] > best:
+            front.append(i)
+            best = y[i]
+    return np.array(front, dtype=int)
+
+
+def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None, pareto: bool = True) -> "Figure":
+    """Accuracy (up is better) against a bias measure (left is better) for several methods.
+
+    ``points``: ``paper_results.tradeoff_points(...)`` (or several concatenated): columns
+    source, method, accuracy, fairness, fairness_metric, optional *_low/*_high interval bounds
+    drawn as error bars. Marker and colour by source (paper rows vs ours); the Pareto front of
+    all points is drawn as a grey step line. Book: ``notebooks/05_evaluation.ipynb``.
+    """
+    needed = {"source", "method", "accuracy", "fairness"}
+    if not needed <= set(points.columns):
+        raise ValueError(f"points need columns {sorted(needed)}, got {list(points.columns)}; "
+                         "use paper_results.tradeoff_points(...)")
+    metric = str(points["fairness_metric"].iloc[0]) if "fairness_metric" in points else "bias"
+    labels = {"degree_of_bias": "Degree of Bias (DoB, points)", "deo": "DEO (points)",
+              "deodds": "DEOdds (points)", "max_min_ratio": "Max/Min accuracy ratio"}
+    sources = list(dict.fromkeys(points["source"]))
+    colors = _palette(len(sources))
+    markers = ["o", "s", "D", "^", "v", "P", "X", "*"]
+    with _plotting():
+        fig = _figure(7.0, 5.0)
+        ax = fig.add_subplot()
+        for k, source in enumerate(sources):
+            part = points[points["source"] == source]
+            x, y = part["fairness"].to_numpy(float), part["accuracy"].to_numpy(float)
+
+            def err(column: str, centre: np.ndarray) -> np.ndarray | None:
+                low, high = part.get(f"{column}_low"), part.get(f"{column}_high")
+                if low is None or high is None or np.isnan(low.to_numpy(float)).all():
+                    return None
+                low, high = low.to_numpy(float), high.to_numpy(float)
+                return np.vstack([np.nan_to_num(centre - low), np.nan_to_num(high - centre)]).clip(min=0)
+
+            ax.errorbar(x, y, xerr=err("fairness", x), yerr=err("accuracy", y), fmt=markers[k % len(markers)],
+                        color=colors[k], markersize=7, capsize=2, elinewidth=1, label=source)
+            offset = (6, 4) if k % 2 == 0 else (6, -11)  # sources alternate above/below: fewer overlaps
+            for xi, yi, name in zip(x, y, part["method"]):
+                ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=offset, fontsize=8,
+                            color=colors[k])
+        if pareto and len(points) > 1:
+            x, y = points["fairness"].to_numpy(float), points["accuracy"].to_numpy(float)
+            keep = ~(np.isnan(x) | np.isnan(y))
+            front = np.flatnonzero(keep)[_pareto_front(x[keep], y[keep])]
+            ax.scatter(x[front], y[front], s=190, facecolors="none", edgecolors="black", linewidths=1.0,
+                       label="Pareto-optimal (none better on both)", zorder=3)
+            if len(front) > 1:
+                ax.step(x[front], y[front], where="post", color="grey", linestyle=":", linewidth=1.2, zorder=0)
+        ax.set_xlabel(f"{labels.get(metric, metric)}  (lower is fairer)")
+        ax.set_ylabel("accuracy (%)  (higher is better)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", frameon=False, loc="best")
+        ax.set_title(title or "Accuracy vs. bias")
+    return fig
+
+
+# ------------------------------------------------------------------------------------------
+# training curves
+
+
+def training_curves(history: pd.DataFrame | Sequence[Mapping[str, Any]], *, x: str | None = None,
+                    title: str | None = None) -> "Figure":
+    """Losses, accuracies and learning rate per epoch from a run's history.
+
+    ``history``: a DataFrame or a list of dicts, one per epoch (or step), with ``epoch`` (or
+    ``step``) and any numeric columns: those with "loss" in their name (e.g. one per training
+    step kind, ``loss_expert_1``, ``loss_oval``, ``val_loss``) go in the first panel, those with
+    "acc" in the second, "lr"/"learning_rate" in a third (log scale). Panels with no column are
+    left out; several rows per x value are averaged. Book: ``notebooks/04_training.ipynb``.
+    """
+    frame = pd.DataFrame(list(history) if not isinstance(history, pd.DataFrame) else history)
+    if frame.empty:
+        raise ValueError("training_curves: the history is empty")
+    x = x or next((c for c in ("epoch", "step", "iteration") if c in frame.columns), None)
+    if x is None:
+        frame = frame.reset_index().rename(columns={"index": "row"})
+        x = "row"
+    numeric = [c for c in frame.columns if c != x and pd.api.types.is_numeric_dtype(frame[c])
+               and not pd.api.types.is_bool_dtype(frame[c])]
+    groups = {
+        "loss": [c for c in numeric if "loss" in c.lower()],
+        "accuracy (%)": [c for c in numeric if "acc" in c.lower()],
+        "learning rate": [c for c in numeric if c.lower() in ("lr", "learning_rate") or c.lower().startswith("lr_")
+                          or c.lower().endswith("_lr")],
+    }
+    groups = {k: v for k, v in groups.items() if v}
+    if not groups:
+        raise ValueError(f"training_curves: no loss/acc/lr columns in the history (columns: {list(frame.columns)})")
+    curves = frame.groupby(x, sort=True)[sorted({c for v in groups.values() for c in v})].mean()
+    with _plotting():
+        fig = _figure(4.2 * len(groups), 3.4)
+        axes = fig.subplots(1, len(groups), squeeze=False)[0]
+        for ax, (label, columns) in zip(axes, groups.items()):
+            colors = _palette(len(columns))
+            for color, column in zip(colors, columns):
+                values = curves[column]
+                if label.startswith("accuracy") and values.max() <= 1.0:
+                    values = 100.0 * values  # fractions -> percent
+                ax.plot(curves.index, values, marker="o" if len(curves) <= 30 else None, markersize=3,
+                        color=color, label=column)
+            ax.set_xlabel(x)
+            ax.set_ylabel(label)
+            if label == "learning rate":
+                positive = curves[columns].to_numpy(float)
+                if (positive > 0).all() and positive.max() / positive.min() > 20:
+                    ax.set_yscale("log")  # schedules spanning decades
+                else:
+                    ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="x-small", frameon=False)
+        if title:
+            fig.suptitle(title, fontsize=11)
+    return fig
