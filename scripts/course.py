@@ -7,7 +7,10 @@ Steps
 1. Read the notebook order from ``_toc.yml`` (the book's table of contents is the one list).
 2. Execute each ``notebooks/NN_*.ipynb`` with papermill, parameters from the profile file,
    working directory ``notebooks/`` (as nbval uses), into ``book/notebooks/`` — the copies
-   the book renders. Stored notebooks stay clean.
+   the book renders. Stored notebooks stay clean. One profile serves the whole chain: each
+   notebook receives only the keys its ``parameters`` cell declares, and a profile key that
+   no notebook of the course declares (a typo) stops the run before anything executes,
+   naming the key and the close names.
 3. Build the book with ``jupyter-book build -W -n --keep-going`` into a staging folder and only
    then move it to ``_build/html``.
 
@@ -69,6 +72,36 @@ def load_profile(path: Path | None) -> dict:
     return params
 
 
+def parameters_per_notebook(root: Path, stems: list[str], params: dict) -> dict[str, dict]:
+    """The profile split by notebook: each notebook gets the keys its parameters cell declares.
+
+    A key that no notebook in ``stems`` declares raises :class:`CourseError` naming it and
+    the close names (checked before any notebook runs).
+    """
+    import difflib
+
+    from finefcace.notebook import declared_parameters
+
+    declared: dict[str, set[str]] = {}
+    for stem in stems:
+        path = root / "notebooks" / f"{stem}.ipynb"
+        try:
+            declared[stem] = set(declared_parameters(path))
+        except Exception:  # missing or unreadable: execute_notebooks names it when it gets there
+            declared[stem] = set()
+    known = set().union(*declared.values()) if declared else set()
+    unknown = sorted(set(params) - known)
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+            hints.append(f"{key!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""))
+        raise CourseError(f"profile key{'s' if len(unknown) > 1 else ''} {', '.join(hints)} "
+                          f"{'are' if len(unknown) > 1 else 'is'} declared by no notebook of the course; "
+                          f"fix the profile. Known keys: {', '.join(sorted(known))}")
+    return {stem: {k: v for k, v in params.items() if k in declared[stem]} for stem in stems}
+
+
 def _failed_cell(source_path: Path, executed_path: Path) -> str:
     """Describe the first cell with an error output, numbered as in the stored notebook."""
     import nbformat
@@ -99,6 +132,7 @@ def execute_notebooks(root: Path, stems: list[str], params: dict, *, profile_nam
     out_dir.mkdir(parents=True, exist_ok=True)
     failed_dir = root / "_build" / "failed"
     timings = []
+    per_notebook = parameters_per_notebook(root, notebook_order(root), params)
     for stem in stems:
         source = root / "notebooks" / f"{stem}.ipynb"
         target = out_dir / f"{stem}.ipynb"
@@ -109,7 +143,7 @@ def execute_notebooks(root: Path, stems: list[str], params: dict, *, profile_nam
         started = time.perf_counter()
         try:
             pm.execute_notebook(
-                str(source), str(target), parameters=params, cwd=str(root / "notebooks"),
+                str(source), str(target), parameters=per_notebook.get(stem, {}), cwd=str(root / "notebooks"),
                 kernel_name="python3", progress_bar=False, log_output=False,
             )
         except Exception as error:  # PapermillExecutionError, or a notebook that cannot be read

@@ -101,3 +101,34 @@ def test_a_bad_profile_is_refused_before_anything_runs(tmp_path, bad):
     result = run_course(project, "--profile", str(project / bad))
     assert result.returncode != 0 and bad in result.stderr
     assert not (project / "book" / "notebooks" / "01_ok.ipynb").exists()
+
+
+def _notebook_with(parameters: str, *sources: str) -> nbformat.NotebookNode:
+    nb = _notebook(*sources)
+    nb.cells[1].source = parameters
+    return nb
+
+
+def test_each_notebook_receives_only_the_profile_keys_it_declares(tmp_path):
+    """One profile serves the whole chain; a notebook never sees another chapter's keys."""
+    project = make_project(tmp_path, {
+        "01_n": _notebook("print('n is', n, '| m injected:', 'm' in globals())"),
+        "02_m": _notebook_with("m: int = 3", "print('m is', m, '| n injected:', 'n' in globals())"),
+    })
+    (project / "profile.yaml").write_text("n: 7\nm: 5\n")
+    result = run_course(project, "--profile", str(project / "profile.yaml"), "--skip-build")
+    assert result.returncode == 0, result.stdout + result.stderr
+    first = (project / "book" / "notebooks" / "01_n.ipynb").read_text()
+    second = (project / "book" / "notebooks" / "02_m.ipynb").read_text()
+    assert "n is 7 | m injected: False" in first
+    assert "m is 5 | n injected: False" in second
+
+
+def test_a_profile_key_no_notebook_declares_stops_the_run_before_anything_runs(tmp_path):
+    project = make_project(tmp_path, {"01_ok": _notebook("print('fine')")})
+    (project / "profile.yaml").write_text("nn: 7\n")
+    result = run_course(project, "--profile", str(project / "profile.yaml"))
+    assert result.returncode != 0
+    assert "'nn'" in result.stderr and "did you mean 'n'" in result.stderr, result.stderr
+    assert not (project / "book" / "notebooks" / "01_ok.ipynb").exists()
+    assert not (project / "_build" / "html").exists()
