@@ -73,7 +73,7 @@ def _as_group_series(group_accuracies: Any) -> pd.Series:
     elif isinstance(group_accuracies, Mapping):
         series = pd.Series(dict(group_accuracies))
     else:
-        series = pd.Series(np.asarray(group_accuracies, dtype=float).ravel())
+        series = pd.Series(np.asarray(group_accuracies).ravel())
     try:
         return series.astype(float)
     except (TypeError, ValueError) as err:
@@ -194,9 +194,9 @@ def _predictions_frame(predictions: pd.DataFrame | None, y_true: Any, y_pred: An
         elif isinstance(groups, Mapping):
             group_frame = pd.DataFrame({k: np.asarray(v) for k, v in groups.items()})
         elif isinstance(groups, pd.Series):
-            group_frame = pd.DataFrame({groups.name or "group": groups.to_numpy()})
-        else:
-            group_frame = pd.DataFrame({"group": np.asarray(groups)})
+            group_frame = pd.DataFrame({groups.name or "protected": groups.to_numpy()})
+        else:  # one unnamed protected attribute
+            group_frame = pd.DataFrame({"protected": np.asarray(groups)})
         frame = group_frame.assign(y_true=np.asarray(y_true), y_pred=np.asarray(y_pred)) \
             if len(group_frame) == len(np.asarray(y_true)) == len(np.asarray(y_pred)) else None
         if frame is None:
@@ -284,19 +284,25 @@ def _metric_frame(y_true: np.ndarray, y_pred: np.ndarray, sensitive: pd.DataFram
 def group_rates(predictions: pd.DataFrame | None = None, *, y_true: Any = None, y_pred: Any = None,
                 groups: Any = None, group_columns: Sequence[str] | str | None = None,
                 positive_label: Any = 1, expected_groups: Sequence | None = None,
-                caller: str = "group_rates") -> pd.DataFrame:
+                rates: Sequence[str] = ("accuracy", "tpr", "fpr"), caller: str = "group_rates") -> pd.DataFrame:
     """Per-group sample counts, accuracy, TPR and FPR (fractions) from fairlearn's ``MetricFrame``.
 
     One row per group (index: the group columns; groups of ``expected_groups``, or of the
     product of the columns' levels, that have no sample appear as NaN rows). TPR/FPR are given
     for binary tasks only, and are NaN (not fairlearn's silent 0) where a group has no
     positives / no negatives. Each undefined value raises an ``UndefinedMetricWarning`` naming
-    the group. Columns: n, n_positive, n_negative, accuracy, tpr, fpr.
+    the group. Columns: n, n_positive, n_negative, accuracy, tpr, fpr (``rates`` chooses which
+    rates are computed; the others are NaN, e.g. TPR is meaningless when the protected attribute
+    is the target). ``groups`` as plain values become one column named "protected".
     Book: ``notebooks/05_evaluation.ipynb``.
     """
     frame, group_columns = _predictions_frame(predictions, y_true, y_pred, groups, group_columns, caller)
     labels = sorted(set(frame["y_true"].tolist()) | set(frame["y_pred"].tolist()), key=str)
-    binary = len(labels) <= 2 and positive_label in labels + [positive_label]
+    rates_wanted = tuple(rates)
+    unknown = set(rates_wanted) - {"accuracy", "tpr", "fpr"}
+    if unknown:
+        raise ValueError(f"{caller}: unknown rate(s) {sorted(unknown)}; choose from accuracy, tpr, fpr")
+    binary = len(labels) <= 2 and bool({"tpr", "fpr"} & set(rates_wanted))
     sensitive = frame.loc[:, list(group_columns)]
     mf = _metric_frame(frame["y_true"].to_numpy(), frame["y_pred"].to_numpy(), sensitive, positive_label, binary)
     by_group = mf.by_group
@@ -318,12 +324,15 @@ def group_rates(predictions: pd.DataFrame | None = None, *, y_true: Any = None, 
     else:
         rates.loc[rates["n_positive"] == 0, "tpr"] = np.nan
         rates.loc[rates["n_negative"] == 0, "fpr"] = np.nan
+    for rate in {"tpr", "fpr"} - set(rates_wanted):
+        rates[rate] = np.nan
     for group, row in rates.iterrows():
         name = ", ".join(f"{c}={v}" for c, v in zip(group_columns, group))
         if row["n"] == 0:
             warnings.warn(f"{caller}: group {name} has no samples; its metrics are NaN and it is left "
                           "out of Max/Min, DoB, DEO and DEOdds", UndefinedMetricWarning, stacklevel=2)
-        elif binary and (row["n_positive"] == 0 or row["n_negative"] == 0):
+        elif binary and (("tpr" in rates_wanted and row["n_positive"] == 0)
+                         or ("fpr" in rates_wanted and row["n_negative"] == 0)):
             kind, rate = ("positives", "TPR") if row["n_positive"] == 0 else ("negatives", "FPR")
             warnings.warn(f"{caller}: group {name} has no {kind} (y_true == {positive_label!r} "
                           f"{'never' if kind == 'positives' else 'always'}); its {rate} is NaN and it is "
@@ -441,7 +450,8 @@ def gender_task_report(predictions: pd.DataFrame | None = None, *, y_true: Any =
     caller = "gender_task_report"
     _check_bootstrap_args(n_bootstrap, confidence)
     frame, group_columns = _predictions_frame(predictions, y_true, y_pred, groups, group_columns, caller)
-    rates = group_rates(frame, group_columns=group_columns, expected_groups=expected_groups, caller=caller)
+    rates = group_rates(frame, group_columns=group_columns, expected_groups=expected_groups,
+                        rates=("accuracy",), caller=caller)
     wanted = list(rates.index)
     classes = sorted(set(frame["y_true"].tolist()) | set(frame["y_pred"].tolist()), key=str)
     k = len(classes)
