@@ -14,6 +14,7 @@ cached), or the path of a local state-dict file of the torchvision model.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections import OrderedDict
@@ -185,27 +186,24 @@ def trunk_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def cut_into_stages(model: nn.Module, probe_size: int = PROBE_SIZE) -> list[Stage]:
     """Group the trunk layers of ``model`` into stages by output stride (paper §4.2).
 
-    A probe image of ``probe_size``² runs once through the layers (eval mode, no grad, so
-    BatchNorm statistics are untouched); a new stage starts whenever the stride changes.
-    ResNet-50 gives 5 stages at strides 2, 4, 8, 16, 32 (conv1+bn1+relu, maxpool+layer1,
-    layer2, layer3, layer4). Introduced in ``notebooks/02_experts.ipynb``.
+    A probe image of ``probe_size``² runs once through the layers of a copy of the model on
+    PyTorch's ``meta`` device (shapes only: no arithmetic, the model itself is untouched);
+    a new stage starts whenever the stride changes. ResNet-50 gives 5 stages at strides 2,
+    4, 8, 16, 32 (conv1+bn1+relu, maxpool+layer1, layer2, layer3, layer4). Introduced in
+    ``notebooks/02_experts.ipynb``.
     """
     layers = trunk_layers(model)
-    was_training = model.training
-    model.eval()
+    probe_layers = trunk_layers(_meta_copy(model).eval())
     strides: list[int] = []
     channels: list[int] = []
-    try:
-        with torch.no_grad():
-            x = torch.zeros(1, 3, probe_size, probe_size, device=_device_of(model))
-            for name, layer in layers:
-                x = layer(x)
-                if x.dim() != 4:
-                    raise ValueError(f"layer {name!r} of {type(model).__name__} does not output a 2-D map")
-                strides.append(round(probe_size / x.shape[-1]))
-                channels.append(x.shape[1])
-    finally:
-        model.train(was_training)
+    with torch.no_grad():
+        x = torch.zeros(1, 3, probe_size, probe_size, device="meta")
+        for name, layer in probe_layers:
+            x = layer(x)
+            if x.dim() != 4:
+                raise ValueError(f"layer {name!r} of {type(model).__name__} does not output a 2-D map")
+            strides.append(round(probe_size / x.shape[-1]))
+            channels.append(x.shape[1])
 
     stages: list[Stage] = []
     start = 0
@@ -217,9 +215,13 @@ def cut_into_stages(model: nn.Module, probe_size: int = PROBE_SIZE) -> list[Stag
     return stages
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
+def _meta_copy(model: nn.Module) -> nn.Module:
+    """A structural copy of ``model`` whose parameters and buffers live on the meta device."""
+    memo: dict[int, Any] = {}
+    for tensor in [*model.parameters(), *model.buffers()]:
+        meta = torch.empty_like(tensor, device="meta")
+        memo[id(tensor)] = nn.Parameter(meta, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else meta
+    return copy.deepcopy(model, memo)
 
 
 def final_classifier(model: nn.Module) -> tuple[str, nn.Linear]:
