@@ -1,0 +1,608 @@
+"""What FineFACE costs: training and inference, measured side by side against the baseline,
+the FLOP count and the published code's structure.
+
+Run (from the repository root)::
+
+    python benchmarks/run.py                       # cpu-small: ResNet-18, 112 px, batch 8
+    python benchmarks/run.py --config cpu-r50      # ResNet-50, 224 px, batch 4
+    python benchmarks/run.py --config paper        # ResNet-50, 448 px, batch 16, CUDA, bf16, channels_last
+    python benchmarks/run.py --backbone resnet34 --input-size 96 --batch 4
+
+Every workload runs once per repetition, interleaved (the order rotates), after warm-up
+repetitions; ratios are taken per repetition and summarised by their median and quartiles
+(:mod:`benchmarks.measure`). The workloads:
+
+- ``baseline_train`` / ``finefcace_train``: the real :func:`finefcace.train.baseline_iteration`
+  and :func:`finefcace.train.finefcace_iteration` (preset ``paper``: step n forwards only
+  expert e_n), with the FineFACE iteration split into its N + 2 steps and the attention
+  computation (CAMs, A_1..A_N, A_oval);
+- ``finefcace_all_heads_train``: the same trainer with ``steps_forward="all_heads"`` (every
+  head in every step, as the published code; attention still batched);
+- ``published_train``: the published code's structure (every head in every step *and*
+  per-sample attention with host reads), :mod:`benchmarks.reference`;
+- ``baseline_infer`` / ``fused_infer``: the baseline's forward vs
+  :func:`finefcace.predict.fused_logits` (raw view + A_oval, all heads);
+- ``crop_batched`` / ``crop_per_sample``: A_1..A_N and A_oval from given CAMs, batched
+  (:mod:`finefcace.attention`) vs the per-sample loop, at ``--crop-batch`` images (64).
+
+Inputs are random tensors and random labels (K = 2), not faces: the cost of every step is
+independent of the pixel values (box sizes change only which pixels the crop reads).
+
+Writes ``benchmarks/results/<name>.json`` and regenerates ``benchmarks/results/cost_table.md``
+(from every results file there), which the book's cost chapter includes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import measure  # noqa: E402
+from benchmarks.reference import per_sample_regions, published_structure_iteration  # noqa: E402
+from finefcace import attention  # noqa: E402
+from finefcace.model import Baseline, FineFACE  # noqa: E402
+from finefcace.predict import fused_logits  # noqa: E402
+from finefcace.presets import get_preset  # noqa: E402
+from finefcace.train import baseline_iteration, build_optimizer, finefcace_iteration, step_names  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+TABLE_FILE = "cost_table.md"
+
+#: The targets this benchmark checks (the issue that asked for it): name -> (limit, direction).
+TARGETS = {
+    "train_time_over_flop_ratio": (1.10, "max"),
+    "inference_time_over_flop_ratio": (1.10, "max"),
+    "crop_speedup": (20.0, "min"),
+    "crop_share_of_iteration": (0.03, "max"),
+    "finefcace_over_published_time": (1.0, "max_exclusive"),
+}
+
+
+@dataclasses.dataclass
+class BenchConfig:
+    """One benchmark setting. Presets in :data:`CONFIGS`; every field can be overridden on the CLI."""
+
+    name: str
+    backbone: str
+    input_size: int
+    batch: int
+    crop_batch: int = 64
+    repetitions: int = 5
+    warmup: int = 1
+    device: str = "cpu"
+    amp: bool = False            # bf16 autocast (GPU)
+    channels_last: bool = False  # model and images in channels_last (GPU)
+    preset: str = "paper"        # model switches, λ, threshold, pad, region draw
+    num_classes: int = 2
+    seed: int = 0
+    threads: int | None = None   # torch.set_num_threads (CPU); None = torch's default
+    profile: bool = True         # record torch.profiler top operators
+
+
+CONFIGS: dict[str, BenchConfig] = {
+    "tiny": BenchConfig("tiny", "resnet18", 64, 2, crop_batch=4, repetitions=1, warmup=0),
+    "cpu-small": BenchConfig("cpu-small", "resnet18", 112, 8, repetitions=7, warmup=2),
+    "cpu-r50": BenchConfig("cpu-r50", "resnet50", 224, 4, repetitions=5, warmup=1),
+    "paper": BenchConfig("paper", "resnet50", 448, 16, repetitions=10, warmup=3, device="cuda",
+                         amp=True, channels_last=True),
+}
+
+
+# ----------------------------------------------------------------------------- step breakdown
+
+
+class StepRecorder:
+    """Seconds (and, with ``flops``, FLOPs) of each of the N + 2 steps of one real
+    :func:`~finefcace.train.finefcace_iteration`, and of its attention computation.
+
+    Step boundaries come from the trainer's ``on_step`` hook (called after each optimizer
+    step); the attention computation is bracketed by wrapping the three
+    :mod:`finefcace.attention` functions the trainer calls, only while :meth:`recording`.
+    Each boundary synchronises the device (no-op on CPU).
+    """
+
+    WRAPPED = ("class_activation_maps", "attention_regions", "overall_region")
+
+    def __init__(self, device: torch.device, num_experts: int) -> None:
+        self.device = device
+        self.names = step_names(num_experts)
+        self.history: list[dict[str, float]] = []
+        self.flops: dict[str, int] | None = None
+        self._marks: measure.FlopMarks | None = None
+
+    def _mark(self, label: str) -> None:
+        measure.synchronize(self.device)
+        now = time.perf_counter()
+        self._current[label] = self._current.get(label, 0.0) + now - self._last
+        self._last = now
+        if self._marks is not None:
+            self._marks.mark(label)
+
+    def on_step(self, info: dict[str, Any]) -> None:
+        self._mark(info["name"])
+        self._step += 1
+
+    @contextlib.contextmanager
+    def recording(self, count_flops: bool = False):
+        originals = {name: getattr(attention, name) for name in self.WRAPPED}
+
+        def wrap(function: Callable) -> Callable:
+            def timed(*args: Any, **kwargs: Any) -> Any:
+                self._mark(self.names[self._step])  # the step's own work so far
+                result = function(*args, **kwargs)
+                self._mark("attention")
+                return result
+            return timed
+
+        self._current: dict[str, float] = {}
+        self._step = 0
+        marks = measure.FlopMarks() if count_flops else contextlib.nullcontext()
+        try:
+            for name, function in originals.items():
+                setattr(attention, name, wrap(function))
+            with marks:
+                self._marks = marks if count_flops else None
+                measure.synchronize(self.device)
+                self._last = time.perf_counter()
+                yield self
+        finally:
+            for name, function in originals.items():
+                setattr(attention, name, function)
+            self._marks = None
+        if count_flops:
+            self.flops = dict(marks.segments)
+        else:
+            self.history.append(self._current)
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def _autocast(config: BenchConfig, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if config.amp else contextlib.nullcontext()
+
+
+def _resolve_device(config: BenchConfig) -> torch.device:
+    device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(
+            f"config {config.name!r} runs on CUDA, but torch.cuda.is_available() is False here. "
+            f"Run it on a GPU machine, or pass --device cpu (and probably a smaller --input-size/--batch)."
+        )
+    return device
+
+
+def _load() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on Windows
+        return []
+
+
+def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure every workload for ``config``; returns the results dictionary (see module doc)."""
+    device = _resolve_device(config)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    preset = get_preset(config.preset)
+    torch.manual_seed(config.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    load_before = _load()
+    started = time.perf_counter()
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    amp_dtype = torch.bfloat16 if config.amp else None
+
+    model = FineFACE.from_preset(config.preset, config.backbone, config.num_classes).to(device)
+    baseline = Baseline(config.backbone, config.num_classes).to(device)
+    model = model.to(memory_format=memory_format)
+    baseline = baseline.to(memory_format=memory_format)
+    model.train()
+    baseline.train()
+    optimizer = build_optimizer(model, preset)
+    baseline_optimizer = build_optimizer(baseline, preset)
+
+    size = config.input_size
+    images = torch.randn(config.batch, 3, size, size, device=device).contiguous(memory_format=memory_format)
+    labels = torch.randint(config.num_classes, (config.batch,), device=device)
+    generator = torch.Generator().manual_seed(config.seed)
+    recorder = StepRecorder(device, model.num_experts)
+    iteration_keywords = dict(
+        concat_loss_weight=preset["concat_loss_weight"], threshold=preset["threshold"], pad=preset["pad"],
+        region_draw=preset["region_draw"], generator=generator, amp_dtype=amp_dtype,
+    )
+    reference_rng = random.Random(config.seed)
+
+    def finefcace_train(steps_forward: str = "expert_only", on_step=None) -> None:
+        finefcace_iteration(model, optimizer, images, labels, steps_forward=steps_forward,
+                            on_step=on_step, **iteration_keywords)
+
+    def finefcace_train_recorded() -> None:
+        with recorder.recording():
+            finefcace_train(on_step=recorder.on_step)
+
+    def published_train() -> None:
+        with _autocast(config, device):
+            published_structure_iteration(
+                model, optimizer, images, labels, concat_loss_weight=preset["concat_loss_weight"],
+                threshold=preset["threshold"], pad=preset["pad"], rng=reference_rng)
+
+    def baseline_train() -> None:
+        baseline_iteration(baseline, baseline_optimizer, images, labels, amp_dtype=amp_dtype)
+
+    def baseline_infer() -> None:
+        was_training = baseline.training
+        baseline.eval()
+        with torch.inference_mode(), _autocast(config, device):
+            baseline(images)
+        baseline.train(was_training)
+
+    fusion = dict(views=preset["fusion_views"], heads=preset["fusion_heads"], combine=preset["fusion_combine"],
+                  threshold=preset["threshold"], pad=preset["pad"])
+
+    def fused_infer() -> None:
+        with _autocast(config, device):
+            fused_logits(model, images, **fusion)
+
+    # Crop inputs: real CAMs of the model on a batch of crop_batch images.
+    crop_images = torch.randn(config.crop_batch, 3, size, size, device=device)
+    with torch.no_grad():
+        model.eval()
+        crop_cams = attention.class_activation_maps(model, model(crop_images))
+        model.train()
+
+    def crop_batched() -> tuple[list[torch.Tensor], torch.Tensor]:
+        with torch.no_grad():
+            return (attention.attention_regions(crop_images, crop_cams, preset["threshold"], preset["pad"]),
+                    attention.overall_region(crop_images, crop_cams, preset["threshold"], preset["pad"]))
+
+    def crop_per_sample() -> tuple[list[torch.Tensor], torch.Tensor]:
+        return per_sample_regions(crop_images, crop_cams, preset["threshold"], preset["pad"])
+
+    batched_regions, batched_overall = crop_batched()
+    loop_regions, loop_overall = crop_per_sample()
+    crop_agreement = max(float((a - b).abs().max()) for a, b in
+                         zip([*batched_regions, batched_overall], [*loop_regions, loop_overall]))
+
+    # On CPU the recorded iteration *is* the headline (its marks cost a perf_counter call);
+    # on GPU the marks synchronise, so the headline runs unmarked and a marked copy runs beside it.
+    instrument_headline = device.type == "cpu"
+    workloads: dict[str, Callable[[], Any]] = {
+        "baseline_train": baseline_train,
+        "finefcace_train": finefcace_train_recorded if instrument_headline else finefcace_train,
+        "finefcace_all_heads_train": lambda: finefcace_train("all_heads"),
+        "published_train": published_train,
+        "baseline_infer": baseline_infer,
+        "fused_infer": fused_infer,
+        "crop_batched": crop_batched,
+        "crop_per_sample": crop_per_sample,
+    }
+    if not instrument_headline:
+        workloads["finefcace_train_marked"] = finefcace_train_recorded
+
+    log(f"[{config.name}] {config.backbone}, {size} px, batch {config.batch} (crops: batch {config.crop_batch}), "
+        f"{device}{', bf16 autocast' if config.amp else ''}{', channels_last' if config.channels_last else ''}, "
+        f"{torch.get_num_threads()} threads, load {load_before}; {config.warmup} warm-up + "
+        f"{config.repetitions} interleaved repetitions")
+    times = measure.interleaved_times(workloads, device, repetitions=config.repetitions,
+                                      warmup=config.warmup, progress=lambda s: log("  " + s))
+
+    log("  counting FLOPs and peak memory ...")
+    flop_workloads = ["baseline_train", "finefcace_train", "finefcace_all_heads_train", "published_train",
+                      "baseline_infer", "fused_infer"]
+    plain = dict(workloads, finefcace_train=finefcace_train)
+    flops = {name: measure.count_flops(plain[name]) for name in flop_workloads}
+    with recorder.recording(count_flops=True):
+        finefcace_train(on_step=recorder.on_step)
+    def without_gradients(name: str) -> Callable[[], Any]:
+        # Drop the gradients the previous call left, so every peak is measured from the same
+        # state (weights, optimizer state, inputs) and no pre-existing block is freed inside.
+        model.zero_grad(set_to_none=True)
+        baseline.zero_grad(set_to_none=True)
+        return plain[name]
+
+    memory = {name: measure.peak_memory(without_gradients(name), device) for name in flop_workloads}
+
+    top_ops: dict[str, list[dict[str, Any]]] = {}
+    if config.profile:
+        log("  profiling (torch.profiler) ...")
+        for name in ("baseline_train", "finefcace_train", "baseline_infer", "fused_infer"):
+            top_ops[name] = measure.top_operators(plain[name], device)
+
+    results = _assemble(config, device, times, flops, memory, recorder, top_ops, crop_agreement,
+                        load_before, _load(), time.perf_counter() - started)
+    return results
+
+
+def _assemble(config, device, times, flops, memory, recorder, top_ops, crop_agreement,
+              load_before, load_after, seconds) -> dict[str, Any]:
+    workloads = {}
+    for name, values in times.items():
+        workloads[name] = {"seconds": measure.summary(values), "samples": values}
+        if name in flops:
+            workloads[name]["flops"] = flops[name]
+            workloads[name]["peak_memory_bytes"] = memory[name]["bytes"]
+    memory_method = next(iter(memory.values()))["method"]
+
+    def comparison(numerator: str, denominator: str, use_flops: bool = True) -> dict[str, Any]:
+        entry: dict[str, Any] = {"numerator": numerator, "denominator": denominator,
+                                 "time_ratio": measure.paired_ratio(times[numerator], times[denominator])}
+        if use_flops:
+            entry["flop_ratio"] = flops[numerator] / flops[denominator]
+            entry["time_over_flop_ratio"] = entry["time_ratio"]["median"] / entry["flop_ratio"]
+            entry["memory_ratio"] = (memory[numerator]["bytes"] / memory[denominator]["bytes"]
+                                     if memory[denominator]["bytes"] else None)
+        return entry
+
+    comparisons = {
+        "train": comparison("finefcace_train", "baseline_train"),
+        "inference": comparison("fused_infer", "baseline_infer"),
+        "all_heads_vs_finefcace": comparison("finefcace_all_heads_train", "finefcace_train"),
+        "published_vs_finefcace": comparison("published_train", "finefcace_train"),
+        "published_vs_baseline": comparison("published_train", "baseline_train"),
+        "crop_per_sample_vs_batched": comparison("crop_per_sample", "crop_batched", use_flops=False),
+    }
+
+    # Per-step breakdown of the FineFACE iteration (medians over the recorded repetitions).
+    history = recorder.history[-config.repetitions:]  # warm-up calls are recorded too
+    labels = recorder.names + ["attention"]
+    totals = [sum(h.values()) for h in history]
+    steps = []
+    flop_total = sum(recorder.flops.values()) if recorder.flops else 0
+    for label in labels:
+        seconds_each = [h.get(label, 0.0) for h in history]
+        shares = [s / t for s, t in zip(seconds_each, totals)]
+        steps.append({
+            "step": label,
+            "seconds": measure.summary(seconds_each),
+            "time_share": measure.summary(shares),
+            "flops": (recorder.flops or {}).get(label, 0),
+            "flop_share": (recorder.flops or {}).get(label, 0) / flop_total if flop_total else None,
+        })
+    attention_share = measure.summary([h.get("attention", 0.0) / t for h, t in zip(history, totals)])
+
+    train = comparisons["train"]
+    inference = comparisons["inference"]
+    values = {
+        "train_time_over_flop_ratio": train["time_over_flop_ratio"],
+        "inference_time_over_flop_ratio": inference["time_over_flop_ratio"],
+        "crop_speedup": comparisons["crop_per_sample_vs_batched"]["time_ratio"]["median"],
+        "crop_share_of_iteration": attention_share["median"],
+        "finefcace_over_published_time": 1.0 / comparisons["published_vs_finefcace"]["time_ratio"]["median"],
+    }
+    targets = {}
+    for name, (limit, direction) in TARGETS.items():
+        value = values[name]
+        met = value >= limit if direction == "min" else (value < limit if direction == "max_exclusive" else value <= limit)
+        targets[name] = {"value": value, "limit": limit, "direction": direction, "met": bool(met)}
+
+    return {
+        "config": dataclasses.asdict(config),
+        "environment": {
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "seconds": seconds,
+        },
+        "inputs": "random tensors and random labels (synthetic; the costs do not depend on pixel values)",
+        "flop_counter": "torch.utils.flop_counter.FlopCounterMode: matrix products and convolutions, "
+                        "forward + backward for training; elementwise ops, pooling, interpolation and grid_sample not counted",
+        "memory_method": memory_method,
+        "workloads": workloads,
+        "comparisons": comparisons,
+        "step_breakdown": {"steps": steps, "attention_share": attention_share,
+                           "history_seconds": history},
+        "crop": {"batch": config.crop_batch, "max_abs_difference_batched_vs_per_sample": crop_agreement},
+        "targets": targets,
+        "top_operators": top_ops,
+    }
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _ratio_text(summary: dict[str, float]) -> str:
+    return f"{summary['median']:.2f}× [{summary['q1']:.2f}–{summary['q3']:.2f}]"
+
+
+COMPARISON_LABELS = {
+    "train": "Training iteration: FineFACE / baseline",
+    "inference": "Inference: fused FineFACE / baseline",
+    "all_heads_vs_finefcace": "Training: every head in every step / FineFACE (paper)",
+    "published_vs_finefcace": "Training: published structure / FineFACE (paper)",
+    "published_vs_baseline": "Training: published structure / baseline",
+    "crop_per_sample_vs_batched": "Attention crop: per-sample loop / batched",
+}
+
+TARGET_LABELS = {
+    "train_time_over_flop_ratio": "training time ratio ÷ FLOP ratio",
+    "inference_time_over_flop_ratio": "inference time ratio ÷ FLOP ratio",
+    "crop_speedup": "batched crop speed-up over the per-sample loop",
+    "crop_share_of_iteration": "attention (CAMs + crops) share of a FineFACE iteration",
+    "finefcace_over_published_time": "FineFACE iteration time ÷ published-structure time",
+}
+
+
+def _describe(results: dict[str, Any]) -> str:
+    c, env = results["config"], results["environment"]
+    extras = [x for x, on in (("bf16 autocast", c["amp"]), ("channels_last", c["channels_last"])) if on]
+    return (f"{c['backbone']}, {c['input_size']} px, batch {c['batch']}, {env['device']}"
+            f"{' (' + ', '.join(extras) + ')' if extras else ''}, {env['threads']} threads, "
+            f"{c['repetitions']} repetitions after {c['warmup']} warm-up")
+
+
+def format_report(results: dict[str, Any]) -> str:
+    """The console report: every comparison's time ratio beside its FLOP ratio, the step
+    breakdown, the targets, and the top operators of the FineFACE iteration."""
+    lines = [f"\n== {results['config']['name']}: {_describe(results)}"]
+    lines.append(f"{'comparison':58s} {'time ratio [q1–q3]':>24s} {'FLOP ratio':>11s} {'time÷FLOP':>10s}")
+    for key, entry in results["comparisons"].items():
+        flop = f"{entry['flop_ratio']:.2f}×" if "flop_ratio" in entry else "–"
+        over = f"{entry['time_over_flop_ratio']:.3f}" if "time_over_flop_ratio" in entry else "–"
+        lines.append(f"{COMPARISON_LABELS[key]:58s} {_ratio_text(entry['time_ratio']):>24s} {flop:>11s} {over:>10s}")
+    lines.append("\nworkload                     median ms        GFLOPs   peak MiB")
+    for name, w in results["workloads"].items():
+        gflops = f"{w['flops'] / 1e9:10.2f}" if "flops" in w else f"{'–':>10s}"
+        mib = f"{w['peak_memory_bytes'] / 2**20:10.1f}" if "peak_memory_bytes" in w else f"{'–':>10s}"
+        lines.append(f"{name:28s} {w['seconds']['median'] * 1e3:10.1f} {gflops} {mib}")
+    lines.append(f"(peak memory: {results['memory_method']})")
+    lines.append("\nFineFACE iteration, step by step   median ms   time share   GFLOPs   FLOP share")
+    for step in results["step_breakdown"]["steps"]:
+        share = f"{step['flop_share'] * 100:9.1f} %" if step["flop_share"] is not None else "–"
+        lines.append(f"  {step['step']:32s} {step['seconds']['median'] * 1e3:9.1f} "
+                     f"{step['time_share']['median'] * 100:10.1f} % {step['flops'] / 1e9:8.2f} {share}")
+    lines.append(f"  (batched and per-sample crops agree to {results['crop']['max_abs_difference_batched_vs_per_sample']:.1e})")
+    lines.append("\ntargets")
+    for name, t in results["targets"].items():
+        sign = {"max": "≤", "min": "≥", "max_exclusive": "<"}[t["direction"]]
+        lines.append(f"  {'met   ' if t['met'] else 'MISSED'} {TARGET_LABELS[name]}: {t['value']:.3f} (target {sign} {t['limit']})")
+    for name, ops in results["top_operators"].items():
+        if name in ("finefcace_train", "baseline_train"):
+            lines.append(f"\ntop operators by self time, one {name} call")
+            lines.extend(f"  {o['op']:40s} {o['calls']:6d} calls {o['self_ms']:10.1f} ms {o['share'] * 100:5.1f} %"
+                         for o in ops[:8])
+    load = results["environment"]
+    lines.append(f"\nload average before/after: {load['load_average_before']} / {load['load_average_after']}; "
+                 f"{load['seconds']:.0f} s in all")
+    return "\n".join(lines)
+
+
+def cost_table(all_results: Sequence[dict[str, Any]]) -> str:
+    """The markdown the book's cost chapter includes: one block per results file."""
+    out = ["<!-- Generated by `python benchmarks/run.py`; do not edit by hand. -->", ""]
+    if not all_results:
+        return "\n".join(out + ["No benchmark results yet: run `python benchmarks/run.py`."]) + "\n"
+    for results in all_results:
+        env = results["environment"]
+        out.append(f"**{results['config']['name']}** — {_describe(results)}; measured {env['date'][:10]} "
+                   f"with torch {env['torch']}, load average {env['load_average_before']} → "
+                   f"{env['load_average_after']}. Inputs: random tensors (synthetic).")
+        out.append("")
+        out.append("| Comparison | Time ratio, median [quartiles] | FLOP ratio | Time ÷ FLOP ratio | Peak-memory ratio |")
+        out.append("|---|---|---|---|---|")
+        for key, entry in results["comparisons"].items():
+            flop = f"{entry['flop_ratio']:.2f}×" if "flop_ratio" in entry else "—"
+            over = f"{entry['time_over_flop_ratio']:.2f}" if "time_over_flop_ratio" in entry else "—"
+            mem = f"{entry['memory_ratio']:.2f}×" if entry.get("memory_ratio") else "—"
+            out.append(f"| {COMPARISON_LABELS[key]} | {_ratio_text(entry['time_ratio'])} | {flop} | {over} | {mem} |")
+        out.append("")
+        out.append("| Workload | Median time (ms) | GFLOPs | Peak memory (MiB) |")
+        out.append("|---|---|---|---|")
+        for name, w in results["workloads"].items():
+            if name == "finefcace_train_marked":
+                continue
+            gflops = f"{w['flops'] / 1e9:.2f}" if "flops" in w else "—"
+            mib = f"{w['peak_memory_bytes'] / 2**20:.0f}" if "peak_memory_bytes" in w else "—"
+            out.append(f"| `{name}` | {w['seconds']['median'] * 1e3:.1f} | {gflops} | {mib} |")
+        out.append("")
+        out.append("| FineFACE step | Median time (ms) | Time share | GFLOPs | FLOP share |")
+        out.append("|---|---|---|---|---|")
+        for step in results["step_breakdown"]["steps"]:
+            share = f"{step['flop_share'] * 100:.1f} %" if step["flop_share"] is not None else "—"
+            out.append(f"| {step['step']} | {step['seconds']['median'] * 1e3:.1f} | "
+                       f"{step['time_share']['median'] * 100:.1f} % | {step['flops'] / 1e9:.2f} | {share} |")
+        out.append("")
+        out.append("| Target | Measured | Target | Met |")
+        out.append("|---|---|---|---|")
+        for name, t in results["targets"].items():
+            sign = {"max": "≤", "min": "≥", "max_exclusive": "<"}[t["direction"]]
+            out.append(f"| {TARGET_LABELS[name]} | {t['value']:.3f} | {sign} {t['limit']} | {'yes' if t['met'] else '**no**'} |")
+        out.append("")
+        out.append(f"Peak memory: {results['memory_method']}. FLOPs: {results['flop_counter']}.")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def write_results(results: dict[str, Any], out_dir: Path) -> Path:
+    """Write ``<name>.json`` and regenerate ``cost_table.md`` from every results file in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{results['config']['name']}.json"
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    order = {name: i for i, name in enumerate(CONFIGS)}
+    found = []
+    for file in sorted(out_dir.glob("*.json")):
+        try:
+            found.append(json.loads(file.read_text()))
+        except (json.JSONDecodeError, OSError) as error:
+            raise SystemExit(f"cannot read results file {file}: {error}; delete or fix it and rerun") from error
+    found.sort(key=lambda r: (order.get(r["config"]["name"], len(order)), r["config"]["name"]))
+    (out_dir / TABLE_FILE).write_text(cost_table(found))
+    return path
+
+
+def parse_config(argv: Sequence[str] | None = None) -> tuple[BenchConfig, Path]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="cpu-small", choices=sorted(CONFIGS),
+                        help="preset setting (default cpu-small); the options below override it")
+    parser.add_argument("--backbone")
+    parser.add_argument("--input-size", type=int)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--crop-batch", type=int, help="images in the crop comparison (default 64)")
+    parser.add_argument("--repetitions", type=int)
+    parser.add_argument("--warmup", type=int)
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ...")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--preset", help="finefcace preset for the model switches (paper, official_code)")
+    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
+                        help="record torch.profiler top operators (default on)")
+    parser.add_argument("--name", help="results file name (default: the config name, or a name built from the overrides)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help=f"results folder (default {RESULTS_DIR})")
+    args = parser.parse_args(argv)
+
+    config = dataclasses.replace(CONFIGS[args.config])
+    overrides = {f: getattr(args, f) for f in ("backbone", "input_size", "batch", "crop_batch", "repetitions",
+                                               "warmup", "device", "amp", "channels_last", "preset", "profile",
+                                               "threads")
+                 if getattr(args, f) is not None}
+    config = dataclasses.replace(config, **overrides)
+    shape_changed = any(k in overrides for k in ("backbone", "input_size", "batch", "device", "amp", "channels_last", "preset"))
+    if args.name:
+        config.name = args.name
+    elif shape_changed:
+        config.name = f"{config.backbone}-{config.input_size}px-b{config.batch}-{torch.device(config.device).type}"
+    for field in ("input_size", "batch", "crop_batch", "repetitions"):
+        if getattr(config, field) < 1:
+            parser.error(f"--{field.replace('_', '-')} must be at least 1, got {getattr(config, field)}")
+    if config.threads is not None and config.threads < 1:
+        parser.error(f"--threads must be at least 1, got {config.threads}")
+    if config.warmup < 0:
+        parser.error(f"--warmup must be 0 or more, got {config.warmup}")
+    get_preset(config.preset)  # unknown preset: ValueError naming the valid ones
+    return config, args.out
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    config, out_dir = parse_config(argv)
+    results = run_benchmark(config)
+    print(format_report(results))
+    path = write_results(results, out_dir)
+    print(f"\nwrote {path} and {out_dir / TABLE_FILE}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
