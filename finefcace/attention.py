@@ -56,15 +56,15 @@ def normalize_maps(maps: Tensor) -> tuple[Tensor, Tensor]:
     ``valid`` (B,) is False for a map that is constant or holds a NaN/inf; such maps
     normalise to all zeros (never NaN).
     """
-    flat = maps.flatten(1)
-    finite = torch.isfinite(flat).all(dim=1)
-    safe = torch.where(torch.isfinite(maps), maps, torch.zeros_like(maps))
-    low = safe.flatten(1).amin(dim=1)
-    high = safe.flatten(1).amax(dim=1)
-    valid = finite & (high > low)
-    span = torch.where(valid, high - low, torch.ones_like(high))
-    normalized = (safe - low[:, None, None]) / span[:, None, None]
-    return torch.where(valid[:, None, None], normalized, torch.zeros_like(normalized)), valid
+    low, high, valid = _range(maps.amin(dim=(1, 2)), maps.amax(dim=(1, 2)))
+    normalized = (maps - low[:, None, None]).div_((high - low)[:, None, None])
+    return normalized.masked_fill_(~valid[:, None, None], 0.0), valid
+
+
+def _range(low: Tensor, high: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-sample (low, high, valid) with safe values where invalid (amin/amax propagate NaN)."""
+    valid = torch.isfinite(low) & torch.isfinite(high) & (high > low)
+    return torch.where(valid, low, 0.0), torch.where(valid, high, 1.0), valid
 
 
 def attention_maps(cams: Sequence[Tensor], size: tuple[int, int]) -> list[Tensor]:
@@ -74,8 +74,14 @@ def attention_maps(cams: Sequence[Tensor], size: tuple[int, int]) -> list[Tensor
 
 def overall_attention_map(cams: Sequence[Tensor], size: tuple[int, int]) -> Tensor:
     """Ω̃_oval^norm: the equal-weight sum of the normalised expert maps, min-max normalised."""
-    total = torch.stack(attention_maps(cams, size)).sum(dim=0)
-    return normalize_maps(total)[0]
+    return normalize_maps(_summed_attention_maps(cams, size))[0]
+
+
+def _summed_attention_maps(cams: Sequence[Tensor], size: tuple[int, int]) -> Tensor:
+    total = normalize_maps(upsample_maps(cams[0], size))[0]
+    for cam in cams[1:]:
+        total += normalize_maps(upsample_maps(cam, size))[0]
+    return total
 
 
 def boxes_from_maps(
@@ -92,12 +98,16 @@ def boxes_from_maps(
         raise ValueError(f"maps must have shape (batch, height, width), got {tuple(maps.shape)}")
     if size is not None:
         maps = upsample_maps(maps, size)
-    normalized, valid = normalize_maps(maps)
-    height, width = normalized.shape[-2:]
-    mask = (normalized >= threshold) & valid[:, None, None]
-    rows = mask.any(dim=2)  # (B, H)
-    cols = mask.any(dim=1)  # (B, W)
-    found = rows.any(dim=1)
+    height, width = maps.shape[-2:]
+    # Min-max normalisation is monotonic (also in floating point), so a row holds a mask
+    # pixel exactly when its normalised maximum reaches t: only row/column extrema are
+    # normalised, never the full map.
+    row_max, col_max = maps.amax(dim=2), maps.amax(dim=1)  # (B, H), (B, W)
+    low, high, valid = _range(maps.amin(dim=2).amin(dim=1), row_max.amax(dim=1))
+    span = (high - low)[:, None]
+    rows = ((row_max - low[:, None]) / span >= threshold) & valid[:, None]
+    cols = ((col_max - low[:, None]) / span >= threshold) & valid[:, None]
+    found = rows.any(dim=1) & cols.any(dim=1)
     # argmax returns the first maximal index: first/last True row and column.
     y0 = rows.to(torch.uint8).argmax(dim=1)
     y1 = height - rows.flip(1).to(torch.uint8).argmax(dim=1)
@@ -153,14 +163,10 @@ def attention_regions(
 ) -> list[Tensor]:
     """A_1..A_N (paper §3.2): each expert's attention region, same shape as ``images``.
 
-    All N experts go through one box and one crop call (N·B maps).
+    One batched box computation and one batched crop per expert (never per sample).
     """
     size = tuple(images.shape[-2:])
-    n = len(cams)
-    maps = torch.cat([upsample_maps(cam, size) for cam in cams])  # (N·B, H, W)
-    boxes = boxes_from_maps(maps, threshold, pad)
-    repeated = images.repeat(n, 1, 1, 1)  # row j·B + b = image b
-    return list(crop_and_resize(repeated, boxes).chunk(n))
+    return [crop_and_resize(images, boxes_from_maps(cam, threshold, pad, size=size)) for cam in cams]
 
 
 def overall_region(images: Tensor, cams: Sequence[Tensor], threshold: float = 0.5, pad: float = 0.1) -> Tensor:
@@ -169,5 +175,6 @@ def overall_region(images: Tensor, cams: Sequence[Tensor], threshold: float = 0.
     Each map is upsampled and min-max normalised (a degenerate map contributes zeros), the
     maps are summed with equal weights, and the sum is thresholded, boxed, padded and cropped.
     """
-    total = overall_attention_map(cams, tuple(images.shape[-2:]))
+    total = _summed_attention_maps(cams, tuple(images.shape[-2:]))
+    # boxes_from_maps min-max normalises the sum (normalising twice changes nothing).
     return crop_and_resize(images, boxes_from_maps(total, threshold, pad))

@@ -261,3 +261,12 @@ def test_baseline_head_and_forward(backbone, features):
     assert backbone_ids.isdisjoint({id(p) for p in model.head_parameters()})
     with pytest.raises(ValueError, match="too small"):
         model(torch.randn(1, 3, 32, 32))
+
+
+def test_config_rebuilds_the_same_architecture():
+    model = tiny(experts=(2, 4), pooling="gap", head="linear", activation="relu")
+    clone = FineFACE(**model.config)
+    assert clone.state_dict().keys() == model.state_dict().keys()
+    clone.load_state_dict(model.state_dict())
+    baseline = Baseline("resnet18", 4)
+    Baseline(**baseline.config).load_state_dict(baseline.state_dict())
