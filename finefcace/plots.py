@@ -135,12 +135,11 @@ def group_accuracy_bars(reports: pd.DataFrame | Mapping[str, pd.DataFrame], *, m
         ax.set_yticks(range(len(order)), order)
         ax.invert_yaxis()
         ax.set_ylim(len(order) - 0.5, -0.5)
-        unit = "%"
-        ax.set_xlabel(f"{'accuracy' if metric == 'accuracy' else metric.upper()} ({unit}); dashed: overall; "
-                      "bars: bootstrap interval")
+        name = {"accuracy": "accuracy", "tpr": "TPR", "fpr": "FPR"}.get(metric, metric)
+        ax.set_xlabel(f"{name} (%); dashed: overall; bars: bootstrap interval")
         ax.grid(axis="x", alpha=0.3)
         ax.legend(loc="best", fontsize="small", frameon=False)
-        ax.set_title(title or f"Per-group {metric}")
+        ax.set_title(title or f"Per-group {name}")
     return fig
 
 
@@ -206,7 +205,7 @@ def attention_overlays(images: Any, expert_maps: Sequence[Any], overall_map: Any
         columns.append((r"baseline  $\tilde\Omega_{ori}^{norm}$", _maps(baseline_map, batch, "baseline_map")))
     if row_labels is not None and len(row_labels) != batch:
         raise ValueError(f"row_labels has {len(row_labels)} entries for {batch} images")
-    with _plotting() as mpl:
+    with _plotting():
         fig = _figure(panel_size * len(columns) + 0.8, panel_size * batch + 0.5)
         axes = fig.subplots(batch, len(columns), squeeze=False)
         height, width = pictures.shape[1:3]
@@ -228,7 +227,6 @@ def attention_overlays(images: Any, expert_maps: Sequence[Any], overall_map: Any
             colorbar = fig.colorbar(image, ax=axes, shrink=0.8, pad=0.01, fraction=0.03)
             colorbar.set_label("normalised activation", fontsize=8)
             colorbar.ax.tick_params(labelsize=7)
-        del mpl
     return fig
 
 
@@ -282,7 +280,7 @@ def fairness_decomposition(table: pd.DataFrame, baseline: str, *, highlight: str
     names = list(others.index)
     colors = _palette(3)
     with _plotting():
-        fig = _figure(11.0, 1.6 + 0.55 * len(names) * 1.6)
+        fig = _figure(11.0, max(6.5, 1.6 + 0.9 * len(names)))
         grid = fig.add_gridspec(3, 2, width_ratios=[1, 1.5])
         left = fig.add_subplot(grid[:, 0])
         change = others["min_group_accuracy"] - base["min_group_accuracy"]

@@ -3,7 +3,6 @@ groups, agreement with fairlearn's MetricFrame, bootstrap intervals and seed agg
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -283,6 +282,25 @@ def test_count_formulas_equal_metricframe():
     for rate in ("accuracy", "tpr", "fpr"):
         np.testing.assert_allclose(from_counts[rate], rates[rate].to_numpy(), rtol=0, atol=1e-12)
     assert from_counts["overall_accuracy"] == pytest.approx((frame["y_true"] == frame["y_pred"]).mean())
+
+
+def test_group_rates_equal_metricframe_over_the_raw_samples():
+    # group_rates feeds MetricFrame the distinct rows weighted by their counts: same numbers
+    from fairlearn.metrics import MetricFrame, false_positive_rate, true_positive_rate
+    from sklearn.metrics import accuracy_score
+
+    rng = np.random.default_rng(1)
+    n = 500
+    frame = pd.DataFrame({"tone": rng.choice(["t1", "t2", "t3", "t4"], n), "gender": rng.choice(["Female", "Male"], n),
+                          "y_true": rng.integers(0, 2, n)})
+    frame["y_pred"] = np.where(rng.random(n) < 0.75, frame["y_true"], 1 - frame["y_true"])
+    raw = MetricFrame(metrics={"accuracy": accuracy_score, "tpr": true_positive_rate, "fpr": false_positive_rate},
+                      y_true=frame["y_true"], y_pred=frame["y_pred"], sensitive_features=frame[["tone", "gender"]])
+    ours = group_rates(frame)
+    pd.testing.assert_frame_equal(ours[["accuracy", "tpr", "fpr"]], raw.by_group.astype(float), check_names=False,
+                                  rtol=0, atol=1e-12)
+    assert ours["n"].tolist() == frame.value_counts(["tone", "gender"]).sort_index().tolist()
+    assert (ours["n_positive"] + ours["n_negative"] == ours["n"]).all()
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,0 +1,206 @@
+"""Tests for finefcace/plots.py: every helper renders a small fixture with warnings turned into
+errors, draws what it claims, and stays out of pyplot's figure registry."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from finefcace import paper_results, plots  # noqa: E402
+from finefcace.metrics import attribute_task_report, gender_task_report  # noqa: E402
+
+SAVE_DIR = os.environ.get("FINEFCACE_PLOTS_DIR")  # set to keep the PNGs for a look
+
+
+def _render(fig, name: str) -> bytes:
+    """Draw the figure to PNG bytes with every warning an error (the `-W error` check)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=60)
+    if SAVE_DIR:
+        os.makedirs(SAVE_DIR, exist_ok=True)
+        fig.savefig(os.path.join(SAVE_DIR, f"{name}.png"), dpi=100)
+    data = buffer.getvalue()
+    assert data.startswith(b"\x89PNG") and len(data) > 5000
+    return data
+
+
+def _strict(function, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return function(*args, **kwargs)
+
+
+def _predictions(accuracy_of, n=1200, seed=0, races=("r1", "r2", "r3")):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"race": rng.choice(list(races), n), "gender": rng.choice(["Female", "Male"], n),
+                          "y_true": rng.integers(0, 2, n)})
+    accuracy = np.array([accuracy_of(r, g) for r, g in zip(frame["race"], frame["gender"])])
+    frame["y_pred"] = np.where(rng.random(n) < accuracy, frame["y_true"], 1 - frame["y_true"])
+    return frame
+
+
+@pytest.fixture(scope="module")
+def gender_reports():
+    baseline = gender_task_report(_predictions(lambda r, g: 0.8 if g == "Female" else 0.95), n_bootstrap=100)
+    finefcace = gender_task_report(_predictions(lambda r, g: 0.93, seed=1), n_bootstrap=100)
+    return {"Baseline": baseline, "FineFACE": finefcace}
+
+
+def test_no_figure_is_left_in_pyplot(gender_reports):
+    before = plt.get_fignums()
+    _strict(plots.group_accuracy_bars, gender_reports)
+    assert plt.get_fignums() == before
+
+
+def test_plotting_libraries_are_imported_lazily():
+    # no module-level import of matplotlib/seaborn/fairlearn in the three modules: `import
+    # finefcace` stays light and works where they are absent (the GPU machine has no fairlearn)
+    import ast
+    import inspect
+
+    from finefcace import metrics
+
+    for module in (plots, metrics, paper_results):
+        tree = ast.parse(inspect.getsource(module))
+        top_level = set()
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                top_level |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                top_level.add(node.module.split(".")[0])
+        assert not top_level & {"matplotlib", "seaborn", "fairlearn", "sklearn", "torch"}, module.__name__
+
+
+def test_group_accuracy_bars(gender_reports):
+    fig = _strict(plots.group_accuracy_bars, gender_reports, title="fixture")
+    _render(fig, "group_accuracy_bars")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == list(gender_reports["Baseline"].query("metric == 'accuracy'")["group"])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Baseline", "FineFACE"]
+    assert len(ax.containers) == 2  # one error-bar set per model
+    overall = [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"]
+    expected = [r.query("metric == 'overall_accuracy'")["value"].item() for r in gender_reports.values()]
+    assert overall == pytest.approx(expected)
+
+
+def test_group_accuracy_bars_attribute_report_and_errors():
+    rng = np.random.default_rng(0)
+    n = 400
+    frame = pd.DataFrame({"gender": rng.choice(["Female", "Male"], n), "y_true": rng.integers(0, 2, n),
+                          "path": np.arange(n)})
+    frame["y_pred"] = np.where(rng.random(n) < 0.85, frame["y_true"], 1 - frame["y_true"])
+    report = attribute_task_report({"Smiling": frame, "Bangs": frame.assign(y_pred=frame["y_true"])}, n_bootstrap=50)
+    fig = _strict(plots.group_accuracy_bars, report, metric="tpr", attribute="Smiling")
+    _render(fig, "group_tpr_bars")
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["Female", "Male"]
+    with pytest.raises(ValueError, match="no attribute"):
+        plots.group_accuracy_bars(report, attribute="Chubby")
+    with pytest.raises(ValueError, match="per-group"):
+        plots.group_accuracy_bars(report, metric="deo")
+
+
+def test_attention_overlays_from_arrays_and_tensors():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.normal(size=(2, 3, 32, 32))).float()  # normalised-looking input
+    expert_maps = [torch.rand(2, 8, 8), rng.random((2, 4, 4)), rng.random((2, 2, 2))]  # shallow -> deep
+    overall = rng.random((2, 8, 8))
+    baseline = torch.rand(2, 1, 2, 2)
+    fig = _strict(plots.attention_overlays, images, expert_maps, overall, baseline,
+                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), row_labels=["a", "b"])
+    _render(fig, "attention_overlays")
+    panels = [ax for ax in fig.axes if ax.get_title() or ax.get_images()]
+    assert len([ax for ax in panels if ax.get_images()]) == 2 * 6
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0] == "input" and titles[1].startswith("expert 1") and titles[-1].startswith("baseline")
+    overlay = fig.axes[1].get_images()[1].get_array()
+    assert overlay.min() == pytest.approx(0.0) and overlay.max() == pytest.approx(1.0)  # Eq. (4)
+    without_baseline = _strict(plots.attention_overlays, rng.random((32, 32, 3)), [rng.random((4, 4))],
+                               rng.random((4, 4)))
+    _render(without_baseline, "attention_overlays_single")
+    with pytest.raises(ValueError, match="expert_maps\\[0\\]"):
+        plots.attention_overlays(images, [rng.random((3, 4, 4))], overall)
+
+
+def test_fairness_decomposition_from_the_papers_table7():
+    table = paper_results.paper_layout("table7")
+    fig = _strict(plots.fairness_decomposition, table, "Baseline single task", highlight="FineFACE [ours]")
+    _render(fig, "fairness_decomposition")
+    left = fig.axes[0]
+    widths = [patch.get_width() for patch in left.patches]
+    values = paper_results.paper_values("table7")
+    mins = values[values["metric"] == "min_group_accuracy"].set_index("method")["value"]
+    expected = (mins.drop("Baseline single task") - mins["Baseline single task"]).tolist()
+    assert widths == pytest.approx(expected)
+    assert len(fig.axes) == 4
+    with pytest.raises(ValueError, match="baseline"):
+        plots.fairness_decomposition(table, "nope")
+
+
+def test_fairness_decomposition_with_our_rows():
+    rng = np.random.default_rng(2)
+    n = 600
+    tables = {}
+    for attribute in ("Smiling", "Bangs"):
+        truth = rng.integers(0, 2, n)
+        tables[attribute] = pd.DataFrame({"gender": rng.choice(["Female", "Male"], n), "y_true": truth,
+                                          "y_pred": np.where(rng.random(n) < 0.9, truth, 1 - truth)})
+    report = attribute_task_report(tables, n_bootstrap=0)
+    table = paper_results.side_by_side(report, "table6", label="ours (fixture)")
+    fig = _strict(plots.fairness_decomposition, table, "Baseline", highlight="FineFACE (ours (fixture))")
+    _render(fig, "fairness_decomposition_ours")
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["FineFACE", "FineFACE (ours (fixture))"]
+
+
+def test_pareto_front():
+    x = np.array([1.0, 2.0, 0.5, 3.0, 0.5])
+    y = np.array([90.0, 95.0, 80.0, 94.0, 85.0])
+    assert sorted(plots._pareto_front(x, y).tolist()) == [0, 1, 4]
+
+
+def test_accuracy_fairness_scatter(gender_reports):
+    points = pd.concat([paper_results.tradeoff_points("table2"),
+                        paper_results.tradeoff_points("table2", gender_reports, label="ours (fixture)")],
+                       ignore_index=True)
+    points = points[points.index != 1]  # the paper's table 2 and ours: 3 points
+    fig = _strict(plots.accuracy_fairness_scatter, points)
+    _render(fig, "accuracy_fairness_scatter")
+    ax = fig.axes[0]
+    assert "DoB" in ax.get_xaxis().get_label().get_text()
+    annotations = sorted(t.get_text() for t in ax.texts)
+    assert annotations == sorted(points["method"])
+    with pytest.raises(ValueError, match="tradeoff_points"):
+        plots.accuracy_fairness_scatter(points.drop(columns="fairness"))
+
+
+def test_training_curves_tolerates_whatever_columns_exist():
+    history = [{"epoch": e, "loss_expert_1": 1 / (e + 1), "loss_oval": 0.5 / (e + 1), "val_loss": 0.7 / (e + 1),
+                "train_acc": 0.5 + 0.05 * e, "val_accuracy": 60 + 3 * e, "lr": 0.002 * 0.5 ** e, "note": "x"}
+               for e in range(6)]
+    fig = _strict(plots.training_curves, history, title="fixture")
+    _render(fig, "training_curves")
+    assert [ax.get_ylabel() for ax in fig.axes] == ["loss", "accuracy (%)", "learning rate"]
+    assert len(fig.axes[0].lines) == 3
+    assert fig.axes[1].lines[0].get_ydata().max() == pytest.approx(75.0)  # fractions shown as percent
+    assert fig.axes[2].get_yscale() == "log"  # the schedule spans decades
+    only_loss = pd.DataFrame({"step": [0, 0, 1, 1], "loss": [1.0, 3.0, 0.5, 1.5]})  # several rows per step
+    fig = _strict(plots.training_curves, only_loss)
+    _render(fig, "training_curves_loss_only")
+    assert len(fig.axes) == 1 and fig.axes[0].lines[0].get_ydata().tolist() == [2.0, 1.0]
+    with pytest.raises(ValueError, match="no loss/acc/lr"):
+        plots.training_curves([{"epoch": 0, "note": "nothing"}])
+    with pytest.raises(ValueError, match="empty"):
+        plots.training_curves([])
