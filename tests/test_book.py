@@ -1,0 +1,336 @@
+"""The book: its sources say true things about the code, and the whole course builds.
+
+Fast checks (no build): every TOC entry exists; every `finefcace` name the chapters mention
+exists in the library; the preset table of book/decisions.md equals finefcace.presets; the
+bibliography is the paper's 36 references in the paper's order; every citation resolves;
+MathJax is vendored and configured (no CDN); the exercises' code runs.
+
+Slow checks (marked ``book`` and ``slow``): the whole course is built once per session with
+``scripts/course.py`` — the command `make book` runs — and every TOC page has its HTML.
+``build_book_once`` is shared with tests/test_browser.py, so one session builds once.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib
+import inspect
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+HTML = ROOT / "_build" / "html"
+PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "FineFACE-paper.md"
+EXECUTED_PREFIX = "book/notebooks/"
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def toc_files() -> list[str]:
+    """Every document of _toc.yml (root first), as written there (no suffix)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("file"), str):
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return files
+
+
+def chapter_sources() -> list[Path]:
+    """The hand-written chapters (book/*.md, not the generated notebook copies)."""
+    return sorted(BOOK.glob("*.md"))
+
+
+def inline_literals(text: str) -> list[str]:
+    """Inline code literals of a MyST page, without fenced blocks and role targets ({doc}`x`)."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return re.findall(r"(?<![`}])`([^`\n]+)`(?!`)", text)
+
+
+def fenced_python(text: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+
+
+@functools.cache
+def library_vocabulary() -> frozenset[str]:
+    """Every name a chapter may mention as code without a module prefix."""
+    import finefcace
+    from finefcace import presets, train
+    from finefcace.config import TrainConfig
+
+    names: set[str] = set()
+    for info in pkgutil.iter_modules(finefcace.__path__):
+        if info.name == "__main__":
+            continue
+        module = importlib.import_module(f"finefcace.{info.name}")
+        names.add(info.name)
+        for name, value in vars(module).items():
+            names.add(name)
+            if isinstance(value, type) and value.__module__.startswith("finefcace"):
+                names.update(vars(value))
+        source = Path(module.__file__).read_text()
+        names.update(re.findall(r"self\.(\w+)\s*[:=]", source))  # instance attributes (model.num_experts)
+        for value in vars(module).values():  # parameter names (on_step=, num_classes=)
+            if callable(value) and getattr(value, "__module__", "").startswith("finefcace"):
+                try:
+                    names.update(inspect.signature(value).parameters)
+                except (TypeError, ValueError):
+                    pass
+    for preset in presets.PRESETS.values():
+        names.update(preset)
+        names.update(v for v in preset.values() if isinstance(v, str))
+    names.update(presets.PRESETS)
+    names.update(TrainConfig.__dataclass_fields__)
+    names.update(train.step_names(3))
+    return frozenset(names)
+
+
+# Code literals that are not finefcace's (PyTorch, the paper's pseudo-code, file names, ...).
+FOREIGN_LITERALS = {
+    "DistributedDataParallel", "zero_grad", "einsum", "grid_sample", "equalized_odds_difference",
+    "Randomly_choose_from", "F.interpolate", "torch.cuda.max_memory_allocated",
+    "torch.utils.flop_counter.FlopCounterMode", "ResNet50_Weights.IMAGENET1K_V2", "torchrun",
+    "data_root",  # a key of the notebook profiles in configs/, not of the library
+    "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4",  # torchvision layer names
+}
+LIBRARY_CLASSES = {"FineFACE": "finefcace.model.FineFACE", "FineFACEOutput": "finefcace.model.FineFACEOutput",
+                   "Baseline": "finefcace.model.Baseline", "TrainConfig": "finefcace.config.TrainConfig",
+                   "PRESETS": "finefcace.presets.PRESETS"}
+
+
+def _resolve(dotted: str):
+    """Import the longest module prefix of ``dotted`` and getattr the rest."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)  # AttributeError names the missing attribute
+        return obj
+    raise ModuleNotFoundError(dotted)
+
+
+# ------------------------------------------------------------------------------ fast checks
+
+
+def test_every_toc_entry_exists():
+    missing = []
+    for entry in toc_files():
+        if entry.startswith(EXECUTED_PREFIX):
+            source = ROOT / "notebooks" / f"{entry[len(EXECUTED_PREFIX):]}.ipynb"
+        else:
+            source = ROOT / f"{entry}.md"
+        if not source.exists():
+            missing.append(f"{entry} (expected {source.relative_to(ROOT)})")
+    assert not missing, f"_toc.yml lists documents that do not exist: {missing}"
+
+
+def test_every_chapter_is_in_the_toc():
+    listed = set(toc_files())
+    orphans = [p.name for p in chapter_sources() if f"book/{p.stem}" not in listed]
+    assert not orphans, f"book/ chapters missing from _toc.yml (they would not be built): {orphans}"
+
+
+def test_every_code_name_the_chapters_mention_exists():
+    """A renamed function must not leave the book pointing at a name that is gone."""
+    vocabulary = library_vocabulary()
+    problems = []
+    for path in chapter_sources():
+        for literal in inline_literals(path.read_text()):
+            name = re.sub(r"\(.*", "", literal, flags=re.S).strip()
+            if not re.fullmatch(r"[A-Za-z_][\w.]*", name) or name in FOREIGN_LITERALS:
+                continue
+            head = name.split(".")[0]
+            try:
+                if head == "finefcace":
+                    _resolve(name)
+                elif head in LIBRARY_CLASSES:
+                    _resolve(LIBRARY_CLASSES[head] + name[len(head):])
+                elif "_" in name and "." not in name and name not in vocabulary:
+                    raise NameError(f"{name} is defined nowhere in finefcace")
+            except (ImportError, AttributeError, NameError) as error:
+                problems.append(f"{path.name}: `{literal}` ({type(error).__name__}: {error})")
+    assert not problems, "chapters mention code that does not exist:\n" + "\n".join(problems)
+
+
+def _preset_table(text: str) -> list[tuple[str, str, str]]:
+    """(key, paper value, official_code value) of the 'switches at a glance' table."""
+    rows = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and re.fullmatch(r"`\w+`", cells[1]) and cells[2].startswith("`"):
+            rows.append((cells[1].strip("`"), cells[2].strip("`"), cells[3].strip("`")))
+    return rows
+
+
+def test_decisions_table_equals_the_presets():
+    from finefcace.presets import PRESETS
+
+    rows = _preset_table((BOOK / "decisions.md").read_text())
+    assert len(rows) >= 15, f"the preset table of decisions.md was not found (parsed {len(rows)} rows)"
+    wrong = []
+    for key, paper, official in rows:
+        for preset, written in (("paper", paper), ("official_code", official)):
+            actual = PRESETS[preset].get(key, "<missing key>")
+            if ast.literal_eval(written) != actual:
+                wrong.append(f"{key}: decisions.md says {written} for `{preset}`, presets.py has {actual!r}")
+    assert not wrong, "\n".join(wrong)
+    differing = {k for k in PRESETS["paper"] if PRESETS["paper"][k] != PRESETS["official_code"].get(k)}
+    listed = {r[0] for r in rows}
+    assert differing <= listed, f"switches that differ between the presets but are missing from decisions.md: {differing - listed}"
+
+
+def _bib_entries() -> list[dict[str, str]]:
+    text = (BOOK / "references.bib").read_text()
+    entries = []
+    for match in re.finditer(r"^@(\w+)\{([^,]+),(.*?)^\}", text, flags=re.S | re.M):
+        fields = dict(re.findall(r"^\s*(\w+)\s*=\s*\{(.*)\},?\s*$", match.group(3), flags=re.M))
+        fields.update(type=match.group(1), key=match.group(2))
+        entries.append(fields)
+    return entries
+
+
+def test_bibliography_is_the_papers_reference_list_in_its_order():
+    entries = _bib_entries()
+    assert len(entries) == 36, f"references.bib has {len(entries)} entries; the paper cites 36"
+    assert len({e["key"] for e in entries}) == 36, "duplicate keys in references.bib"
+    if not PAPER.is_file():
+        pytest.skip(f"the paper is not at {PAPER}: checked the count only")
+    text = PAPER.read_text()
+    printed = re.findall(r"^(\d+)\. (.+)$", text[text.rindex("\nReferences"):], flags=re.M)[:36]
+    assert [int(n) for n, _ in printed] == list(range(1, 37))
+    for (number, reference), entry in zip(printed, entries):
+        surname = reference.split(",")[0].strip()
+        first_author = entry["author"].split(",")[0].strip()
+        assert first_author == surname, f"[{number}] paper: {surname}; references.bib: {first_author}"
+        year = re.findall(r"(?:19|20)\d\d", reference)[-1]
+        assert entry["year"] == year, f"[{number}] paper year {year}; references.bib {entry['year']}"
+        title_words = re.sub(r"[^a-z ]", "", entry["title"].lower()).split()[:4]
+        assert " ".join(title_words) in re.sub(r"[^a-z ]", "", reference.lower()), \
+            f"[{number}] title {entry['title']!r} not in the printed reference {reference!r}"
+
+
+def test_every_citation_resolves():
+    keys = {e["key"] for e in _bib_entries()}
+    unknown = []
+    for path in chapter_sources():
+        for roles in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", path.read_text()):
+            unknown += [f"{path.name}: {k.strip()}" for k in roles.split(",") if k.strip() not in keys]
+    assert not unknown, f"citations of keys not in references.bib: {unknown}"
+
+
+def test_mathjax_is_vendored_and_used_offline():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    path = config["mathjax_path"]
+    assert "://" not in path, "MathJax must not come from a CDN: the build and reading machines are offline"
+    static_dirs = [ROOT / d for d in config["html_static_path"]]
+    script = next((d / path for d in static_dirs if (d / path).is_file()), None)
+    assert script is not None, f"mathjax_path {path} is not a file under {config['html_static_path']}"
+    fonts = list((script.parent / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+    assert len(fonts) >= 20, "the CommonHTML fonts MathJax loads must be vendored beside the script"
+    assert "Apache License" in (script.parent / "LICENSE").read_text()
+    size = sum(f.stat().st_size for f in script.parent.rglob("*") if f.is_file())
+    assert size < 5 * 2**20, f"vendored MathJax is {size / 2**20:.1f} MiB; keep it to what the book needs"
+
+
+def test_cost_chapter_includes_the_benchmark_table():
+    assert "{include} ../benchmarks/results/cost_table.md" in (BOOK / "cost.md").read_text()
+    assert (ROOT / "benchmarks" / "results" / "cost_table.md").is_file(), \
+        "benchmarks/results/cost_table.md is missing: run `python benchmarks/run.py` (the book includes it)"
+
+
+@pytest.mark.slow
+def test_the_exercises_code_runs():
+    """Every ```python block of the exercises runs (blocks that need a finished run say so).
+
+    One interpreter runs all blocks, each in a fresh namespace (torch is imported once)."""
+    blocks = [b for b in fenced_python((BOOK / "exercises.md").read_text()) if "needs a finished run" not in b]
+    assert len(blocks) >= 4
+    runner = (
+        "import sys, traceback\n"
+        f"blocks = {blocks!r}\n"
+        "for i, block in enumerate(blocks):\n"
+        "    try:\n"
+        "        exec(compile(block, f'<exercise block {i}>', 'exec'), {'__name__': '__main__'})\n"
+        "    except Exception:\n"
+        "        print(f'--- exercise block {i} failed:\\n{block}', file=sys.stderr)\n"
+        "        traceback.print_exc()\n"
+        "        sys.exit(1)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", runner], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+# ------------------------------------------------------------------------------ the build
+
+
+@functools.cache
+def build_book_once() -> subprocess.CompletedProcess:
+    """Run the course command once per test session (shared with tests/test_browser.py)."""
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "course.py")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=40 * 60)
+
+
+@pytest.fixture(scope="session")
+def built_book() -> Path:
+    result = build_book_once()
+    assert result.returncode == 0, (
+        f"the course command failed (exit {result.returncode}):\n{result.stderr[-4000:]}\n{result.stdout[-2000:]}")
+    return HTML
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_every_toc_page_has_its_html(built_book):
+    missing = [entry for entry in toc_files() if not (built_book / f"{entry}.html").is_file()]
+    assert (built_book / "index.html").is_file()
+    assert not missing, f"TOC pages without HTML: {missing}"
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_no_page_loads_anything_from_the_network(built_book):
+    offenders = {}
+    for page in built_book.rglob("*.html"):
+        urls = re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="(https?://[^"]+)"', page.read_text())
+        if urls:
+            offenders[str(page.relative_to(built_book))] = urls
+    assert not offenders, f"pages load resources from the network (offline readers get nothing): {offenders}"
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_status_page_says_how_the_book_was_built(built_book):
+    text = (built_book / "book" / "status.html").read_text()
+    assert "Profile" in text and "execution time" in text and "total" in text
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_synthetic_results_are_labelled_synthetic(built_book):
+    profile = (ROOT / "book" / "notebooks" / "execution_status.json").read_text()
+    pages = [built_book / "book" / "results.html", *sorted((built_book / "book" / "notebooks").glob("05_*.html"))]
+    if "paper" in profile:
+        pytest.skip("built with a paper profile: the results may be real")
+    for page in pages:
+        assert "synthetic" in page.read_text().lower(), f"{page.name} shows results without saying they are synthetic"
