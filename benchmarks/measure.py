@@ -159,6 +159,28 @@ def peak_memory(fn: Callable[[], Any], device: torch.device) -> dict[str, Any]:
             "method": "torch.profiler CPU allocator events: running sum of allocations minus frees, maximised"}
 
 
+def count_host_syncs(fn: Callable[[], Any], device: torch.device) -> int | None:
+    """Synchronising CUDA operations (device-to-host reads, ``nonzero``, ...) in one ``fn()``.
+
+    Counted with ``torch.cuda.set_sync_debug_mode("warn")``, one warning per synchronising
+    call. ``None`` on CPU, where nothing synchronises.
+    """
+    if device.type != "cuda":
+        return None
+    import warnings
+
+    previous = torch.cuda.get_sync_debug_mode()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode(previous)
+    synchronize(device)
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
 def top_operators(fn: Callable[[], Any], device: torch.device, limit: int = 12) -> list[dict[str, Any]]:
     """The ``limit`` operators with the most self time in one ``fn()`` (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile

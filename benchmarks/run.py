@@ -319,18 +319,20 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> di
 
     memory = {name: measure.peak_memory(without_gradients(name), device) for name in flop_workloads}
 
+    syncs = {name: measure.count_host_syncs(plain[name], device) for name in flop_workloads}
+
     top_ops: dict[str, list[dict[str, Any]]] = {}
     if config.profile:
         log("  profiling (torch.profiler) ...")
         for name in ("baseline_train", "finefcace_train", "baseline_infer", "fused_infer"):
             top_ops[name] = measure.top_operators(plain[name], device)
 
-    results = _assemble(config, device, times, flops, memory, recorder, top_ops, crop_agreement,
+    results = _assemble(config, device, times, flops, memory, syncs, recorder, top_ops, crop_agreement,
                         load_before, _load(), time.perf_counter() - started)
     return results
 
 
-def _assemble(config, device, times, flops, memory, recorder, top_ops, crop_agreement,
+def _assemble(config, device, times, flops, memory, syncs, recorder, top_ops, crop_agreement,
               load_before, load_after, seconds) -> dict[str, Any]:
     workloads = {}
     for name, values in times.items():
@@ -338,6 +340,7 @@ def _assemble(config, device, times, flops, memory, recorder, top_ops, crop_agre
         if name in flops:
             workloads[name]["flops"] = flops[name]
             workloads[name]["peak_memory_bytes"] = memory[name]["bytes"]
+            workloads[name]["host_syncs"] = syncs[name]  # None on CPU
     memory_method = next(iter(memory.values()))["method"]
 
     def comparison(numerator: str, denominator: str, use_flops: bool = True) -> dict[str, Any]:
@@ -461,11 +464,15 @@ def format_report(results: dict[str, Any]) -> str:
         flop = f"{entry['flop_ratio']:.2f}×" if "flop_ratio" in entry else "–"
         over = f"{entry['time_over_flop_ratio']:.3f}" if "time_over_flop_ratio" in entry else "–"
         lines.append(f"{COMPARISON_LABELS[key]:58s} {_ratio_text(entry['time_ratio']):>24s} {flop:>11s} {over:>10s}")
-    lines.append("\nworkload                     median ms        GFLOPs   peak MiB")
+    lines.append("\nworkload                     median ms   [q1–q3]              GFLOPs   peak MiB  host syncs")
     for name, w in results["workloads"].items():
+        s = w["seconds"]
+        spread = f"[{s['q1'] * 1e3:.1f}–{s['q3'] * 1e3:.1f}]"
         gflops = f"{w['flops'] / 1e9:10.2f}" if "flops" in w else f"{'–':>10s}"
         mib = f"{w['peak_memory_bytes'] / 2**20:10.1f}" if "peak_memory_bytes" in w else f"{'–':>10s}"
-        lines.append(f"{name:28s} {w['seconds']['median'] * 1e3:10.1f} {gflops} {mib}")
+        syncs = w.get("host_syncs")
+        lines.append(f"{name:28s} {s['median'] * 1e3:10.1f}   {spread:18s} {gflops} {mib} "
+                     f"{syncs if syncs is not None else '–':>11}")
     lines.append(f"(peak memory: {results['memory_method']})")
     lines.append("\nFineFACE iteration, step by step   median ms   time share   GFLOPs   FLOP share")
     for step in results["step_breakdown"]["steps"]:
@@ -507,14 +514,19 @@ def cost_table(all_results: Sequence[dict[str, Any]]) -> str:
             mem = f"{entry['memory_ratio']:.2f}×" if entry.get("memory_ratio") else "—"
             out.append(f"| {COMPARISON_LABELS[key]} | {_ratio_text(entry['time_ratio'])} | {flop} | {over} | {mem} |")
         out.append("")
-        out.append("| Workload | Median time (ms) | GFLOPs | Peak memory (MiB) |")
-        out.append("|---|---|---|---|")
+        with_syncs = any(w.get("host_syncs") is not None for w in results["workloads"].values())
+        out.append("| Workload | Median time (ms) [quartiles] | GFLOPs | Peak memory (MiB) |"
+                   + (" Host syncs |" if with_syncs else ""))
+        out.append("|---|---|---|---|" + ("---|" if with_syncs else ""))
         for name, w in results["workloads"].items():
             if name == "finefcace_train_marked":
                 continue
+            s = w["seconds"]
             gflops = f"{w['flops'] / 1e9:.2f}" if "flops" in w else "—"
             mib = f"{w['peak_memory_bytes'] / 2**20:.0f}" if "peak_memory_bytes" in w else "—"
-            out.append(f"| `{name}` | {w['seconds']['median'] * 1e3:.1f} | {gflops} | {mib} |")
+            syncs = (f" {w['host_syncs'] if w.get('host_syncs') is not None else '—'} |" if with_syncs else "")
+            out.append(f"| `{name}` | {s['median'] * 1e3:.1f} [{s['q1'] * 1e3:.1f}–{s['q3'] * 1e3:.1f}] | "
+                       f"{gflops} | {mib} |{syncs}")
         out.append("")
         out.append("| FineFACE step | Median time (ms) | Time share | GFLOPs | FLOP share |")
         out.append("|---|---|---|---|---|")
