@@ -26,6 +26,7 @@ def class_activation_maps(model: FineFACE, output: FineFACEOutput) -> list[Tenso
     """Ω_1..Ω_N (each (B, h_n, w_n)) for each expert's own predicted class k_n = argmax p_n.
 
     Never the true label (paper §3.2). One einsum per expert over the whole batch; no gradient.
+    Book: ``notebooks/03_attention_crop.ipynb``.
     """
     cams = []
     for n, (logits, maps) in enumerate(zip(output.expert_logits, output.maps)):
@@ -39,6 +40,7 @@ def baseline_class_activation_maps(model: Baseline, images: Tensor) -> tuple[Ten
     """Classic CAM of the baseline for its predicted class: (logits (B, K), Ω_ori (B, h, w)).
 
     ``Ω_ori(a, b) = w_k · x(a, b)`` on the last convolutional map (paper Fig. 3).
+    Book: ``notebooks/03_attention_crop.ipynb``.
     """
     logits, maps = model.forward_with_map(images)
     weights = model.class_weights()[logits.argmax(dim=1)]
@@ -46,7 +48,10 @@ def baseline_class_activation_maps(model: Baseline, images: Tensor) -> tuple[Ten
 
 
 def upsample_maps(maps: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinear upsampling of (B, h, w) maps to (B, H, W): Ω̃_n (paper §3.2)."""
+    """Bilinear upsampling of (B, h, w) maps to (B, H, W): Ω̃_n (paper §3.2).
+
+    Book: ``notebooks/03_attention_crop.ipynb``.
+    """
     return F.interpolate(maps[:, None].float(), size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
 
 
@@ -55,6 +60,7 @@ def normalize_maps(maps: Tensor) -> tuple[Tensor, Tensor]:
 
     ``valid`` (B,) is False for a map that is constant or holds a NaN/inf; such maps
     normalise to all zeros (never NaN).
+    Book: ``notebooks/03_attention_crop.ipynb``.
     """
     low, high, valid = _range(maps.amin(dim=(1, 2)), maps.amax(dim=(1, 2)))
     normalized = (maps - low[:, None, None]).div_((high - low)[:, None, None])
@@ -68,12 +74,18 @@ def _range(low: Tensor, high: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def attention_maps(cams: Sequence[Tensor], size: tuple[int, int]) -> list[Tensor]:
-    """Ω̃_n^norm: each expert's CAM upsampled to ``size`` and min-max normalised (paper Fig. 3)."""
+    """Ω̃_n^norm: each expert's CAM upsampled to ``size`` and min-max normalised (paper Fig. 3).
+
+    Book: ``notebooks/03_attention_crop.ipynb``.
+    """
     return [normalize_maps(upsample_maps(cam, size))[0] for cam in cams]
 
 
 def overall_attention_map(cams: Sequence[Tensor], size: tuple[int, int]) -> Tensor:
-    """Ω̃_oval^norm: the equal-weight sum of the normalised expert maps, min-max normalised."""
+    """Ω̃_oval^norm: the equal-weight sum of the normalised expert maps, min-max normalised.
+
+    Book: ``notebooks/03_attention_crop.ipynb``.
+    """
     return normalize_maps(_summed_attention_maps(cams, size))[0]
 
 
@@ -93,6 +105,7 @@ def boxes_from_maps(
     already at image resolution. Then min-max normalise, mask ≥ ``threshold``, box over all
     mask pixels, grow by ``int(pad · side)`` pixels per side, clamp. Degenerate maps
     (constant, NaN/inf, empty mask) give the whole image.
+    Book: ``notebooks/03_attention_crop.ipynb``.
     """
     if maps.dim() != 3:
         raise ValueError(f"maps must have shape (batch, height, width), got {tuple(maps.shape)}")
@@ -130,6 +143,7 @@ def crop_and_resize(images: Tensor, boxes: Tensor, size: tuple[int, int] | None 
     Batched with one ``grid_sample``; equals, to float rounding, the per-sample
     ``F.interpolate(image[:, y0:y1, x0:x1], size, mode="bilinear", align_corners=False)``
     (same sampling positions, same edge clamping inside the box).
+    Book: ``notebooks/03_attention_crop.ipynb``.
     """
     if images.dim() != 4 or boxes.shape != (images.shape[0], 4):
         raise ValueError(f"expected images (B, C, H, W) and boxes (B, 4), got {tuple(images.shape)} and {tuple(boxes.shape)}")
@@ -164,6 +178,7 @@ def attention_regions(
     """A_1..A_N (paper §3.2): each expert's attention region, same shape as ``images``.
 
     One batched box computation and one batched crop per expert (never per sample).
+    Book: ``notebooks/03_attention_crop.ipynb``.
     """
     size = tuple(images.shape[-2:])
     return [crop_and_resize(images, boxes_from_maps(cam, threshold, pad, size=size)) for cam in cams]
@@ -174,6 +189,7 @@ def overall_region(images: Tensor, cams: Sequence[Tensor], threshold: float = 0.
 
     Each map is upsampled and min-max normalised (a degenerate map contributes zeros), the
     maps are summed with equal weights, and the sum is thresholded, boxed, padded and cropped.
+    Book: ``notebooks/03_attention_crop.ipynb``.
     """
     total = _summed_attention_maps(cams, tuple(images.shape[-2:]))
     # boxes_from_maps min-max normalises the sum (normalising twice changes nothing).

@@ -45,7 +45,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr_schedule": "cosine",         # cosine annealing over epochs
         "checkpoint_selection": "val",   # early stopping on validation, never on test
         # --- inference (paper §3.3 "Inference Phase"; spec/method.md §5)
-        "fusion_views": ("raw", "oval"),
+        "fusion_views": ["raw", "oval"],  # a list, so presets dump to YAML
         "fusion_heads": "all",
         "fusion_combine": "logits",      # mean of the 2(N+1) logit vectors
     },

@@ -143,6 +143,14 @@ def test_degenerate_maps_give_the_whole_image():
     assert boxes_from_maps(torch.randn(2, 32, 48), threshold=0.0).tolist() == [whole] * 2
 
 
+def test_pixels_exactly_at_the_threshold_are_in_the_mask():
+    maps = torch.zeros(1, 10, 10)
+    maps[0, 2, 3] = 1.0
+    maps[0, 7, 8] = 0.5  # normalises to exactly 0.5
+    assert boxes_from_maps(maps, 0.5, 0.0).tolist() == [[3, 2, 9, 8]]
+    assert boxes_from_maps(maps, 0.5001, 0.0).tolist() == [[3, 2, 4, 3]]
+
+
 def test_normalize_maps_never_emits_nan():
     maps = torch.stack([torch.full((5, 5), float("nan")), torch.ones(5, 5), torch.randn(5, 5)])
     normalized, valid = normalize_maps(maps)
