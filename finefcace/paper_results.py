@@ -36,11 +36,9 @@ __all__ = [
 
 PAPER = "Manzoor & Rattani, FineFACE"
 
-# The 13 "gender-independent" CelebA attributes (Sec. 4; Table 8), CelebA's column names.
-GENDER_INDEPENDENT_ATTRIBUTES = (
-    "Bags_Under_Eyes", "Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Chubby", "Eyeglasses",
-    "Gray_Hair", "High_Cheekbones", "Mouth_Slightly_Open", "Narrow_Eyes", "Smiling", "Wearing_Hat",
-)
+# The 13 "gender-independent" CelebA attributes (Sec. 4; Table 8), CelebA's column names: one
+# list, kept by the dataset module.
+from finefcace.data import CELEBA_ATTRIBUTES as GENDER_INDEPENDENT_ATTRIBUTES  # noqa: E402
 
 GENDERS = ("Male", "Female")  # the paper prints M before F
 GENDER_LABELS = {"Male": "M", "Female": "F"}

@@ -399,9 +399,12 @@ def training_curves(history: pd.DataFrame | Sequence[Mapping[str, Any]], *, x: s
 
     ``history``: a DataFrame or a list of dicts, one per epoch (or step), with ``epoch`` (or
     ``step``) and any numeric columns: those with "loss" in their name (e.g. one per training
-    step kind, ``loss_expert_1``, ``loss_oval``, ``val_loss``) go in the first panel, those with
-    "acc" in the second, "lr"/"learning_rate" in a third (log scale). Panels with no column are
-    left out; several rows per x value are averaged. Book: ``notebooks/04_training.ipynb``.
+    step kind as ``finefcace.train`` writes them, ``loss_expert_3`` ... ``loss_concat_raw``, and
+    ``val_loss``) go in the first panel, those with "acc" in the second, the learning rates
+    (``lr``, ``lr_<group>``, ``learning_rate``) in a third (log scale when they span decades).
+    Panels with no column are left out; several rows per x value are averaged; a boolean
+    ``best`` column (the trainer's: validation improved) marks the last best epoch with a
+    dotted line. Book: ``notebooks/04_training.ipynb``.
     """
     frame = pd.DataFrame(list(history) if not isinstance(history, pd.DataFrame) else history)
     if frame.empty:
@@ -422,6 +425,9 @@ def training_curves(history: pd.DataFrame | Sequence[Mapping[str, Any]], *, x: s
     if not groups:
         raise ValueError(f"training_curves: no loss/acc/lr columns in the history (columns: {list(frame.columns)})")
     curves = frame.groupby(x, sort=True)[sorted({c for v in groups.values() for c in v})].mean()
+    best_x = None
+    if "best" in frame.columns and pd.api.types.is_bool_dtype(frame["best"]) and frame["best"].any():
+        best_x = frame.loc[frame["best"], x].iloc[-1]
     with _plotting():
         fig = _figure(4.2 * len(groups), 3.4)
         axes = fig.subplots(1, len(groups), squeeze=False)[0]
@@ -432,7 +438,9 @@ def training_curves(history: pd.DataFrame | Sequence[Mapping[str, Any]], *, x: s
                 if label.startswith("accuracy") and values.max() <= 1.0:
                     values = 100.0 * values  # fractions -> percent
                 ax.plot(curves.index, values, marker="o" if len(curves) <= 30 else None, markersize=3,
-                        color=color, label=column)
+                        color=color, label=column, linestyle="--" if column.lower().startswith("val") else "-")
+            if best_x is not None:
+                ax.axvline(best_x, color="grey", linestyle=":", linewidth=1, label=f"best ({x} {best_x})")
             ax.set_xlabel(x)
             ax.set_ylabel(label)
             if label == "learning rate":

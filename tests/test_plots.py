@@ -187,15 +187,20 @@ def test_accuracy_fairness_scatter(gender_reports):
 
 
 def test_training_curves_tolerates_whatever_columns_exist():
-    history = [{"epoch": e, "loss_expert_1": 1 / (e + 1), "loss_oval": 0.5 / (e + 1), "val_loss": 0.7 / (e + 1),
-                "train_acc": 0.5 + 0.05 * e, "val_accuracy": 60 + 3 * e, "lr": 0.002 * 0.5 ** e, "note": "x"}
-               for e in range(6)]
+    # the columns finefcace.train writes, plus an unknown text column
+    history = [{"epoch": e + 1, "step": 10 * (e + 1), "batches": 10, "loss_expert_3": 1 / (e + 1),
+                "loss_expert_2": 0.9 / (e + 1), "loss_expert_1": 0.8 / (e + 1), "loss_overall_region": 0.6 / (e + 1),
+                "loss_concat_raw": 0.5 / (e + 1), "train_accuracy": 0.5 + 0.05 * e, "val_loss": 0.7 / (e + 1),
+                "val_accuracy": 0.55 + 0.04 * e - 0.02 * (e == 5), "lr_backbone": 0.0002 * 0.5 ** e,
+                "lr_head": 0.002 * 0.5 ** e, "epoch_seconds": 3.0, "best": e < 5, "note": "x"} for e in range(6)]
     fig = _strict(plots.training_curves, history, title="fixture")
     _render(fig, "training_curves")
     assert [ax.get_ylabel() for ax in fig.axes] == ["loss", "accuracy (%)", "learning rate"]
-    assert len(fig.axes[0].lines) == 3
+    styles = [line.get_linestyle() for line in fig.axes[0].lines]
+    assert styles == ["-"] * 5 + ["--", ":"]  # 5 training steps, validation dashed, best epoch dotted
     assert fig.axes[1].lines[0].get_ydata().max() == pytest.approx(75.0)  # fractions shown as percent
     assert fig.axes[2].get_yscale() == "log"  # the schedule spans decades
+    assert [line.get_xdata()[0] for line in fig.axes[0].lines if line.get_linestyle() == ":"] == [5]  # best epoch
     only_loss = pd.DataFrame({"step": [0, 0, 1, 1], "loss": [1.0, 3.0, 0.5, 1.5]})  # several rows per step
     fig = _strict(plots.training_curves, only_loss)
     _render(fig, "training_curves_loss_only")
