@@ -243,7 +243,7 @@ class FineFACE(nn.Module):
         self.backbone_name = backbone
         self.num_classes = num_classes
         self.num_experts = len(self.expert_stages)
-        self.config = dict(backbone=backbone, num_classes=num_classes, experts=tuple(self.expert_stages),
+        self.config = dict(backbone=backbone, num_classes=num_classes, experts=list(self.expert_stages),
                            descriptor_dim=descriptor_dim, pooling=pooling, activation=activation,
                            head=head, descriptor_bn_momentum=descriptor_bn_momentum)
         self.stage_strides = [s.stride for s in stages]

@@ -49,3 +49,9 @@ def test_get_preset_returns_an_independent_copy():
 def test_unknown_preset_lists_the_valid_names():
     with pytest.raises(ValueError, match="official_code.*paper|paper.*official_code"):
         get_preset("papr")
+
+
+def test_presets_serialise_to_yaml():
+    yaml = pytest.importorskip("yaml")
+    for name in PRESETS:
+        assert yaml.safe_load(yaml.safe_dump(get_preset(name))) == get_preset(name)
