@@ -1,0 +1,397 @@
+"""The training configuration: one typed dataclass, built from a dict, a YAML file or
+``--set key=value`` pairs, checked before anything trains.
+
+Introduced in ``notebooks/04_training.ipynb`` (its ``parameters`` cell uses the same keys).
+Hyper-parameters that the paper or the published code fix (learning rates, λ, batch size,
+input size, pooling, ...) are **not** retyped here: they come from
+:mod:`finefcace.presets` (one source of truth). A config only names the preset and,
+optionally, overrides some of its values — either through the few top-level shortcuts
+(``backbone``, ``input_size``, ``batch_size``, ``experts``, ``pooling``, ``region_draw``,
+``fusion_*``; ``None`` means "take the preset's value") or through ``overrides:``
+(any other preset key, e.g. ``head_lr`` or ``concat_loss_weight``).
+
+Every mistake fails here, before a single image is read: an unknown key names the close
+matches, a wrong type names the expected type and shows how to write it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from finefcace import presets
+
+__all__ = [
+    "ConfigError",
+    "TrainConfig",
+    "load_config",
+    "parse_assignment",
+    "IDENTITY_IGNORED_KEYS",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, mistyped or inconsistent; the message names the fix."""
+
+
+# Preset keys that also have a top-level shortcut in TrainConfig (None there = preset value).
+_SHORTCUT_KEYS: tuple[str, ...] = (
+    "backbone",
+    "experts",
+    "pooling",
+    "input_size",
+    "batch_size",
+    "region_draw",
+    "fusion_views",
+    "fusion_heads",
+    "fusion_combine",
+)
+
+#: Keys that do not change what a run computes (where it writes, how it shows progress,
+#: how it recovers): two configs that differ only in these describe the same run.
+IDENTITY_IGNORED_KEYS: frozenset[str] = frozenset(
+    {
+        "run_dir",
+        "progress",
+        "workers",
+        "device",
+        "resume",
+        "overwrite",
+        "checkpoint_every",
+        "stop_after_batches",
+        "dist_backend",
+        "save_predictions",
+    }
+)
+
+
+@dataclass
+class TrainConfig:
+    """Every key of a training run (FineFACE or baseline). Book: ``notebooks/04_training.ipynb``.
+
+    Build it with :meth:`from_dict` / :func:`load_config` (which check keys and types) rather
+    than the constructor, and call :meth:`resolved` to get the preset values in force.
+    """
+
+    # --- what to train
+    method: Literal["finefcace", "baseline"] = "finefcace"
+    preset: str = "paper"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    # --- data (spec/data.md: one table format for every dataset)
+    table: str | None = None          # CSV dataset table (path, split, targets, protected)
+    root: str | None = None           # image folder the table's `path` is relative to (default: the table's folder)
+    synthetic: dict[str, Any] | None = None  # generate_synthetic(root, **synthetic) when the table is absent
+    target: str = "gender"
+    protected: list[str] | None = None  # columns copied into predictions (None: race/tone/gender/age present)
+    # --- model shortcuts (None = the preset's value)
+    backbone: str | None = None
+    weights: str | None = None        # local weights file, "imagenet" (torchvision download) or None (random init)
+    experts: list[int] | None = None
+    pooling: str | None = None
+    input_size: int | None = None
+    batch_size: int | None = None
+    region_draw: Literal["batch", "sample"] | None = None
+    fusion_views: list[str] | None = None
+    fusion_heads: str | int | None = None
+    fusion_combine: Literal["logits", "probabilities"] | None = None
+    # --- schedule and model selection (spec/method.md §4)
+    epochs: int = 10
+    patience: int | None = 3          # epochs without improvement on val before stopping (None: never stop early)
+    monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    min_delta: float = 0.0
+    # --- reproducibility and speed
+    seed: int = 0
+    deterministic: bool = False
+    amp: bool | None = None           # bf16 autocast; None = on for CUDA, off for CPU
+    channels_last: bool = False
+    compile: bool = False
+    workers: int = 0
+    device: str = "auto"              # "auto", "cpu", "cuda", "cuda:1", ...
+    sync_batchnorm: bool = False      # multi-GPU only (CUDA)
+    dist_backend: str = "auto"        # "auto" = nccl on CUDA, gloo on CPU
+    # --- run directory, checkpoints, bounds for smoke tests
+    run_dir: str = "runs/default"
+    resume: bool = True               # continue from run_dir/last.pt when it belongs to this config
+    overwrite: bool = False           # allow reusing a run_dir that holds a different config
+    checkpoint_every: int | None = None     # also write last.pt every this many batches
+    max_batches: int | None = None          # training batches per epoch (smoke tests)
+    max_eval_batches: int | None = None     # evaluation batches per split (smoke tests)
+    stop_after_batches: int | None = None   # save last.pt and stop after this many batches in total
+    progress: bool = True
+    save_predictions: bool = True
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> "TrainConfig":
+        """Build and check a config from a plain dict (YAML/JSON loaded). Unknown keys and
+        wrong types raise :class:`ConfigError` naming the key and the fix."""
+        values = dict(values or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = [k for k in values if k not in known]
+        if unknown:
+            raise ConfigError(_unknown_key_message(unknown[0], known))
+        hints = typing.get_type_hints(cls)
+        checked = {}
+        for key, value in values.items():
+            checked[key] = _check_type(key, value, hints[key])
+        config = cls(**checked)
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-ready primitives (what ``config.json`` stores)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A checked copy with some keys changed."""
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Cross-key checks (types were checked in :meth:`from_dict`)."""
+        if self.preset not in presets.PRESETS:
+            raise ConfigError(
+                f"config key 'preset' is {self.preset!r}; choose one of {sorted(presets.PRESETS)}"
+            )
+        preset_keys = set(presets.get_preset(self.preset))
+        for key in self.overrides:
+            if key not in preset_keys:
+                raise ConfigError(
+                    "unknown key in 'overrides': "
+                    + _unknown_key_message(key, preset_keys, where="preset")
+                )
+            if key in _SHORTCUT_KEYS and getattr(self, key) is not None:
+                raise ConfigError(
+                    f"'{key}' is set both at the top level and in 'overrides'; keep one of them"
+                )
+        for key in ("epochs",):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"config key '{key}' must be >= 1, got {getattr(self, key)}")
+        for key in ("patience", "checkpoint_every", "max_batches", "max_eval_batches",
+                    "stop_after_batches", "input_size", "batch_size"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"config key '{key}' must be >= 1 or null, got {value}")
+        if self.workers < 0:
+            raise ConfigError(f"config key 'workers' must be >= 0, got {self.workers}")
+        resolved = self.resolved()
+        if self.method == "finefcace" and resolved["region_draw"] not in ("batch", "sample"):
+            raise ConfigError(
+                f"'region_draw' must be 'batch' or 'sample', got {resolved['region_draw']!r}"
+            )
+        if resolved.get("steps_forward") not in ("expert_only", "all_heads"):
+            raise ConfigError(
+                "preset key 'steps_forward' must be 'expert_only' or 'all_heads', "
+                f"got {resolved.get('steps_forward')!r}"
+            )
+
+    # ------------------------------------------------------------------ presets
+    def resolved(self) -> dict[str, Any]:
+        """The preset's values with this config's shortcuts and ``overrides`` applied:
+        the hyper-parameters actually in force (stored in ``config.json`` as ``resolved``)."""
+        values = presets.get_preset(self.preset)
+        for key in _SHORTCUT_KEYS:
+            if getattr(self, key) is not None:
+                values[key] = getattr(self, key)
+        values.update(self.overrides)
+        if values.get("fusion_views") is not None:
+            values["fusion_views"] = list(values["fusion_views"])
+        return values
+
+    def identity(self) -> dict[str, Any]:
+        """What decides whether two runs are the same run (used by train-or-load and resume)."""
+        values = {k: v for k, v in self.to_dict().items() if k not in IDENTITY_IGNORED_KEYS}
+        values["resolved"] = json.loads(json.dumps(self.resolved()))
+        return values
+
+
+def load_config(
+    source: str | Path | dict[str, Any] | TrainConfig | None = None,
+    assignments: typing.Sequence[str] = (),
+    **changes: Any,
+) -> TrainConfig:
+    """A checked :class:`TrainConfig` from a YAML/JSON file, a dict or a config, then
+    ``--set``-style ``key=value`` assignments, then keyword changes.
+
+    Book: ``notebooks/04_training.ipynb``; CLI: ``python -m finefcace train --config ...``.
+    """
+    if source is None:
+        values: dict[str, Any] = {}
+    elif isinstance(source, TrainConfig):
+        values = source.to_dict()
+    elif isinstance(source, dict):
+        values = dict(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {error}") from error
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(
+                f"config file {str(path)!r} must hold a mapping of keys to values, "
+                f"got {type(loaded).__name__}"
+            )
+        values = loaded
+    for assignment in assignments:
+        key, value = parse_assignment(assignment)
+        _assign(values, key, value)
+    values.update(changes)
+    return TrainConfig.from_dict(values)
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``"key=value"`` -> (key, value), the value read as YAML (``3`` -> int, ``null`` -> None,
+    ``[3, 4]`` -> list). Dotted keys (``overrides.head_lr=0.01``) reach into a mapping."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value, got {text!r} (e.g. --set epochs=3)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set expects key=value, got {text!r} (e.g. --set epochs=3)")
+    import yaml
+
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _assign(values: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    target = values
+    for part in parts[:-1]:
+        existing = target.get(part)
+        if existing is None:
+            existing = target[part] = {}
+        if not isinstance(existing, dict):
+            raise ConfigError(f"cannot set {key!r}: {part!r} is not a mapping")
+        target = existing
+    target[parts[-1]] = value
+
+
+# ---------------------------------------------------------------------- type checking
+def _unknown_key_message(key: str, known: typing.Iterable[str], where: str = "config") -> str:
+    known = sorted(known)
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    message = f"unknown {where} key {key!r}"
+    if close:
+        message += f"; did you mean {' or '.join(repr(c) for c in close)}?"
+    if where == "config":
+        preset_keys = set(presets.get_preset("paper"))
+        if key in preset_keys:
+            message += (
+                f"; {key!r} is a preset value: set it under 'overrides' "
+                f"(YAML: overrides: {{{key}: ...}}; CLI: --set overrides.{key}=...)"
+            )
+    message += f" (valid keys: {', '.join(known)})"
+    return message
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if annotation is type(None):
+        return "null"
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin in (list, tuple):
+        args = typing.get_args(annotation)
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict:
+        return "mapping"
+    if annotation is Any:
+        return "any"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _matches(value: Any, annotation: Any) -> tuple[bool, Any]:
+    """(ok, converted value) for the small set of types TrainConfig uses."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return True, value
+    if annotation is type(None):
+        return value is None, value
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(annotation):
+            ok, converted = _matches(value, option)
+            if ok:
+                return True, converted
+        return False, value
+    if origin is Literal:
+        return value in typing.get_args(annotation), value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False, value
+        (item,) = typing.get_args(annotation) or (Any,)
+        converted = []
+        for element in value:
+            ok, element = _matches(element, item)
+            if not ok:
+                return False, value
+            converted.append(element)
+        return True, converted
+    if origin is dict:
+        return isinstance(value, dict), dict(value) if isinstance(value, dict) else value
+    if annotation is bool:
+        return isinstance(value, bool), value
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if annotation is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if annotation is str:
+        if isinstance(value, Path):
+            return True, str(value)
+        return isinstance(value, str), value
+    return isinstance(value, annotation), value
+
+
+def _check_type(key: str, value: Any, annotation: Any) -> Any:
+    ok, converted = _matches(value, annotation)
+    if ok:
+        return converted
+    expected = _type_name(annotation)
+    wants_text = "str" in expected or "'" in expected
+    if isinstance(value, str) and not wants_text:
+        hint = (
+            f"; write numbers, booleans and null without quotes, e.g. {key}: {_example(annotation)}"
+        )
+    else:
+        hint = f"; e.g. {key}: {_example(annotation)}"
+    return _raise(
+        f"config key {key!r} must be {expected}, got {type(value).__name__} {value!r}{hint}"
+    )
+
+
+def _example(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _example(options[0]) if options else "null"
+    if origin is Literal:
+        return repr(typing.get_args(annotation)[0])
+    if origin in (list, tuple):
+        (item,) = typing.get_args(annotation) or (str,)
+        return f"[{_example(item)}, ...]"
+    if origin is dict:
+        return "{key: value}"
+    return {bool: "true", int: "3", float: "0.5", str: "text"}.get(annotation, "...")
+
+
+def _raise(message: str) -> typing.NoReturn:
+    raise ConfigError(message)
