@@ -174,12 +174,14 @@ def test_every_code_name_the_chapters_mention_exists():
 
 
 def _preset_table(text: str) -> list[tuple[str, str, str]]:
-    """(key, paper value, official_code value) of the 'switches at a glance' table."""
+    """(key, paper value, official_code value) of decisions.md's switch table, whose rows read
+    ``| `key` or {ref}`key <label>` | `paper value` | `official value` | paper | code |``."""
     rows = []
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 6 and re.fullmatch(r"`\w+`", cells[1]) and cells[2].startswith("`"):
-            rows.append((cells[1].strip("`"), cells[2].strip("`"), cells[3].strip("`")))
+        key = re.fullmatch(r"`(\w+)`|\{ref\}`(\w+) <[\w-]+>`", cells[0]) if len(cells) == 5 else None
+        if key and cells[1].startswith("`") and cells[2].startswith("`"):
+            rows.append((key.group(1) or key.group(2), cells[1].strip("`"), cells[2].strip("`")))
     return rows
 
 
