@@ -192,6 +192,83 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
 
 
+def scan_images(table: pd.DataFrame, root: str | os.PathLike, *, decode: bool = True) -> pd.DataFrame:
+    """Check every image of a table: one row per image that needs attention.
+
+    Columns ``path``, ``problem`` (``missing``, ``unreadable``, ``converted``, ``tiny``) and
+    ``detail``. ``missing`` and ``unreadable`` images cannot be used (drop their rows or
+    re-download); ``converted`` (grayscale, CMYK, RGBA, palette, 16-bit) and ``tiny`` (shorter
+    side < 32 px, upsampled by the transforms) are read fine and only reported. With
+    ``decode=False`` only existence is checked (fast). Used by ``data_prep``; introduced in
+    ``notebooks/01_dataset_preparation.ipynb``.
+    """
+    root = Path(root)
+    rows: list[tuple[str, str, str]] = []
+    for relative in table["path"].tolist():
+        path = root / relative
+        if not path.is_file():
+            rows.append((relative, "missing", str(path)))
+            continue
+        if not decode:
+            continue
+        try:
+            with Image.open(path) as image:
+                image.load()
+                mode, size = image.mode, image.size
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            rows.append((relative, "unreadable", f"{type(error).__name__}: {error}"))
+            continue
+        if mode != "RGB":
+            rows.append((relative, "converted", f"stored as {mode}, read as RGB"))
+        if min(size) < 32:
+            rows.append((relative, "tiny", f"{size[0]}x{size[1]} px, upsampled by the transforms"))
+    return pd.DataFrame(rows, columns=["path", "problem", "detail"])
+
+
+def cache_resized(
+    table: pd.DataFrame,
+    root: str | os.PathLike,
+    out_root: str | os.PathLike,
+    size: int,
+    *,
+    quality: int = 95,
+    threads: int = 4,
+) -> Path:
+    """Write copies of the table's images resized so that their shorter side is ``size``
+    (aspect kept, RGB JPEG/PNG as the original's suffix) under ``out_root`` at the same
+    relative paths; existing copies are kept. Train with ``root=out_root`` afterwards: the
+    transforms then start from small files (faster decoding). Returns ``out_root``.
+    Used by ``data_prep --cache-size``; introduced in ``notebooks/01_dataset_preparation.ipynb``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, out_root = Path(root), Path(out_root)
+    if size < 8:
+        raise ValueError(f"cache size must be at least 8 pixels, got {size}")
+    if root.resolve() == out_root.resolve():
+        raise ValueError(f"the cache folder must differ from the dataset root ({root})")
+
+    def copy(relative: str) -> None:
+        target = out_root / relative
+        if target.is_file():
+            return
+        image = read_image(root / relative)
+        scale = size / min(image.size)
+        new_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(new_size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        if target.suffix.lower() in (".jpg", ".jpeg"):
+            image.save(partial, format="JPEG", quality=quality)
+        else:
+            image.save(partial, format="PNG", compress_level=1)
+        os.replace(partial, target)  # never leave a half-written image behind
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        list(pool.map(copy, table["path"].tolist()))
+    return out_root
+
+
 # --------------------------------------------------------------------------------------
 # Transforms (method.md §4: the published train/test transforms)
 # --------------------------------------------------------------------------------------
@@ -229,6 +306,9 @@ def test_transform(size: int) -> Callable:
         transforms.ToTensor(),
         transforms.Normalize([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
     ])
+
+
+test_transform.__test__ = False  # not a pytest test, though its name starts with "test"
 
 
 def denormalize(images: torch.Tensor) -> torch.Tensor:
