@@ -50,7 +50,7 @@ SKIN_RGB = np.array([
     [0.93, 0.78, 0.67],
     [0.82, 0.64, 0.50],
     [0.66, 0.48, 0.35],
-    [0.50, 0.35, 0.25],
+    [0.55, 0.39, 0.28],
 ], dtype=np.float32)
 
 #: Hair colour categories; ``red`` sets none of the four CelebA hair-colour attributes.
@@ -363,10 +363,11 @@ def for_each_chunk(
 ) -> None:
     """Render ``sample`` chunk by chunk and call ``consume(start, uint8 pixels (k,H,W,3))``.
 
-    With ``threads`` > 1 the chunks are rendered in parallel threads, each running torch
-    single-threaded (torch's own intra-op threads are set to 1 meanwhile and restored): many
-    small element-wise ops scale better across chunks than inside one op, especially on a
-    busy shared machine. ``consume`` may be called from several threads.
+    Chunks are rendered by ``threads`` parallel threads, each running torch single-threaded
+    (torch's intra-op threads are set to 1 meanwhile, then restored): these many small
+    element-wise ops scale across chunks, while splitting each op across cores costs more
+    than it gains — on a busy shared machine, 20x more. ``consume`` may be called from
+    several threads.
     """
     size = int(size)
     if size < 16:
@@ -379,16 +380,16 @@ def for_each_chunk(
         generator = torch.Generator().manual_seed((int(seed) * 1_000_003 + start // CHUNK) % (2**63))
         consume(start, _render_chunk(chunk, size, bias, generator))
 
-    if threads == 1 or len(starts) <= 1:
-        for start in starts:
-            task(start)
-        return
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            for job in [pool.submit(task, start) for start in starts]:
-                job.result()
+        if threads == 1 or len(starts) <= 1:
+            for start in starts:
+                task(start)
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                for job in [pool.submit(task, start) for start in starts]:
+                    job.result()
     finally:
         torch.set_num_threads(previous)
 
@@ -608,6 +609,46 @@ def _render_chunk(sample: FaceSample, size: int, bias: SyntheticBias, generator:
 _SPLIT_STREAM = {"train": 0, "val": 1, "test": 2}
 
 
+def synthetic_splits(
+    *, n_train: int, n_val: int, n_test: int, seed: int = 0, bias: SyntheticBias | str | None = None,
+    **bias_knobs: Any,
+) -> dict[str, tuple[FaceSample, int]]:
+    """The faces of each split and the seed of its pixel noise: what :func:`generate_synthetic`
+    writes and :func:`render_synthetic` returns. Each split has its own random stream, so
+    changing ``n_test`` does not change the training faces."""
+    bias = resolve_bias(bias, **bias_knobs)
+    streams = np.random.SeedSequence(int(seed)).spawn(3)
+    out = {}
+    for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
+        stream = streams[_SPLIT_STREAM[split]]
+        sample = sample_faces(n, split=split, bias=bias, rng=np.random.default_rng(stream))
+        out[split] = (sample, int(stream.generate_state(1)[0]))
+    return out
+
+
+def _split_table(split: str, sample: FaceSample) -> pd.DataFrame:
+    table = sample.labels.copy()
+    table.insert(0, "split", split)
+    table.insert(0, "path", [f"{split}/{i:06d}.png" for i in range(len(sample))])
+    return table
+
+
+def render_synthetic(
+    *, n_train: int, n_val: int, n_test: int, size: int = 64, seed: int = 0,
+    bias: SyntheticBias | str | None = None, threads: int | None = None, **bias_knobs: Any,
+) -> tuple[pd.DataFrame, torch.Tensor]:
+    """The synthetic dataset in memory: (table, uint8 images (N, size, size, 3)) with row i of
+    the table describing image i — the same faces and pixels :func:`generate_synthetic` writes
+    for the same arguments (PNG is lossless). Introduced in notebook 01."""
+    bias = resolve_bias(bias, **bias_knobs)
+    splits = synthetic_splits(n_train=n_train, n_val=n_val, n_test=n_test, seed=seed, bias=bias)
+    tables, images = [], []
+    for split, (sample, noise_seed) in splits.items():
+        tables.append(_split_table(split, sample))
+        images.append(render_faces(sample, size, bias, seed=noise_seed, threads=threads))
+    return pd.concat(tables, ignore_index=True), torch.cat(images)
+
+
 def generate_synthetic(
     out_dir: str | os.PathLike,
     *,
@@ -621,37 +662,36 @@ def generate_synthetic(
     **bias_knobs: Any,
 ) -> pd.DataFrame:
     """Render the synthetic dataset into ``out_dir``: PNGs under ``train/``, ``val/``,
-    ``test/`` and the table ``labels.csv`` (read it with :class:`finefcace.data.FaceTableDataset`,
-    root = ``out_dir``). Returns the table.
+    ``test/``, the table ``labels.csv`` (read it with :class:`finefcace.data.FaceTableDataset`,
+    root = ``out_dir``) and the knobs used, ``bias.json``. Returns the table.
 
     ``bias`` is a :class:`SyntheticBias`, ``"default"`` or ``"neutral"``; keyword knobs
     (``tone_proportions=...``, ``correlation=...``, ``cue_contrast=...``, nuisance) override
     it. Deterministic in (sizes, size, seed, bias); each split has its own random stream, so
     changing ``n_test`` does not change the training images. ``threads`` (default: the CPUs
-    available, at most 8) render and encode chunks in parallel; the output does not depend on it.
-    Introduced in ``notebooks/01_dataset_preparation.ipynb``.
+    available, at most 8) render and encode chunks in parallel; the output does not depend on
+    it. ``labels.csv`` is removed first and written last, so an interrupted run leaves no
+    table that disagrees with the images. Introduced in ``notebooks/01_dataset_preparation.ipynb``.
     """
     from PIL import Image
 
     bias = resolve_bias(bias, **bias_knobs)
     out_dir = Path(out_dir)
-    streams = np.random.SeedSequence(int(seed)).spawn(3)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("labels.csv", "bias.json"):
+        (out_dir / stale).unlink(missing_ok=True)
+    splits = synthetic_splits(n_train=n_train, n_val=n_val, n_test=n_test, seed=seed, bias=bias)
     tables = []
-    for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
-        stream = streams[_SPLIT_STREAM[split]]
-        sample = sample_faces(n, split=split, bias=bias, rng=np.random.default_rng(stream))
-        noise_seed = int(stream.generate_state(1)[0])
+    for split, (sample, noise_seed) in splits.items():
+        table = _split_table(split, sample)
+        paths = table["path"].tolist()
         (out_dir / split).mkdir(parents=True, exist_ok=True)
-        paths = [f"{split}/{i:06d}.png" for i in range(n)]
 
-        def write(start: int, pixels: torch.Tensor) -> None:
+        def write(start: int, pixels: torch.Tensor, paths: list[str] = paths) -> None:
             for offset, array in enumerate(pixels.numpy()):
                 Image.fromarray(array, "RGB").save(out_dir / paths[start + offset], compress_level=1)
 
         for_each_chunk(sample, size, bias, write, seed=noise_seed, threads=threads)
-        table = sample.labels.copy()
-        table.insert(0, "split", split)
-        table.insert(0, "path", paths)
         tables.append(table)
     table = pd.concat(tables, ignore_index=True)
     save_table(table, out_dir / "labels.csv")
