@@ -1,0 +1,14 @@
+"""Dataset preparation commands (thin wrappers around :mod:`finefcace.datasets`,
+:mod:`finefcace.data` and :mod:`finefcace.synthetic`).
+
+One command per dataset, each usable two ways::
+
+    python -m data_prep fairface --root ~/data/fairface --out data/tables
+    python -m data_prep.fairface --root ~/data/fairface --out data/tables
+
+A real dataset's command checks the download (expected label files and counts, missing and —
+with ``--decode`` — unreadable images), writes the dataset table ``<out>/<dataset>.csv`` and a
+report ``<out>/<dataset>_report.json``, and can cache resized copies of the images
+(``--cache-size``). ``python -m data_prep synthetic --out data/synthetic`` renders the
+synthetic faces. Introduced in the book in ``notebooks/01_dataset_preparation.ipynb``.
+"""

@@ -1,0 +1,231 @@
+"""The ``data_prep`` command line: check a download, write its table; render synthetic faces.
+
+Exit status 0 when the table was written, 1 when the download has unusable images (missing
+or unreadable) and ``--drop-bad`` was not given (the problems are listed in
+``<out>/<dataset>_problems.csv``; no table is written), 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from finefcace import data, datasets
+
+REAL_DATASETS = ("fairface", "utkface", "lfwa", "celeba")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m data_prep",
+        description="Check a face dataset download in its official layout and write its table "
+                    "(finefcace.datasets), or render the synthetic faces (finefcace.synthetic).",
+    )
+    commands = parser.add_subparsers(dest="dataset", required=True, metavar="dataset")
+    for name, help_text in (
+        ("fairface", "FairFace: fairface_label_{train,val}.csv + fairface-img-margin025-trainval/"),
+        ("utkface", "UTKFace: UTKFace/<age>_<gender>_<race>_<date>.jpg.chip.jpg"),
+        ("lfwa", "LFWA+: lfw_att_73.mat, indices_train_test.mat, lfw/<Name>/<Name>_NNNN.jpg"),
+        ("celeba", "CelebA: list_attr_celeba.txt, list_eval_partition.txt, img_align_celeba/"),
+    ):
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--root", required=True, type=Path, help="folder holding the official layout")
+        command.add_argument("--out", type=Path, default=Path("data/tables"),
+                             help="where to write <dataset>.csv and the report (default data/tables)")
+        command.add_argument("--decode", action="store_true",
+                             help="open every image (finds truncated/corrupt files; slower)")
+        command.add_argument("--labels-only", action="store_true",
+                             help="read the labels only; do not look at the images")
+        command.add_argument("--drop-bad", action="store_true",
+                             help="leave missing/unreadable images out of the table instead of failing")
+        command.add_argument("--strict", action="store_true",
+                             help="fail when the counts differ from the official release")
+        command.add_argument("--cache-size", type=int, default=None,
+                             help="also write copies resized to this shorter side (pixels)")
+        command.add_argument("--cache-dir", type=Path, default=None,
+                             help="where the resized copies go (default <out>/<dataset>_<size>px)")
+        command.add_argument("--threads", type=int, default=4, help="threads for resizing (default 4)")
+        if name == "fairface":
+            command.add_argument("--labels", type=Path, default=None, help="folder of the label CSVs (default --root)")
+            command.add_argument("--images", default=None, help="image folder under --root (default: found)")
+            command.add_argument("--val-fraction", type=float, default=0.1)
+            command.add_argument("--seed", type=int, default=0, help="seed of the validation split")
+        elif name == "utkface":
+            command.add_argument("--images", default=None, help="image folder under --root (default: UTKFace/ or --root)")
+        elif name == "lfwa":
+            command.add_argument("--attributes", default="lfw_att_73.mat")
+            command.add_argument("--indices", default="indices_train_test.mat",
+                                 help="train/test split file, or 'none' to label every image test")
+            command.add_argument("--images", default="lfw")
+        else:
+            command.add_argument("--attributes", default="list_attr_celeba.txt")
+            command.add_argument("--partition", default="list_eval_partition.txt")
+            command.add_argument("--images", default="img_align_celeba")
+
+    synthetic = commands.add_parser("synthetic", help="render the synthetic faces (PNG + labels.csv)",
+                                    description="Render the synthetic faces (finefcace.synthetic).")
+    synthetic.add_argument("--out", type=Path, required=True, help="output folder (images + labels.csv)")
+    synthetic.add_argument("--n-train", type=int, default=1600)
+    synthetic.add_argument("--n-val", type=int, default=320)
+    synthetic.add_argument("--n-test", type=int, default=640)
+    synthetic.add_argument("--size", type=int, default=64, help="image side in pixels")
+    synthetic.add_argument("--seed", type=int, default=0)
+    synthetic.add_argument("--bias", choices=("default", "neutral"), default="default")
+    synthetic.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
+                           help="override a bias knob, e.g. --knob cue_contrast=1,1,1,0.5 --knob noise=0")
+    synthetic.add_argument("--threads", type=int, default=None)
+    return parser
+
+
+def _adapter_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.dataset == "fairface":
+        return {"labels": args.labels, "images": args.images, "val_fraction": args.val_fraction, "seed": args.seed}
+    if args.dataset == "utkface":
+        return {"images": args.images}
+    if args.dataset == "lfwa":
+        indices = None if str(args.indices).lower() == "none" else args.indices
+        return {"attributes": args.attributes, "indices": indices, "images": args.images}
+    return {"attributes": args.attributes, "partition": args.partition, "images": args.images}
+
+
+def _count_checks(name: str, table, skipped: list[str]) -> list[str]:
+    """Differences from the official release's sizes (a partial download, another version)."""
+    expected = datasets.EXPECTED_COUNTS[name]
+    notes = []
+    if name == "fairface":
+        found = {"train": int((table["split"] != "test").sum()), "val": int((table["split"] == "test").sum())}
+        for split, count in found.items():
+            if count != expected[split]:
+                notes.append(f"fairface_label_{split}.csv has {count} rows; the release has {expected[split]}")
+    elif name == "celeba":
+        for split in ("train", "val", "test"):
+            count = int((table["split"] == split).sum())
+            if count != expected[split]:
+                notes.append(f"{split}: {count} images; the official partition has {expected[split]}")
+    elif name == "utkface":
+        total = len(table) + len(skipped)
+        if total != expected["files"]:
+            notes.append(f"{total} files; the aligned-and-cropped release has {expected['files']}")
+    elif name == "lfwa":
+        if len(table) != expected["images"]:
+            notes.append(f"{len(table)} labelled images; LFWA+ has {expected['images']}")
+    return notes
+
+
+def _run_real(args: argparse.Namespace) -> int:
+    name, root, out = args.dataset, args.root, args.out
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", datasets.SkippedRowsWarning)
+        table = datasets.dataset_table(name, root, check_images=False, **_adapter_options(args))
+    adapter_warnings = [str(w.message) for w in caught if issubclass(w.category, datasets.SkippedRowsWarning)]
+    for message in adapter_warnings:
+        print(f"warning: {message}")
+    skipped = list(table.attrs.get("skipped", []))
+    count_notes = _count_checks(name, table, skipped)
+    for note in count_notes:
+        print(f"count check: {note}")
+    if count_notes and args.strict:
+        print("error: counts differ from the official release (--strict)", file=sys.stderr)
+        return 1
+
+    out.mkdir(parents=True, exist_ok=True)
+    problems_file = out / f"{name}_problems.csv"
+    unusable_count = 0
+    problems = None
+    if not args.labels_only:
+        problems = data.scan_images(table, root, decode=args.decode)
+        unusable = problems[problems["problem"].isin(["missing", "unreadable"])]
+        unusable_count = int(unusable["path"].nunique())
+        if len(problems):
+            problems.to_csv(problems_file, index=False, lineterminator="\n")
+            summary = problems["problem"].value_counts().to_dict()
+            print(f"images needing attention: {summary} (listed in {problems_file})")
+        elif problems_file.exists():
+            problems_file.unlink()
+        if unusable_count:
+            first = unusable["path"].head(5).tolist()
+            if not args.drop_bad:
+                print(f"error: {unusable_count} of {len(table)} images are missing or unreadable under {root} "
+                      f"(first: {first}); complete the download, or rerun with --drop-bad to leave them out. "
+                      f"No table written.", file=sys.stderr)
+                return 1
+            table = table[~table["path"].isin(set(unusable["path"]))].reset_index(drop=True)
+            print(f"left out {unusable_count} missing/unreadable images (--drop-bad)")
+
+    image_root = root
+    if args.cache_size:
+        if args.labels_only:
+            print("error: --cache-size needs the images (drop --labels-only)", file=sys.stderr)
+            return 2
+        cache_dir = args.cache_dir or out / f"{name}_{args.cache_size}px"
+        image_root = data.cache_resized(table, root, cache_dir, args.cache_size, threads=args.threads)
+        print(f"resized copies (shorter side {args.cache_size} px) in {image_root}: train with root={image_root}")
+
+    table_file = data.save_table(table, out / f"{name}.csv")
+    protected = [c for c in ("race", "gender") if c in table.columns]
+    report = {
+        "dataset": name,
+        "root": str(root.resolve()),
+        "image_root": str(Path(image_root).resolve()),
+        "table": str(table_file),
+        "rows": len(table),
+        "rows_per_split": table["split"].value_counts().to_dict(),
+        "groups": {f"{split}": {"|".join(map(str, k)) if isinstance(k, tuple) else str(k): int(v)
+                                for k, v in part.groupby(protected).size().items()}
+                   for split, part in table.groupby("split")} if protected else {},
+        "skipped_names": skipped,
+        "adapter_warnings": adapter_warnings,
+        "count_checks": count_notes,
+        "images_checked": "no (--labels-only)" if args.labels_only else ("decoded" if args.decode else "existence"),
+        "image_problems": {} if problems is None else problems["problem"].value_counts().to_dict(),
+        "dropped_images": unusable_count if args.drop_bad else 0,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    (out / f"{name}_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{name}: {len(table)} rows {report['rows_per_split']} → {table_file} (images under {image_root})")
+    return 0
+
+
+def _parse_knob(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ValueError(f"--knob needs NAME=VALUE, got {text!r}")
+    name, value = text.split("=", 1)
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        raise ValueError(f"--knob {name}: cannot read {value!r} as a number or a list of numbers") from None
+    return name.strip(), parsed
+
+
+def _run_synthetic(args: argparse.Namespace) -> int:
+    from finefcace.synthetic import generate_synthetic
+
+    knobs = dict(_parse_knob(k) for k in args.knob)
+    started = time.perf_counter()
+    table = generate_synthetic(args.out, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
+                               size=args.size, seed=args.seed, bias=args.bias, threads=args.threads, **knobs)
+    seconds = time.perf_counter() - started
+    print(f"synthetic: {len(table)} images of {args.size} px in {seconds:.1f} s "
+          f"({len(table) / max(seconds, 1e-9):.0f} images/s) → {args.out / 'labels.csv'}")
+    print(table.groupby(["split", "tone"]).size().unstack(fill_value=0).to_string())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m data_prep``; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.dataset == "synthetic":
+            return _run_synthetic(args)
+        return _run_real(args)
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, TypeError) else 1

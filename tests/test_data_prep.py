@@ -1,0 +1,135 @@
+"""Tests of data_prep/: the dataset preparation commands on fixture downloads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from data_prep import cli
+from data_prep import fairface as fairface_command
+from finefcace.data import load_table
+
+RACES = ["White", "Black", "Latino_Hispanic", "East Asian", "Southeast Asian", "Indian", "Middle Eastern"]
+
+
+def _jpg(path, size=(16, 16)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(str(path)))
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path, format="JPEG")
+
+
+def _fairface(root, n_train=140, n_val=7):
+    folder = root / "fairface-img-margin025-trainval"
+    for split, n in (("train", n_train), ("val", n_val)):
+        rows = ["file,age,gender,race,service_test"]
+        for i in range(1, n + 1):
+            rows.append(f"{split}/{i}.jpg,20-29,{('Male', 'Female')[i % 2]},{RACES[i % 7]},False")
+            _jpg(folder / split / f"{i}.jpg", (24, 30))
+        (root / f"fairface_label_{split}.csv").write_text("\r\n".join(rows) + "\r\n")
+    return root
+
+
+def test_fairface_command_writes_table_and_report(tmp_path, capsys):
+    root = _fairface(tmp_path / "download")
+    out = tmp_path / "tables"
+    assert cli.main(["fairface", "--root", str(root), "--out", str(out), "--decode"]) == 0
+    table = load_table(out / "fairface.csv")
+    assert len(table) == 147 and set(table["split"]) == {"train", "val", "test"}
+    report = json.loads((out / "fairface_report.json").read_text())
+    assert report["rows"] == 147 and report["images_checked"] == "decoded"
+    assert any("86744" in note for note in report["count_checks"])  # a fixture is not the full release
+    assert "count check" in capsys.readouterr().out
+    # The per-module form is the same command.
+    assert fairface_command.main(["--root", str(root), "--out", str(tmp_path / "again"), "--labels-only"]) == 0
+    assert load_table(tmp_path / "again" / "fairface.csv").equals(table)
+
+
+def test_missing_and_corrupt_images_fail_before_training_unless_dropped(tmp_path, capsys):
+    root = _fairface(tmp_path / "download")
+    (root / "fairface-img-margin025-trainval/val/3.jpg").unlink()
+    corrupt = root / "fairface-img-margin025-trainval/train/5.jpg"
+    corrupt.write_bytes(corrupt.read_bytes()[:40])  # truncated JPEG
+    out = tmp_path / "tables"
+    assert cli.main(["fairface", "--root", str(root), "--out", str(out)]) == 1  # existence check only
+    assert "val/3.jpg" in capsys.readouterr().err
+    assert not (out / "fairface.csv").exists()
+    assert cli.main(["fairface", "--root", str(root), "--out", str(out), "--decode"]) == 1
+    problems = pd.read_csv(out / "fairface_problems.csv")
+    assert set(problems["problem"]) == {"missing", "unreadable", "tiny"}  # 24x30 fixtures are tiny
+    problems = problems[problems["problem"] != "tiny"]
+    assert dict(zip(problems["path"].str.split("/", n=1).str[1], problems["problem"])) == {
+        "val/3.jpg": "missing", "train/5.jpg": "unreadable"}
+    assert cli.main(["fairface", "--root", str(root), "--out", str(out), "--decode", "--drop-bad"]) == 0
+    table = load_table(out / "fairface.csv")
+    assert len(table) == 145 and not table["path"].str.endswith(("val/3.jpg", "train/5.jpg")).any()
+    assert json.loads((out / "fairface_report.json").read_text())["dropped_images"] == 2
+
+
+def test_cache_resized_copies(tmp_path, capsys):
+    root = _fairface(tmp_path / "download", n_train=7, n_val=2)
+    out = tmp_path / "tables"
+    assert cli.main(["fairface", "--root", str(root), "--out", str(out), "--cache-size", "12"]) == 0
+    report = json.loads((out / "fairface_report.json").read_text())
+    cache = tmp_path / "tables" / "fairface_12px"
+    assert report["image_root"] == str(cache.resolve())
+    for path in load_table(out / "fairface.csv")["path"]:
+        assert Image.open(cache / path).size == (12, 15)  # 24x30 → shorter side 12
+
+
+def test_utkface_command_reports_malformed_names(tmp_path, capsys):
+    folder = tmp_path / "utk" / "UTKFace"
+    for name in ("25_0_0_20170116174525125.jpg.chip.jpg", "31_1_1_20170109142408075.jpg.chip.jpg",
+                 "39_1_20170116174525125.jpg.chip.jpg"):
+        _jpg(folder / name)
+    assert cli.main(["utkface", "--root", str(tmp_path / "utk"), "--out", str(tmp_path / "t")]) == 0
+    assert "skipped 1 of 3" in capsys.readouterr().out
+    report = json.loads((tmp_path / "t" / "utkface_report.json").read_text())
+    assert report["skipped_names"] == ["39_1_20170116174525125.jpg.chip.jpg"] and report["rows"] == 2
+
+
+def test_strict_counts_and_errors_name_the_problem(tmp_path, capsys):
+    root = _fairface(tmp_path / "download", n_train=7, n_val=2)
+    assert cli.main(["fairface", "--root", str(root), "--out", str(tmp_path / "t"), "--strict"]) == 1
+    assert cli.main(["celeba", "--root", str(tmp_path / "nothing"), "--out", str(tmp_path / "t")]) == 1
+    assert "list_attr_celeba.txt" in capsys.readouterr().err
+
+
+def test_real_fairface_labels_match_the_release(realdata_dir, tmp_path):
+    out = tmp_path / "t"
+    assert cli.main(["fairface", "--root", str(realdata_dir / "fairface"), "--out", str(out), "--labels-only"]) == 0
+    report = json.loads((out / "fairface_report.json").read_text())
+    assert report["count_checks"] == [] and report["rows"] == 86_744 + 10_954
+    assert len(report["groups"]["test"]) == 14
+
+
+def test_synthetic_command(tmp_path, capsys):
+    out = tmp_path / "syn"
+    assert cli.main(["synthetic", "--out", str(out), "--n-train", "16", "--n-val", "8", "--n-test", "16",
+                     "--size", "24", "--knob", "noise=0", "--knob", "cue_contrast=(1,1,1,0.5)"]) == 0
+    table = load_table(out / "labels.csv")
+    assert len(table) == 40
+    recorded = json.loads((out / "bias.json").read_text())
+    assert recorded["noise"] == 0 and recorded["cue_contrast"] == [1, 1, 1, 0.5]
+    assert cli.main(["synthetic", "--out", str(out), "--knob", "contrast=1"]) == 2
+    assert "unknown bias knob" in capsys.readouterr().err
+
+
+def test_module_entry_points(project_root):
+    for module in ("data_prep", "data_prep.celeba"):
+        result = subprocess.run([sys.executable, "-m", module, *(["--help"] if module != "data_prep" else ["-h"])],
+                                cwd=project_root, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "usage" in result.stdout.lower()
+
+
+@pytest.mark.parametrize("argv", [["fairface"], ["imagenet", "--root", "x"]])
+def test_usage_errors_exit_2(argv):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
