@@ -16,8 +16,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from finefcace import data, datasets
-
 REAL_DATASETS = ("fairface", "utkface", "lfwa", "celeba")
 
 
@@ -96,6 +94,8 @@ def _adapter_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _count_checks(name: str, table, skipped: list[str]) -> list[str]:
     """Differences from the official release's sizes (a partial download, another version)."""
+    from finefcace import datasets
+
     expected = datasets.EXPECTED_COUNTS[name]
     notes = []
     if name == "fairface":
@@ -119,6 +119,8 @@ def _count_checks(name: str, table, skipped: list[str]) -> list[str]:
 
 
 def _run_real(args: argparse.Namespace) -> int:
+    from finefcace import data, datasets  # imported here so that --help answers at once
+
     name, root, out = args.dataset, args.root, args.out
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
