@@ -168,6 +168,18 @@ def test_tiny_images_are_upsampled_by_the_transform():
     assert test_transform(64)(tiny).shape == (3, 64, 64)
 
 
+def test_face_crop_keeps_the_centre_first():
+    image = Image.new("RGB", (250, 250), (0, 0, 0))
+    image.paste((255, 255, 255), (75, 75, 175, 175))  # a white "face" in the central 40 %
+    out = test_transform(32, face_crop=0.4)(image)
+    assert float(out.min()) > 0.9  # only the face remains
+    assert train_transform(32, face_crop=0.4).transforms[0].fraction == 0.4
+    plain = test_transform(32)(image)
+    assert float(plain.min()) == -1.0
+    with pytest.raises(ValueError, match="face_crop"):
+        test_transform(32, face_crop=0.0)
+
+
 def test_centre_crop_mean_matches_normalisation():
     grey = Image.new("RGB", (30, 30), (128, 128, 128))
     out = test_transform(32)(grey)
