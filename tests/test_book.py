@@ -108,7 +108,6 @@ FOREIGN_LITERALS = {
     "DistributedDataParallel", "zero_grad", "einsum", "grid_sample", "equalized_odds_difference",
     "Randomly_choose_from", "F.interpolate", "torch.cuda.max_memory_allocated",
     "torch.utils.flop_counter.FlopCounterMode", "ResNet50_Weights.IMAGENET1K_V2", "torchrun",
-    "data_root",  # a key of the notebook profiles in configs/, not of the library
     "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4",  # torchvision layer names
 }
 LIBRARY_CLASSES = {"FineFACE": "finefcace.model.FineFACE", "FineFACEOutput": "finefcace.model.FineFACEOutput",
