@@ -40,6 +40,7 @@ import random
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -400,8 +401,8 @@ def _plain(value: Any) -> Any:
 def _locate_table(config: TrainConfig) -> tuple[Path, Path]:
     """(table path, image root) of a config; generates the synthetic set when asked."""
     if config.table is not None:
-        table_path = Path(config.table)
-        root = Path(config.root) if config.root is not None else table_path.parent
+        table_path = Path(config.table).expanduser()
+        root = Path(config.root).expanduser() if config.root is not None else table_path.parent
         if not table_path.is_file():
             if config.synthetic is None:
                 raise ConfigError(
@@ -411,7 +412,7 @@ def _locate_table(config: TrainConfig) -> tuple[Path, Path]:
             _generate_synthetic(config, table_path.parent)
         return table_path, root
     if config.synthetic is not None:
-        root = Path(config.root) if config.root is not None else Path(config.run_dir) / "data"
+        root = Path(config.root).expanduser() if config.root is not None else Path(config.run_dir) / "data"
         table_path = root / "labels.csv"
         if not table_path.is_file():
             _generate_synthetic(config, root)
@@ -1028,7 +1029,10 @@ class _Run:
             self.save_best()
         else:
             self.bad_epochs += 1
-        self.scheduler.step()
+        with warnings.catch_warnings():
+            # After a resume at an epoch's end no optimizer step ran in this process yet.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+            self.scheduler.step()
         self.epoch += 1
         self.batch = 0
         self.sums = self._empty_sums()

@@ -22,6 +22,15 @@ from finefcace.train import (NonFiniteLossError, TrainingDataError, baseline_ite
 SIZE = 64
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two intra-op threads on 2 shared cores slow these tiny models ~10x: use one."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _small_model(seed: int = 0, **kwargs) -> FineFACE:
     torch.manual_seed(seed)
     return FineFACE("resnet18", 2, descriptor_dim=16, **kwargs).train()
