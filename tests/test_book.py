@@ -335,3 +335,17 @@ def test_synthetic_results_are_labelled_synthetic(built_book):
         pytest.skip("built with a paper profile: the results may be real")
     for page in pages:
         assert "synthetic" in page.read_text().lower(), f"{page.name} shows results without saying they are synthetic"
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_rendered_bibliography_keeps_the_papers_numbers(built_book):
+    """Entry [n] of the rendered bibliography is the paper's reference [n] (not citation order)."""
+    html = (built_book / "book" / "bibliography.html").read_text()
+    rendered = re.findall(r'fn-bracket">\[</span>(\d+)<span class="fn-bracket">\]</span></span>\s*<p>([^<]+)', html)
+    entries = _bib_entries()
+    assert [int(n) for n, _ in rendered] == list(range(1, len(entries) + 1))
+    for (number, text), entry in zip(rendered, entries):
+        surname = entry["author"].split(",")[0].strip()
+        authors = text.replace("\xa0", " ")[:40]  # the first author leads the entry
+        assert surname in authors, f"[{number}] shows {text!r}, expected {surname} first"
