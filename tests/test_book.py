@@ -240,6 +240,29 @@ def test_every_citation_resolves():
     assert not unknown, f"citations of keys not in references.bib: {unknown}"
 
 
+def test_commands_and_files_the_chapters_name_exist():
+    """`python -m X` modules, `configs/...` files and `notebooks/...` the chapters tell readers
+    to use must exist, so a reader following the book is never sent to a missing file."""
+    import importlib.util
+
+    missing = []
+    for path in chapter_sources():
+        text = path.read_text()
+        for module in set(re.findall(r"python -m ([A-Za-z_][\w.]*)", text)):
+            spec = importlib.util.find_spec(module)
+            if spec is not None and spec.submodule_search_locations is not None:  # a package runs its __main__
+                spec = importlib.util.find_spec(f"{module}.__main__")
+            if spec is None:
+                missing.append(f"{path.name}: python -m {module} (no such module, or a package without __main__)")
+        for name in set(re.findall(r"\b((?:configs|notebooks|benchmarks|scripts)/[\w./-]+\.(?:yaml|ipynb|py))", text)):
+            if not (ROOT / name).is_file():
+                missing.append(f"{path.name}: {name}")
+        for name in set(re.findall(r"`(\w+\.yaml)`", text)):
+            if not (ROOT / "configs" / name).is_file():
+                missing.append(f"{path.name}: configs/{name}")
+    assert not missing, "chapters name commands or files that do not exist:\n" + "\n".join(sorted(missing))
+
+
 def test_mathjax_is_vendored_and_used_offline():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
     path = config["mathjax_path"]
