@@ -867,16 +867,18 @@ class _Run:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": rng_state(self.generator),
-            "position": {"epoch": self.epoch, "batch": self.batch, "step": self.global_step},
-            "epoch_sums": dict(self.sums),
+            "position": {"epoch": self.epoch, "batch": self.batch, "step": self.global_step,
+                         "world_size": self.context.world_size},
+            "epoch_sums": distributed.all_gather_objects(dict(self.sums), self.context),  # one per rank
             "history": [dict(row) for row in self.history],
             "best": {"metric": self.best_metric, "epoch": self.best_epoch, "bad_epochs": self.bad_epochs},
             "stopped_early": self.stopped_early,
         }
 
     def save_last(self) -> None:
+        state = self._checkpoint_state()  # a collective under multi-process training: every rank
         if self.context.is_main:
-            atomic_save(self._checkpoint_state(), self.run_dir / LAST_CHECKPOINT)
+            atomic_save(state, self.run_dir / LAST_CHECKPOINT)
         distributed.barrier(self.context)
 
     def save_best(self) -> None:
@@ -896,7 +898,14 @@ class _Run:
         self.epoch = state["position"]["epoch"]
         self.batch = state["position"]["batch"]
         self.global_step = state["position"]["step"]
-        self.sums = dict(state["epoch_sums"])
+        saved_world = state["position"].get("world_size", 1)
+        if self.batch and saved_world != self.context.world_size:
+            raise ConfigError(
+                f"{self.run_dir / LAST_CHECKPOINT} was saved mid-epoch by {saved_world} process(es); resume it "
+                f"with the same number of processes (now {self.context.world_size}): the data shards differ"
+            )
+        sums = state["epoch_sums"]
+        self.sums = dict(sums[self.context.rank] if len(sums) == self.context.world_size else self._empty_sums())
         self.history = [dict(row) for row in state["history"]]
         self.best_metric = state["best"]["metric"]
         self.best_epoch = state["best"]["epoch"]
@@ -1010,15 +1019,18 @@ class _Run:
         evaluation = _evaluate(self.model, self.val_loader, resolved=self.resolved, device=self.device,
                                amp_dtype=self.amp_dtype, channels_last=config.channels_last,
                                context=context, max_batches=config.max_eval_batches)
-        batches = max(self.sums["batches"], 1.0)
+        # every rank's sums: the history describes the whole data, identically on every rank
+        every_rank = distributed.all_gather_objects(dict(self.sums), context)
+        total = {key: sum(s[key] for s in every_rank) for key in self.sums}
+        batches = max(total["batches"], 1.0)
         row: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step, "batches": int(self.sums["batches"])}
         for kind in self.step_kinds:
-            row[_loss_column(kind)] = self.sums[_loss_column(kind)] / batches
-        row["train_accuracy"] = self.sums["correct"] / max(self.sums["seen"], 1.0)
+            row[_loss_column(kind)] = total[_loss_column(kind)] / batches
+        row["train_accuracy"] = total["correct"] / max(total["seen"], 1.0)
         row["val_loss"] = evaluation["loss"]
         row["val_accuracy"] = evaluation["accuracy"]
         row.update(learning_rates)
-        row["epoch_seconds"] = self.sums["seconds"]
+        row["epoch_seconds"] = max(s["seconds"] for s in every_rank)
         metric = row[config.monitor]
         sign = 1.0 if config.monitor == "val_accuracy" else -1.0
         improved = self.best_metric is None or sign * (metric - self.best_metric) > config.min_delta
