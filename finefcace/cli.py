@@ -6,6 +6,7 @@ notebooks' ``parameters`` cells — read from ``--config file.yaml`` and changed
 --set overrides.head_lr=0.01``). Runs under ``torchrun`` unchanged::
 
     python -m finefcace train --config configs/quick_synthetic_cpu.yaml
+    python -m finefcace train --profile <notebook profile>.yaml --set run_dir=runs/quick/gender-finefcace
     torchrun --nproc_per_node=4 -m finefcace train --config configs/fairface_resnet50_paper.yaml
     python -m finefcace evaluate --config configs/quick_synthetic_cpu.yaml
     python -m finefcace predict --run-dir runs/fairface --table utkface.csv --root UTKFace --out utk.csv
@@ -39,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def config_options(command: argparse.ArgumentParser, required: bool) -> None:
-        command.add_argument("--config", "-c", required=required, help="YAML config (keys of finefcace.config.TrainConfig)")
+        source = command.add_mutually_exclusive_group(required=required)
+        source.add_argument("--config", "-c", help="YAML training config (keys of finefcace.config.TrainConfig; "
+                                                    "any other key is an error)")
+        source.add_argument("--profile", "-p", help="a notebook profile (papermill parameter file): its "
+                                                     "training keys are used, notebook-only keys ignored")
         command.add_argument("--set", "-s", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                              help="change one key (value read as YAML); repeatable; dotted keys reach into overrides")
         command.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
@@ -71,14 +76,21 @@ def _setup_logging(quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 
+def _config(args: argparse.Namespace, **changes):
+    from finefcace.config import load_config, profile_values
+
+    source = profile_values(args.profile) if args.profile else args.config
+    return load_config(source, args.assignments, **changes)
+
+
 def _run_dir(args: argparse.Namespace) -> Path:
-    from finefcace.config import ConfigError, load_config
+    from finefcace.config import ConfigError
 
     if args.run_dir:
         return Path(args.run_dir)
-    if not args.config:
-        raise ConfigError("give --run-dir, or --config whose run_dir holds the trained run")
-    return Path(load_config(args.config, args.assignments).run_dir)
+    if not (args.config or args.profile):
+        raise ConfigError("give --run-dir, or --config/--profile whose run_dir holds the trained run")
+    return Path(_config(args).run_dir)
 
 
 def _group_accuracy(predictions) -> str:
@@ -99,14 +111,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.quiet)
     from finefcace.checkpoint import CheckpointError
-    from finefcace.config import ConfigError, load_config
+    from finefcace.config import ConfigError
     from finefcace.train import (NonFiniteLossError, TrainingDataError, TrainingInterrupted,
                                  evaluate_run, train, train_or_load)
 
     try:
         if args.command == "train":
             changes = {"progress": False} if args.quiet else {}
-            config = load_config(args.config, args.assignments, **changes)
+            config = _config(args, **changes)
             result = (train_or_load if args.load_if_done else train)(config)
             if int(os.environ.get("RANK", "0")) == 0:
                 print(json.dumps({"run_dir": str(result.run_dir), **result.summary}, indent=1, default=str))

@@ -32,6 +32,7 @@ __all__ = [
     "TrainConfig",
     "load_config",
     "parse_assignment",
+    "profile_values",
     "IDENTITY_IGNORED_KEYS",
 ]
 
@@ -91,7 +92,7 @@ class TrainConfig:
     protected: list[str] | None = None  # columns copied into predictions (None: race/tone/gender/age present)
     # --- model shortcuts (None = the preset's value)
     backbone: str | None = None
-    weights: str | None = None        # local weights file, "imagenet" (torchvision download) or None (random init)
+    weights: str | None = None        # None (random init), a torchvision weights name ("IMAGENET1K_V1", "DEFAULT") or a local state-dict file
     experts: list[int] | None = None
     pooling: str | None = None
     input_size: int | None = None
@@ -228,28 +229,41 @@ def load_config(
     elif isinstance(source, dict):
         values = dict(source)
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
-        import yaml
-
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
-            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {error}") from error
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(
-                f"config file {str(path)!r} must hold a mapping of keys to values, "
-                f"got {type(loaded).__name__}"
-            )
-        values = loaded
+        values = load_yaml_mapping(source)
     for assignment in assignments:
         key, value = parse_assignment(assignment)
         _assign(values, key, value)
     values.update(changes)
     return TrainConfig.from_dict(values)
+
+
+def profile_values(path: str | Path) -> dict[str, Any]:
+    """The training keys of a notebook *profile* (a papermill parameter file that also holds
+    notebook-only keys such as ``dataset`` or ``n_bootstrap``): only the keys that are
+    :class:`TrainConfig` fields are kept. ``python -m finefcace train --profile FILE``."""
+    values = load_yaml_mapping(path)
+    keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    return {k: v for k, v in values.items() if k in keys}
+
+
+def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML file holding one mapping; :class:`ConfigError` naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {error}") from error
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"config file {str(path)!r} must hold a mapping of keys to values, got {type(loaded).__name__}"
+        )
+    return loaded
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -91,6 +91,19 @@ def test_bad_configuration_exits_2_naming_the_key(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_a_notebook_profile_gives_its_training_keys_only(tmp_path, capsys):
+    profile = tmp_path / "profile.yaml"
+    profile.write_text("dataset: synthetic\nn_bootstrap: 100\nepochs: 3\nrun_dir: runs/x\n")
+    from finefcace.cli import _config, build_parser
+
+    args = build_parser().parse_args(["train", "--profile", str(profile), "--set", "seed=4"])
+    config = _config(args)
+    assert config.epochs == 3 and config.seed == 4 and config.run_dir == "runs/x"
+    # the same file as a training config is refused: n_bootstrap is no training key
+    assert main(["train", "--config", str(profile)]) == 2
+    assert "unknown config key 'dataset'" in capsys.readouterr().err
+
+
 def test_python_dash_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "finefcace", "--help"], capture_output=True, text=True,
                             cwd=PROJECT, timeout=120)
