@@ -170,7 +170,8 @@ def test_configs_and_clear_errors(capsys):
     assert {"cpu-small", "cpu-r50", "paper", "tiny"} <= set(CONFIGS)
     paper = CONFIGS["paper"]
     assert (paper.backbone, paper.input_size, paper.batch, paper.amp, paper.channels_last) == ("resnet50", 448, 16, True, True)
-    config, _ = parse_config(["--config", "cpu-small", "--batch", "4"])
+    config, _, table_only = parse_config(["--config", "cpu-small", "--batch", "4"])
+    assert not table_only
     assert config.batch == 4 and config.name == "resnet18-112px-b4-cpu"
     with pytest.raises(SystemExit):
         parse_config(["--batch", "0"])
@@ -178,3 +179,12 @@ def test_configs_and_clear_errors(capsys):
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match="torch.cuda.is_available"):
             run_benchmark(paper)
+
+
+def test_table_only_regenerates_the_table_from_the_results_files(tiny_results):
+    from benchmarks.run import main
+
+    _, out = tiny_results
+    (out / "cost_table.md").unlink()
+    assert main(["--table-only", "--out", str(out)]) is None
+    assert "**tiny**" in (out / "cost_table.md").read_text()
