@@ -398,25 +398,31 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _locate_table(config: TrainConfig) -> tuple[Path, Path]:
-    """(table path, image root) of a config; generates the synthetic set when asked."""
+def _locate_table(config: TrainConfig, context: distributed.DistributedContext | None = None) -> tuple[Path, Path]:
+    """(table path, image root) of a config; generates the synthetic set when asked (on
+    rank 0 only; the other ranks wait for it)."""
+    context = context or distributed.DistributedContext()
+    table_path, root = _table_location(config)
+    if config.synthetic is not None:
+        if context.is_main and not table_path.is_file():
+            _generate_synthetic(config, table_path.parent)
+        distributed.barrier(context)
+    return table_path, root
+
+
+def _table_location(config: TrainConfig) -> tuple[Path, Path]:
     if config.table is not None:
         table_path = Path(config.table).expanduser()
         root = Path(config.root).expanduser() if config.root is not None else table_path.parent
-        if not table_path.is_file():
-            if config.synthetic is None:
-                raise ConfigError(
-                    f"config key 'table': {str(table_path)!r} does not exist; point it at a dataset "
-                    "table CSV (see notebooks/01_dataset_preparation.ipynb) or set 'synthetic'"
-                )
-            _generate_synthetic(config, table_path.parent)
+        if not table_path.is_file() and config.synthetic is None:
+            raise ConfigError(
+                f"config key 'table': {str(table_path)!r} does not exist; point it at a dataset "
+                "table CSV (see notebooks/01_dataset_preparation.ipynb) or set 'synthetic'"
+            )
         return table_path, root
     if config.synthetic is not None:
         root = Path(config.root).expanduser() if config.root is not None else Path(config.run_dir) / "data"
-        table_path = root / "labels.csv"
-        if not table_path.is_file():
-            _generate_synthetic(config, root)
-        return table_path, root
+        return root / "labels.csv", root
     raise ConfigError(
         "no data: set 'table' (a dataset table CSV, with 'root' its image folder) or "
         "'synthetic' (generate_synthetic arguments, e.g. synthetic: {n_train: 400, n_val: 100, n_test: 200})"
@@ -432,10 +438,12 @@ def _generate_synthetic(config: TrainConfig, out_dir: Path) -> None:
     synthetic.generate_synthetic(out_dir, **options)
 
 
-def _prepare_data(config: TrainConfig, world_size: int = 1) -> _Data:
+def _prepare_data(config: TrainConfig, context: distributed.DistributedContext | None = None) -> _Data:
     """Read and check the dataset table before anything trains."""
+    context = context or distributed.DistributedContext()
+    world_size = context.world_size
     resolved = config.resolved()
-    table_path, root = _locate_table(config)
+    table_path, root = _locate_table(config, context)
     table = data.load_table(table_path)
     try:
         data.validate_table(table, config.target)
@@ -777,7 +785,7 @@ class _Run:
         seed_everything(config.seed, config.deterministic)
         if config.sync_batchnorm and self.device.type != "cuda":
             raise ConfigError("config key 'sync_batchnorm' needs CUDA devices; set sync_batchnorm: false")
-        self.data = _prepare_data(config, context.world_size)
+        self.data = _prepare_data(config, context)
         self.model = build_model(config, len(self.data.classes)).to(self.device)
         if config.sync_batchnorm and context.enabled:
             self.model = distributed.convert_sync_batchnorm(self.model, context)
@@ -994,7 +1002,9 @@ class _Run:
                 self.global_step += 1
                 bar.update(1)
                 if context.is_main and config.progress:
-                    bar.set_postfix({k[:14]: f"{v:.3f}" for k, v in values.items()}, refresh=False)
+                    shown = {k[:14]: f"{v:.3f}" for k, v in values.items()}
+                    shown["acc"] = f"{self.sums['correct'] / max(self.sums['seen'], 1.0):.3f}"
+                    bar.set_postfix(shown, refresh=False)
                 if stop_anywhere:
                     outcome = "interrupt"
                     break

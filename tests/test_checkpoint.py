@@ -146,7 +146,7 @@ def test_a_run_stopped_signalled_and_crashed_resumes_to_the_same_weights_and_his
 
     # 1. a bounded run (max-steps stop) after the first batch
     partial = train(_config(resume_data, run_dir, stop_after_batches=1))
-    assert not partial.finished and position() == {"epoch": 0, "batch": 1, "step": 1}
+    assert not partial.finished and position() == {"epoch": 0, "batch": 1, "step": 1, "world_size": 1}
 
     # 2. SIGTERM during the last batch of epoch 1: the batch ends, last.pt is saved, the run stops
     _count_loss_calls(monkeypatch, 5, lambda: os.kill(os.getpid(), signal.SIGTERM))
@@ -154,7 +154,7 @@ def test_a_run_stopped_signalled_and_crashed_resumes_to_the_same_weights_and_his
     with pytest.raises(TrainingInterrupted, match="SIGTERM.*resume"):
         train(_config(resume_data, run_dir))
     assert signal.getsignal(signal.SIGTERM) == previous_handler  # handlers restored
-    assert position() == {"epoch": 0, "batch": 2, "step": 2}  # before epoch 1's validation
+    assert position() == {"epoch": 0, "batch": 2, "step": 2, "world_size": 1}  # before epoch 1's validation
 
     # 3. a crash in epoch 2's second batch, with a checkpoint after every batch
     def crash():
@@ -163,7 +163,7 @@ def test_a_run_stopped_signalled_and_crashed_resumes_to_the_same_weights_and_his
     _count_loss_calls(monkeypatch, 8 + 2, crash)
     with pytest.raises(RuntimeError, match="injected failure"):
         train(_config(resume_data, run_dir, checkpoint_every=1))
-    assert position() == {"epoch": 1, "batch": 1, "step": 3}
+    assert position() == {"epoch": 1, "batch": 1, "step": 3, "world_size": 1}
     monkeypatch.undo()
 
     # 4. resume to the end

@@ -329,6 +329,14 @@ def test_baseline_run_and_train_or_load(tiny_synthetic, tmp_path):
         train(dict(config, seed=1))  # the same run_dir with another config is refused
 
 
+def test_bf16_autocast_and_channels_last_on_cpu(tiny_synthetic, tmp_path):
+    result = train(tiny_config(tiny_synthetic, tmp_path / "amp", amp=True, channels_last=True, epochs=1,
+                               max_batches=1, max_eval_batches=1, progress=True))
+    assert result.finished
+    assert all(math.isfinite(v) for v in result.history.iloc[0][["loss_expert_3", "loss_concat_raw", "val_loss"]])
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())  # autocast, not a bf16 model
+
+
 def test_early_stopping_uses_validation_patience(tiny_synthetic, tmp_path, monkeypatch):
     # a validation accuracy that never improves after epoch 1 -> stop after 1 + patience epochs
     scores = iter([0.5, 0.4, 0.4, 0.4, 0.4])
@@ -370,7 +378,7 @@ def test_nonfinite_loss_stops_naming_step_and_batch_and_keeps_last_good_checkpoi
     assert "step 3 of 5 ('expert_1')" in message and "epoch 1, batch 1" in message
     assert "last.pt (epoch 1, batch 1)" in message
     state = torch.load(run_dir / "last.pt", weights_only=True)
-    assert state["position"] == {"epoch": 0, "batch": 1, "step": 1}
+    assert state["position"] == {"epoch": 0, "batch": 1, "step": 1, "world_size": 1}
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
 
