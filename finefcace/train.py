@@ -372,11 +372,20 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 def _compile_in_place(model: nn.Module) -> None:
     """``torch.compile`` every top-level block in place (the trainer calls the blocks —
-    ``backbone_features``, ``expert_head`` — not only ``forward``); state-dict keys unchanged."""
+    ``backbone_features``, ``expert_head`` — not only ``forward``); state-dict keys unchanged.
+
+    The blocks share one compiled entry point, guarded per block and per grad mode, so the
+    recompile limit is raised to fit them all (otherwise dynamo falls back to eager after 8)."""
+    modules = []
     for child in model.children():
-        modules = list(child) if isinstance(child, nn.ModuleList) else [child]
-        for module in modules:
-            module.compile()
+        modules.extend(list(child) if isinstance(child, nn.ModuleList) else [child])
+    import torch._dynamo
+
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), 4 * len(modules) + 8))
+    for module in modules:
+        module.compile()
 
 
 # ======================================================================================
