@@ -19,7 +19,49 @@ from finefcace.model import Baseline, FineFACE, FineFACEOutput
 from finefcace.predict import fused_logits, predict_loader
 from finefcace.presets import PRESETS, get_preset
 
+# Data (one table format for every dataset) and fairness metrics (spec/metrics.md).
+# fairlearn, matplotlib and seaborn are imported inside the functions that need them, so
+# `import finefcace` works on a GPU machine without the notebook tooling.
+from finefcace.data import (
+    CELEBA_ATTRIBUTES,
+    FaceTableDataset,
+    classes_for,
+    load_table,
+    make_loader,
+    save_table,
+    test_transform,
+    train_transform,
+)
+from finefcace.datasets import dataset_table
+from finefcace.metrics import (
+    aggregate_seeds,
+    attribute_task_report,
+    degree_of_bias,
+    gender_task_report,
+    group_rates,
+    max_min_ratio,
+)
+from finefcace.synthetic import SyntheticBias, generate_synthetic, render_synthetic
+
 __all__ = [
+    "CELEBA_ATTRIBUTES",
+    "FaceTableDataset",
+    "SyntheticBias",
+    "aggregate_seeds",
+    "attribute_task_report",
+    "classes_for",
+    "dataset_table",
+    "degree_of_bias",
+    "gender_task_report",
+    "generate_synthetic",
+    "group_rates",
+    "load_table",
+    "make_loader",
+    "max_min_ratio",
+    "render_synthetic",
+    "save_table",
+    "test_transform",
+    "train_transform",
     "PRESETS",
     "Baseline",
     "FineFACE",
