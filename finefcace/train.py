@@ -246,6 +246,9 @@ def finefcace_iteration(
         cams = attention.class_activation_maps(model, cam_output)
         regions = attention.attention_regions(images, cams, threshold, pad)  # A_1..A_N
         overall = attention.overall_region(images, cams, threshold, pad)      # A_oval
+        if images.dim() == 4 and images.is_contiguous(memory_format=torch.channels_last):
+            regions = [r.contiguous(memory_format=torch.channels_last) for r in regions]
+            overall = overall.contiguous(memory_format=torch.channels_last)
     del cam_output
     finish_step(0, loss, "raw", images)
 

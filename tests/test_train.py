@@ -420,11 +420,12 @@ def test_bad_data_fails_before_training_with_the_fix(tmp_path):
 # ------------------------------------------------------------------ convergence (slow)
 
 
-#: Measured with these settings (seed 0, 1 thread): FineFACE summed step loss 4.70 -> 3.59 over
-#: 5 epochs, validation accuracy 0.61 -> 0.84; baseline loss 0.71 -> 0.57, 0.58 -> 0.73.
+#: Measured with these settings (SYNTHETIC data, 1 thread, seeds 0/1/2 of the run; same data):
+#: summed step loss, mean of the last two epochs / mean of the first two: FineFACE 0.80/0.76/0.78,
+#: baseline 0.68/0.74/0.76; best validation accuracy: FineFACE 0.77/0.75/0.73, baseline 0.88/0.70/0.70.
 CONVERGENCE = {"n_train": 192, "n_val": 64, "epochs": 5, "batch_size": 16,
-               "overrides": {"head_lr": 0.003, "backbone_lr": 0.003},  # random init: one rate for all layers
-               "max_loss_ratio": 0.9, "min_val_accuracy": 0.65}
+               "overrides": {"head_lr": 0.005, "backbone_lr": 0.005},  # random init: one rate for all layers
+               "max_loss_ratio": 0.85, "min_val_accuracy": 0.65}
 
 
 @pytest.mark.slow
@@ -446,5 +447,6 @@ def test_synthetic_training_learns(tmp_path_factory, method):
     step_columns = [c for c in history.columns if c.startswith("loss")]
     history["training_loss"] = history[step_columns].sum(axis=1)
     print(history[["epoch", *step_columns, "training_loss", "train_accuracy", "val_accuracy"]].to_string())
-    assert history["training_loss"].iloc[-1] < CONVERGENCE["max_loss_ratio"] * history["training_loss"].iloc[0]
+    early, late = history["training_loss"].iloc[:2].mean(), history["training_loss"].iloc[-2:].mean()
+    assert late < CONVERGENCE["max_loss_ratio"] * early
     assert history["val_accuracy"].max() >= CONVERGENCE["min_val_accuracy"]
