@@ -43,7 +43,30 @@ from finefcace.metrics import (
 )
 from finefcace.synthetic import SyntheticBias, generate_synthetic, render_synthetic
 
+# Training (paper Algorithm 1) and the run directory it writes.
+from finefcace.config import TrainConfig, load_config
+from finefcace.train import (
+    baseline_iteration,
+    evaluate_run,
+    finefcace_iteration,
+    load_run,
+    train,
+    train_baseline,
+    train_finefcace,
+    train_or_load,
+)
+
 __all__ = [
+    "TrainConfig",
+    "baseline_iteration",
+    "evaluate_run",
+    "finefcace_iteration",
+    "load_config",
+    "load_run",
+    "train",
+    "train_baseline",
+    "train_finefcace",
+    "train_or_load",
     "CELEBA_ATTRIBUTES",
     "FaceTableDataset",
     "SyntheticBias",
