@@ -43,14 +43,14 @@ from finefcace.metrics import (
 )
 from finefcace.synthetic import SyntheticBias, generate_synthetic, render_synthetic
 
-# Training (paper Algorithm 1) and the run directory it writes.
+# Training (paper Algorithm 1) and the run directory it writes. `train` itself is not
+# re-exported: the name would shadow the `finefcace.train` module.
 from finefcace.config import TrainConfig, load_config
 from finefcace.train import (
     baseline_iteration,
     evaluate_run,
     finefcace_iteration,
     load_run,
-    train,
     train_baseline,
     train_finefcace,
     train_or_load,
@@ -63,7 +63,6 @@ __all__ = [
     "finefcace_iteration",
     "load_config",
     "load_run",
-    "train",
     "train_baseline",
     "train_finefcace",
     "train_or_load",
