@@ -61,7 +61,10 @@ PAGE_REPORT_JS = r"""
     if (tex.test(text)) raw.push(text.trim().slice(0, 120));
   }
   const links = [...document.querySelectorAll('a[href]')].map(a => a.href);
-  return {broken, mathCount: mathNodes.length, untypeset, errors, raw, links,
+  // A figure that reached the page as matplotlib's text repr instead of an image.
+  const figureReprs = (document.body.innerText.match(/<(?:Figure|matplotlib\.figure\.Figure)[^>\n]*>/g) || [])
+    .slice(0, 5);
+  return {broken, mathCount: mathNodes.length, untypeset, errors, raw, links, figureReprs,
           title: document.title, textLength: document.body.innerText.length};
 }
 """
@@ -201,6 +204,13 @@ def test_no_console_or_script_errors(reports):
 
 def test_every_image_loads(reports):
     assert not _problems(reports, "broken"), f"images that did not load (naturalWidth 0): {_problems(reports, 'broken')}"
+
+
+def test_figures_are_images_not_text(reports):
+    """A notebook figure shown as "<Figure size 1020x700 with 24 Axes>" never became an image
+    (in a kernel, a pyplot-free Figure needs the inline backend's PNG formatter)."""
+    assert not _problems(reports, "figureReprs"), \
+        f"figures rendered as text, not images: {_problems(reports, 'figureReprs')}"
 
 
 def test_equations_are_typeset_without_errors(reports):
