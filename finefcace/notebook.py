@@ -1,18 +1,20 @@
-"""Course helpers the notebooks call: parameter checks, project paths, provenance labels.
+"""Course helpers: what the notebooks of ``notebooks/`` call besides the library itself.
 
-Every notebook in ``notebooks/`` opens with one typed ``parameters`` cell (papermill) and,
-right after it, ``course.check_parameters(globals())``. That cell is where bad input stops:
-an unknown parameter name (a typo in a profile file or a ``-p`` option), a value of the
-wrong type, or a dataset path that does not exist fails there, with a message that names the
-parameter, the close names and the fix — before anything is read or trained.
+Every notebook opens with one typed ``parameters`` cell (papermill) and, right after it,
+``course.start(globals())`` — the place where bad input stops: an unknown parameter name (a
+typo in a profile file or a ``-p`` option), a value of the wrong type, or a dataset path that
+does not exist fails there, with a message naming the parameter, the close names and the fix,
+before anything is read or trained. How: the annotated assignments of the ``parameters`` cell
+(``epochs: int = 3``) fill the kernel's ``__annotations__``, while papermill's injected cell
+assigns without annotations; so a name that is not annotated was injected, and is accepted
+only when another course notebook declares it (one profile serves the whole chain).
 
-How it works: the annotated assignments of the ``parameters`` cell (``epochs: int = 3``)
-fill the kernel's ``__annotations__``; papermill's injected cell assigns without
-annotations. So a name in the kernel's namespace that is not annotated was injected; it is
-accepted when another course notebook declares it (one profile file serves the whole
-chain) and refused otherwise. Values are checked against the annotations.
-
-Introduced in ``notebooks/01_dataset_preparation.ipynb``; the profiles are in ``configs/``.
+The rest are the few-line steps of each chapter that are worth a name and a test: the dataset
+table made once (01), the expert, parameter and FLOP tables (02), runs shared between chapters
+by train-or-load under ``<run_dir>/<name>`` (03-06), the attention walkthrough (03), the
+iteration table (04), the paper-table lookups (05), and the inference-only ablations (06).
+Figures of general use live in :mod:`finefcace.plots`; the course-specific ones are here.
+Profiles are in ``configs/``; the chapter that introduces each helper is named in its docstring.
 """
 
 from __future__ import annotations
@@ -34,11 +36,51 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ParameterError",
+    "FUSION_SUBSETS",
+    "attention_steps",
+    "box_shares",
     "check_parameters",
+    "cli_command",
+    "comparison_maps",
     "course_parameters",
     "declared_parameters",
+    "describe_run",
+    "evaluate_on",
+    "expert_table",
+    "figure_batch",
+    "flop_table",
+    "fusion_predictions",
+    "fusion_scores",
+    "fusion_table",
+    "group_counts",
+    "hyperparameter_table",
+    "iteration_table",
+    "our_methods",
+    "our_rows",
+    "paper_summaries_recomputed",
+    "paper_table_key",
+    "parameter_table",
+    "prepare_dataset",
+    "preset_differences",
     "project_root",
+    "protected_columns",
+    "region_grid",
     "resolve_path",
+    "run_directory",
+    "run_summary",
+    "run_table",
+    "split_loader",
+    "stage_table",
+    "start",
+    "summary_columns",
+    "summary_table",
+    "table_location",
+    "table_montage",
+    "task_report",
+    "threshold_table",
+    "train_config",
+    "train_or_load",
+    "walkthrough_figure",
 ]
 
 #: Names IPython puts in a kernel's namespace (besides underscored ones), never parameters.
@@ -267,120 +309,6 @@ def _type_example(annotation: Any) -> str:
     return {bool: "true", int: "3", float: "0.5", str: "text"}.get(annotation, "...")
 
 
-# ------------------------------------------------------------------------------ chapter 02: experts
-def _meta_model(model: Any) -> Any:
-    """A structural copy of ``model`` on PyTorch's meta device: shapes and FLOPs, no arithmetic."""
-    import copy
-
-    return copy.deepcopy(model).to("meta").eval()
-
-
-def _count(parameters: Iterable[Any]) -> int:
-    return int(sum(p.numel() for p in parameters))
-
-
-def stage_table(model: Any, input_size: int) -> "pd.DataFrame":
-    """The backbone's stages (paper §4.2): layers, output stride, channels, map size at
-    ``input_size``, parameters, and which experts end there. Book: ``notebooks/02_experts.ipynb``."""
-    import pandas as pd
-
-    rows = []
-    for index, stage in enumerate(model.stages, start=1):
-        stride, channels = model.stage_strides[index - 1], model.stage_channels[index - 1]
-        side = -(-input_size // stride)  # ceil: the convolutions pad
-        ends = [f"e_{n + 1}" for n, m in enumerate(model.expert_stages) if m == index]
-        rows.append({"stage": index, "layers": ", ".join(name for name, _ in stage.named_children()),
-                     "stride": stride, "channels": channels, "map": f"{side}x{side}",
-                     "parameters": _count(stage.parameters()), "expert ends here": ", ".join(ends) or "-"})
-    return pd.DataFrame(rows).set_index("stage")
-
-
-def expert_table(model: Any, input_size: int) -> "pd.DataFrame":
-    """Each expert e_n (paper §3.1, eqs. 1-3): the stages it covers, the shapes of x_n,
-    x''_n and v_n for one ``input_size``² image, and the parameters of F_n and f_n.
-    Shapes come from one forward pass on the meta device. Book: ``notebooks/02_experts.ipynb``."""
-    import pandas as pd
-    import torch
-
-    meta = _meta_model(model)
-    with torch.no_grad():
-        x = torch.zeros(1, 3, input_size, input_size, device="meta")
-        features = meta.backbone_features(x)
-        heads = [meta.expert_head(n, f) for n, f in enumerate(features)]
-    rows = []
-    for n, (feature, (logits, maps, descriptor)) in enumerate(zip(features, heads)):
-        rows.append({
-            "expert": f"e_{n + 1}", "stages": f"1..{model.expert_stages[n]}",
-            "x_n": "x".join(map(str, feature.shape[1:])), "x''_n": "x".join(map(str, maps.shape[1:])),
-            "v_n": int(descriptor.shape[1]), "p_n": int(logits.shape[1]),
-            "F_n parameters": _count(model.descriptor_blocks[n].parameters()) + _count(model.poolings[n].parameters()),
-            "f_n parameters": _count(model.classifiers[n].parameters()),
-        })
-    rows.append({"expert": "concat", "stages": "-", "x_n": "-", "x''_n": "-",
-                 "v_n": int(sum(h[2].shape[1] for h in heads)), "p_n": model.num_classes,
-                 "F_n parameters": 0, "f_n parameters": _count(model.concat_classifier.parameters())})
-    return pd.DataFrame(rows).set_index("expert")
-
-
-def parameter_table(model: Any, baseline: Any | None = None) -> "pd.DataFrame":
-    """Parameters of FineFACE by part (backbone stages, descriptor blocks F_n, classifiers
-    f_n, concatenation classifier f_oval) beside the baseline's. Book: ``notebooks/02_experts.ipynb``."""
-    import pandas as pd
-
-    parts = {
-        "backbone stages (shared)": _count(model.backbone_parameters()),
-        "descriptor blocks F_n": _count(model.descriptor_blocks.parameters()) + _count(model.poolings.parameters()),
-        "expert classifiers f_n": _count(model.classifiers.parameters()),
-        "concatenation classifier f_oval": _count(model.concat_classifier.parameters()),
-    }
-    parts["FineFACE total"] = _count(model.parameters())
-    frame = pd.DataFrame({"parameters": parts})
-    if baseline is not None:
-        frame.loc["baseline total (backbone + GAP + Linear)", "parameters"] = _count(baseline.parameters())
-    frame["parameters"] = frame["parameters"].astype(int)
-    frame["millions"] = (frame["parameters"] / 1e6).round(2)
-    return frame
-
-
-def flop_table(model: Any, input_size: int, baseline: Any | None = None) -> "pd.DataFrame":
-    """Forward-pass FLOPs per image (``torch.utils.flop_counter.FlopCounterMode``, on the meta
-    device: exact counts of the convolutions and matrix products, no arithmetic run).
-
-    Rows: the baseline's forward; FineFACE's full forward (N experts + concatenation); each
-    expert alone (``forward_expert``, Algorithm 1 steps 2..N); one training iteration's
-    forwards (steps 1, 2..N, N+1, N+2 of Algorithm 1; backward passes cost about twice as much
-    again); fused inference (raw image and A_oval, paper §3.3). Book: ``notebooks/02_experts.ipynb``.
-    """
-    import pandas as pd
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    def flops(module: Any, call) -> int:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            call(module)
-        return int(counter.get_total_flops())
-
-    x = torch.zeros(1, 3, input_size, input_size, device="meta")
-    meta = _meta_model(model)
-    full = flops(meta, lambda m: m(x))
-    experts = [flops(meta, lambda m, n=n: m.forward_expert(x, n)) for n in range(model.num_experts)]
-    rows = {}
-    if baseline is not None:
-        rows["baseline forward"] = flops(_meta_model(baseline), lambda m: m(x))
-    rows["FineFACE forward (N experts + concat)"] = full
-    for n, value in enumerate(experts):
-        rows[f"expert e_{n + 1} alone"] = value
-    # Algorithm 1: step 1 runs the whole model (the deepest expert's loss; the CAMs need every
-    # head), steps 2..N one shallower expert each, steps N+1 and N+2 the whole model again.
-    rows["training iteration, forwards (N+2 steps)"] = full + sum(experts[:-1]) + 2 * full
-    rows["fused inference (raw + A_oval)"] = 2 * full
-    frame = pd.DataFrame({"GFLOPs": {k: round(v / 1e9, 3) for k, v in rows.items()}})
-    reference = rows.get("baseline forward", full)
-    frame["x baseline forward" if baseline is not None else "x FineFACE forward"] = \
-        [round(v / reference, 2) for v in rows.values()]
-    return frame
-
-
 # ------------------------------------------------------------------------------ starting a chapter
 def start(
     namespace: Mapping[str, Any],
@@ -545,6 +473,133 @@ def table_montage(table: "pd.DataFrame", root: str | Path, *, columns: Iterable[
     return fig
 
 
+# ------------------------------------------------------------------------------ chapter 02: experts
+def _meta_model(model: Any) -> Any:
+    """A structural copy of ``model`` on PyTorch's meta device: shapes and FLOPs, no arithmetic."""
+    import copy
+
+    return copy.deepcopy(model).to("meta").eval()
+
+
+def _count(parameters: Iterable[Any]) -> int:
+    return int(sum(p.numel() for p in parameters))
+
+
+def stage_table(model: Any, input_size: int) -> "pd.DataFrame":
+    """The backbone's stages (paper §4.2): layers, output stride, channels, map size at
+    ``input_size``, parameters, and which experts end there. Book: ``notebooks/02_experts.ipynb``."""
+    import pandas as pd
+
+    rows = []
+    for index, stage in enumerate(model.stages, start=1):
+        stride, channels = model.stage_strides[index - 1], model.stage_channels[index - 1]
+        side = -(-input_size // stride)  # ceil: the convolutions pad
+        ends = [f"e_{n + 1}" for n, m in enumerate(model.expert_stages) if m == index]
+        rows.append({"stage": index, "layers": ", ".join(name for name, _ in stage.named_children()),
+                     "stride": stride, "channels": channels, "map": f"{side}x{side}",
+                     "parameters": _count(stage.parameters()), "expert ends here": ", ".join(ends) or "-"})
+    return pd.DataFrame(rows).set_index("stage")
+
+
+def expert_table(model: Any, input_size: int) -> "pd.DataFrame":
+    """Each expert e_n (paper §3.1, eqs. 1-3): the stages it covers, the shapes of x_n,
+    x''_n and v_n for one ``input_size``² image, and the parameters of F_n and f_n.
+    Shapes come from one forward pass on the meta device. Book: ``notebooks/02_experts.ipynb``."""
+    import pandas as pd
+    import torch
+
+    meta = _meta_model(model)
+    with torch.no_grad():
+        x = torch.zeros(1, 3, input_size, input_size, device="meta")
+        features = meta.backbone_features(x)
+        heads = [meta.expert_head(n, f) for n, f in enumerate(features)]
+    rows = []
+    for n, (feature, (logits, maps, descriptor)) in enumerate(zip(features, heads)):
+        rows.append({
+            "expert": f"e_{n + 1}", "stages": f"1..{model.expert_stages[n]}",
+            "x_n": "x".join(map(str, feature.shape[1:])), "x''_n": "x".join(map(str, maps.shape[1:])),
+            "v_n": int(descriptor.shape[1]), "p_n": int(logits.shape[1]),
+            "F_n parameters": _count(model.descriptor_blocks[n].parameters()) + _count(model.poolings[n].parameters()),
+            "f_n parameters": _count(model.classifiers[n].parameters()),
+        })
+    rows.append({"expert": "concat", "stages": "-", "x_n": "-", "x''_n": "-",
+                 "v_n": int(sum(h[2].shape[1] for h in heads)), "p_n": model.num_classes,
+                 "F_n parameters": 0, "f_n parameters": _count(model.concat_classifier.parameters())})
+    return pd.DataFrame(rows).set_index("expert")
+
+
+def parameter_table(model: Any, baseline: Any | None = None) -> "pd.DataFrame":
+    """Parameters of FineFACE by part (backbone stages, descriptor blocks F_n, classifiers
+    f_n, concatenation classifier f_oval) beside the baseline's. Book: ``notebooks/02_experts.ipynb``."""
+    import pandas as pd
+
+    parts = {
+        "backbone stages (shared)": _count(model.backbone_parameters()),
+        "descriptor blocks F_n": _count(model.descriptor_blocks.parameters()) + _count(model.poolings.parameters()),
+        "expert classifiers f_n": _count(model.classifiers.parameters()),
+        "concatenation classifier f_oval": _count(model.concat_classifier.parameters()),
+    }
+    parts["FineFACE total"] = _count(model.parameters())
+    frame = pd.DataFrame({"parameters": parts})
+    if baseline is not None:
+        frame.loc["baseline total (backbone + GAP + Linear)", "parameters"] = _count(baseline.parameters())
+    frame["parameters"] = frame["parameters"].astype(int)
+    frame["millions"] = (frame["parameters"] / 1e6).round(2)
+    return frame
+
+
+def flop_table(model: Any, input_size: int, baseline: Any | None = None) -> "pd.DataFrame":
+    """Forward-pass FLOPs per image (``torch.utils.flop_counter.FlopCounterMode``, on the meta
+    device: exact counts of the convolutions and matrix products, no arithmetic run).
+
+    Rows: the baseline's forward; FineFACE's full forward (N experts + concatenation); each
+    expert alone (``forward_expert``, Algorithm 1 steps 2..N); one training iteration's
+    forwards (steps 1, 2..N, N+1, N+2 of Algorithm 1; backward passes cost about twice as much
+    again); fused inference (raw image and A_oval, paper §3.3). Book: ``notebooks/02_experts.ipynb``.
+    """
+    import pandas as pd
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def flops(module: Any, call) -> int:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            call(module)
+        return int(counter.get_total_flops())
+
+    x = torch.zeros(1, 3, input_size, input_size, device="meta")
+    meta = _meta_model(model)
+    full = flops(meta, lambda m: m(x))
+    experts = [flops(meta, lambda m, n=n: m.forward_expert(x, n)) for n in range(model.num_experts)]
+    rows = {}
+    if baseline is not None:
+        rows["baseline forward"] = flops(_meta_model(baseline), lambda m: m(x))
+    rows["FineFACE forward (N experts + concat)"] = full
+    for n, value in enumerate(experts):
+        rows[f"expert e_{n + 1} alone"] = value
+    # Algorithm 1: step 1 runs the whole model (the deepest expert's loss; the CAMs need every
+    # head), steps 2..N one shallower expert each, steps N+1 and N+2 the whole model again.
+    rows["training iteration, forwards (N+2 steps)"] = full + sum(experts[:-1]) + 2 * full
+    rows["fused inference (raw + A_oval)"] = 2 * full
+    frame = pd.DataFrame({"GFLOPs": {k: round(v / 1e9, 3) for k, v in rows.items()}})
+    reference = rows.get("baseline forward", full)
+    frame["x baseline forward" if baseline is not None else "x FineFACE forward"] = \
+        [round(v / reference, 2) for v in rows.values()]
+    return frame
+
+
+def preset_differences(first: str = "paper", second: str = "official_code") -> "pd.DataFrame":
+    """The preset keys whose values differ between two presets (``finefcace.presets``).
+    Book: ``notebooks/02_experts.ipynb``; the reasons are in ``book/decisions.md``."""
+    import pandas as pd
+
+    from finefcace.presets import get_preset
+
+    a, b = get_preset(first), get_preset(second)
+    keys = [k for k in a if a[k] != b.get(k)] + [k for k in b if k not in a]
+    return pd.DataFrame({first: [a.get(k) for k in keys], second: [b.get(k) for k in keys]},
+                        index=pd.Index(keys, name="preset key"))
+
+
 # ------------------------------------------------------------------------------ runs (chapters 03-06)
 def train_config(params: Mapping[str, Any], **changes: Any) -> "TrainConfig":
     """A checked :class:`finefcace.config.TrainConfig` from a notebook's parameters: the
@@ -572,18 +627,20 @@ def train_or_load(params: Mapping[str, Any], name: str, **changes: Any) -> "Trai
     resumed, otherwise it trains (:func:`finefcace.train.train_or_load`). Chapters 03-06 share
     runs this way, so only the first chapter that needs a run trains it.
     Book: ``notebooks/04_training.ipynb``."""
-    from finefcace import train
+    # finefcace.train (the module) by its full name: the package root exports a function `train`
+    from finefcace.train import train_or_load as train_or_load_run
 
     config = train_config(params, **changes)
     config = config.replace(run_dir=str(run_directory(params.get("run_dir", config.run_dir), name)))
-    return train.train_or_load(config)
+    return train_or_load_run(config)
 
 
 def cli_command(params: Mapping[str, Any], name: str, profile: str = "<profile>.yaml", **changes: Any) -> str:
-    """The command line that trains the same run as :func:`train_or_load` (chapter 04)."""
+    """The command line that trains the same run as :func:`train_or_load` from a notebook
+    profile (``python -m finefcace train --profile``, which reads its training keys) (chapter 04)."""
     sets = [f"run_dir={run_directory(params.get('run_dir', 'runs/default'), name).as_posix()}"]
     sets += [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in changes.items()]
-    return f"python -m finefcace train --config {profile} " + " ".join(f"--set {s}" for s in sets)
+    return f"python -m finefcace train --profile {profile} " + " ".join(f"--set {s}" for s in sets)
 
 
 def describe_run(result: "TrainResult", data: str | None = None) -> str:
@@ -601,19 +658,6 @@ def describe_run(result: "TrainResult", data: str | None = None) -> str:
     device = result.summary.get("device", config.device)
     return (f"{data}, {resolved['backbone']}{' pretrained' if config.weights else ' from scratch'}, "
             f"{resolved['input_size']} px, {epochs} epoch{'s' if epochs != 1 else ''}{limit}, {device}")
-
-
-def preset_differences(first: str = "paper", second: str = "official_code") -> "pd.DataFrame":
-    """The preset keys whose values differ between two presets (``finefcace.presets``).
-    Book: ``notebooks/02_experts.ipynb``; the reasons are in ``book/decisions.md``."""
-    import pandas as pd
-
-    from finefcace.presets import get_preset
-
-    a, b = get_preset(first), get_preset(second)
-    keys = [k for k in a if a[k] != b.get(k)] + [k for k in b if k not in a]
-    return pd.DataFrame({first: [a.get(k) for k in keys], second: [b.get(k) for k in keys]},
-                        index=pd.Index(keys, name="preset key"))
 
 
 # ------------------------------------------------------------------------------ chapter 03: attention
@@ -884,6 +928,28 @@ def task_report(predictions: "pd.DataFrame", target: str, *, n_bootstrap: int = 
     return metrics.attribute_task_report({target: predictions}, protected="gender", n_bootstrap=n_bootstrap, seed=seed)
 
 
+def paper_summaries_recomputed(tables: Iterable[str] = ("table2", "table5", "table9")) -> "pd.DataFrame":
+    """Max/Min and DoB recomputed by :mod:`finefcace.metrics` from the group accuracies the
+    paper prints, beside the values it prints (the check of ``spec/metrics.md``: sample
+    standard deviation, ``ddof=1``). Book: ``notebooks/05_evaluation.ipynb``."""
+    import pandas as pd
+
+    from finefcace import metrics, paper_results
+
+    rows = []
+    for key in tables:
+        values = paper_results.paper_values(key)
+        for method, part in values.groupby("method", sort=False):
+            accuracies = part.loc[part["metric"] == "accuracy", "value"].to_numpy(float)
+            printed = dict(zip(part["metric"], part["value"]))
+            rows.append({"table": key, "method": method, "groups": len(accuracies),
+                         "Max/Min printed": printed.get("max_min_ratio"),
+                         "Max/Min computed": round(metrics.max_min_ratio(accuracies), 3),
+                         "DoB printed": printed.get("degree_of_bias"),
+                         "DoB computed": round(metrics.degree_of_bias(accuracies), 2)})
+    return pd.DataFrame(rows).set_index(["table", "method"])
+
+
 def summary_columns(table: "pd.DataFrame") -> list:
     """The Max/Min, Overall and DoB columns of a ``paper_results.side_by_side`` gender table."""
     return [c for c in table.columns if (c[0] if isinstance(c, tuple) else c) in ("Max/Min", "Overall", "DoB")]
@@ -918,9 +984,9 @@ def comparison_maps(model: Any, baseline: Any, images: Any) -> tuple[list[Any], 
 def evaluate_on(result: "TrainResult", table: str | Path, root: str | Path | None, split: str = "test") -> "pd.DataFrame":
     """Predictions of a run's best model on another dataset's table (cross-dataset tests,
     paper Tables 3-4), through :func:`finefcace.train.evaluate_run`."""
-    from finefcace import train
+    from finefcace.train import evaluate_run
 
-    return train.evaluate_run(result.run_dir, split=split, table=table, root=root, device=result.config.device)
+    return evaluate_run(result.run_dir, split=split, table=table, root=root, device=result.config.device)
 
 
 def our_methods(table: "pd.DataFrame", label: str) -> "pd.DataFrame":
@@ -934,7 +1000,7 @@ def our_methods(table: "pd.DataFrame", label: str) -> "pd.DataFrame":
 
 
 # ------------------------------------------------------------------------------ chapter 06: ablations
-def test_loader(result: "TrainResult", *, split: str = "test", batch_size: int | None = None) -> Any:
+def split_loader(result: "TrainResult", *, split: str = "test", batch_size: int | None = None) -> Any:
     """An ordered DataLoader over ``split`` of the table a run was trained on (test transform)."""
     from finefcace import data
 

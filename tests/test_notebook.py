@@ -259,15 +259,15 @@ def test_hyperparameter_table_marks_what_the_profile_changed():
 def test_iteration_table_reports_what_each_step_updates(small_models):
     import torch
 
-    from finefcace import train
+    from finefcace.train import build_model, build_optimizer, step_names
 
     config = course.train_config({"backbone": "resnet18", "input_size": 64, "overrides": {"descriptor_dim": 16}})
     torch.manual_seed(0)
-    model = train.build_model(config, 2)
-    optimizer = train.build_optimizer(model, config.resolved())
+    model = build_model(config, 2)
+    optimizer = build_optimizer(model, config.resolved())
     images, labels = torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 0, 1])
     steps = course.iteration_table(model, optimizer, images, labels, generator=torch.Generator().manual_seed(0))
-    assert list(steps["name"]) == train.step_names(3)
+    assert list(steps["name"]) == step_names(3)
     assert list(steps["updated"]) == ["stages 1-5, F_3, f_3", "stages 1-4, F_2, f_2", "stages 1-3, F_1, f_1",
                                       "stages 1-5, F_1, f_1, F_2, f_2, F_3, f_3, f_oval",
                                       "stages 1-5, F_1, F_2, F_3, f_oval"]
@@ -361,7 +361,7 @@ def test_paper_table_for_each_dataset_and_task():
 
 def test_cli_command_names_the_same_run():
     command = course.cli_command({"run_dir": "runs/quick"}, "gender-baseline", method="baseline")
-    assert command == ("python -m finefcace train --config <profile>.yaml "
+    assert command == ("python -m finefcace train --profile <profile>.yaml "
                        "--set run_dir=runs/quick/gender-baseline --set method=baseline")
 
 
