@@ -319,7 +319,9 @@ def start(
     """The first cell after the parameters: :func:`check_parameters`, then work from the
     project root (relative paths in the profiles — ``data/...``, ``runs/...`` — mean the same
     as for ``python -m finefcace`` run from there), show the trainer's per-epoch log lines,
-    and keep tables readable. Returns the checked parameters. Book: every notebook.
+    show figures inline (also the ``Figure`` objects of :mod:`finefcace.plots`, which pyplot
+    does not track) and keep tables readable. Returns the checked parameters. Book: every
+    notebook.
     """
     import logging
     import os
@@ -334,6 +336,14 @@ def start(
         handler._finefcace_course = True  # type: ignore[attr-defined]
         log.addHandler(handler)
         log.setLevel(logging.INFO)
+    try:  # figures that are not pyplot's (finefcace.plots) render as images only once inline is on
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None and getattr(shell, "kernel", None) is not None:
+            shell.run_line_magic("matplotlib", "inline")
+    except ImportError:  # pragma: no cover - outside Jupyter nothing is displayed anyway
+        pass
     try:
         import pandas as pd
 
