@@ -26,6 +26,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -189,8 +190,9 @@ def _write_status(root: Path, timings: list[dict], profile_name: str) -> None:
 
 def build_book(root: Path) -> Path:
     """jupyter-book build -W -n --keep-going into staging, then move to _build/html."""
-    staging = root / "_build" / "staging"
-    shutil.rmtree(staging, ignore_errors=True)
+    (root / "_build").mkdir(parents=True, exist_ok=True)
+    # A staging folder of this run's own: two builds at once must not share (and delete) one.
+    staging = Path(tempfile.mkdtemp(prefix="staging-", dir=root / "_build"))
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root),
                "--path-output", str(staging), "-W", "-n", "--keep-going"]
     print("[course] " + " ".join(command), flush=True)
@@ -201,6 +203,7 @@ def build_book(root: Path) -> Path:
         raise CourseError(f"jupyter-book build failed (exit {result.returncode}); "
                           "the warnings above name the page and line")
     final = root / "_build" / "html"
+    shutil.rmtree(final, ignore_errors=True)
     shutil.move(str(built), final)
     shutil.rmtree(staging, ignore_errors=True)
     return final
