@@ -159,7 +159,7 @@ def course_parameters(notebooks_dir: str | Path | None = None) -> dict[str, list
 def check_parameters(
     namespace: Mapping[str, Any],
     *,
-    existing_paths: Iterable[str] = (),
+    existing_paths: Iterable[str] | Mapping[str, str] = (),
     notebooks_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Check a notebook's parameters right after its ``parameters`` cell; raise
@@ -171,7 +171,9 @@ def check_parameters(
     - every declared parameter's value must match its annotation (``int``, ``float`` (an int
       is fine), ``str``, ``bool``, ``X | None``, ``list[X]``, ``dict[K, V]``, ``Literal``);
     - each parameter in ``existing_paths`` that is not ``None`` must name an existing file or
-      folder (relative paths from :func:`project_root`).
+      folder (relative paths from :func:`project_root`); a mapping parameter (e.g.
+      ``cross_datasets``) must hold existing paths as values. ``existing_paths`` may map each
+      name to the fix the message should suggest.
 
     Returns this notebook's parameters and their values. Call it as
     ``check_parameters(globals())``. Book: ``notebooks/01_dataset_preparation.ipynb``.
@@ -206,20 +208,24 @@ def check_parameters(
         if not _matches(value, annotation):
             raise ParameterError(_type_message(name, value, annotation))
         values[name] = value
-    for name in existing_paths:
+    fixes = dict(existing_paths) if isinstance(existing_paths, Mapping) else dict.fromkeys(existing_paths, "")
+    for name, fix in fixes.items():
         if name not in annotations:
             raise ParameterError(f"check_parameters(existing_paths=...) names {name!r}, "
                                  "which is not a parameter of this notebook")
         value = values[name]
-        if value is None:
-            continue
-        path = resolve_path(value)
-        if not path.exists():
-            raise ParameterError(
-                f"parameter {name!r} = {value!r}: {path} does not exist. Point {name} at an "
-                f"existing {'file' if Path(str(value)).suffix else 'folder'} (relative paths start "
-                f"at the project root {project_root()}), or leave it at its default to use the "
-                "synthetic data")
+        entries = value.items() if isinstance(value, Mapping) else [(None, value)]
+        for key, entry in entries:
+            if entry is None:
+                continue
+            path = resolve_path(entry)
+            if not path.exists():
+                label = repr(name) if key is None else f"{name}[{key!r}]"
+                kind = "file" if Path(str(entry)).suffix else "folder"
+                raise ParameterError(
+                    f"parameter {label} = {entry!r}: {path} does not exist. "
+                    + (fix or f"Point it at an existing {kind}") + " (relative paths start at the project "
+                    f"root {project_root()}; the quick profile's defaults use the synthetic data)")
     return values
 
 
@@ -313,21 +319,52 @@ def _type_example(annotation: Any) -> str:
 def start(
     namespace: Mapping[str, Any],
     *,
-    existing_paths: Iterable[str] = (),
+    makes_table: bool = False,
+    existing_paths: Iterable[str] | Mapping[str, str] = (),
     notebooks_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The first cell after the parameters: :func:`check_parameters`, then work from the
-    project root (relative paths in the profiles — ``data/...``, ``runs/...`` — mean the same
-    as for ``python -m finefcace`` run from there), show the trainer's per-epoch log lines,
-    show figures inline (also the ``Figure`` objects of :mod:`finefcace.plots`, which pyplot
-    does not track) and keep tables readable. Returns the checked parameters. Book: every
-    notebook.
+    """The first cell after the parameters: :func:`check_parameters` with the course's rules
+    for paths, then work from the project root (relative paths in the profiles — ``data/...``,
+    ``runs/...`` — mean the same as for ``python -m finefcace`` run from there), show the
+    trainer's per-epoch log lines, show figures inline (also the ``Figure`` objects of
+    :mod:`finefcace.plots`, which pyplot does not track) and keep tables readable. Returns
+    the checked parameters. Book: every notebook.
+
+    The rules: ``dataset`` and ``synthetic`` must agree (synthetic data needs the ``synthetic``
+    options; a real dataset needs ``synthetic: null``); with a real dataset ``root`` (its
+    official layout) must exist, and ``table`` too unless this chapter makes it
+    (``makes_table``, chapter 1); a ``weights`` value that names a file must exist; the
+    folders of ``cross_datasets`` must exist.
     """
+    fixes = dict(existing_paths) if isinstance(existing_paths, Mapping) else dict.fromkeys(existing_paths, "")
+    declared = namespace.get("__annotations__", {})
+    dataset, synthetic = namespace.get("dataset"), namespace.get("synthetic")
+    if "dataset" in declared and "synthetic" in declared:
+        if dataset == "synthetic" and synthetic is None:
+            raise ParameterError("parameter 'dataset' is 'synthetic' but 'synthetic' is null: give the synthetic "
+                                 "options (e.g. synthetic: {n_train: 1600, n_val: 320, n_test: 640, size: 64, seed: 0})")
+        if dataset != "synthetic" and synthetic is not None:
+            raise ParameterError(f"parameter 'dataset' is {dataset!r} but 'synthetic' is set: with a real dataset "
+                                 "set synthetic: null (the paper profiles in configs/ do)")
+    if synthetic is None and "root" in declared:
+        fixes.setdefault("root", f"Put the {dataset or 'dataset'} download there in its official layout "
+                                 "(book/reproduce.md), or point root at it")
+        if "table" in declared and not makes_table:
+            fixes.setdefault("table", "Run notebooks/01_dataset_preparation.ipynb with this profile first: "
+                                      "it writes the table")
+    weights = namespace.get("weights")
+    if "weights" in declared and isinstance(weights, str) and (
+            Path(weights).suffix in (".pth", ".pt", ".bin", ".ckpt", ".tar") or "/" in weights):
+        fixes.setdefault("weights", "Point weights at a state-dict file of the torchvision backbone, "
+                                    "or use a torchvision weights name such as IMAGENET1K_V1, or null")
+    if "cross_datasets" in declared:
+        fixes.setdefault("cross_datasets", "Put that dataset there in its official layout, or remove it "
+                                           "from cross_datasets")
     import logging
     import os
     import sys
 
-    values = check_parameters(namespace, existing_paths=existing_paths, notebooks_dir=notebooks_dir)
+    values = check_parameters(namespace, existing_paths=fixes, notebooks_dir=notebooks_dir)
     os.chdir(project_root())
     log = logging.getLogger("finefcace")
     if not any(getattr(h, "_finefcace_course", False) for h in log.handlers):

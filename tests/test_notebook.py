@@ -393,3 +393,26 @@ def test_train_or_load_runs_feed_the_evaluation_helpers(tmp_path, monkeypatch):
     assert "degree_of_bias" in set(report["metric"])
     summary = course.run_summary({"FineFACE": second})
     assert summary.loc["FineFACE", "epochs run"] == 1
+
+
+# ---------------------------------------------------------------------------------- start(): the course's path rules
+def test_start_applies_the_course_rules_for_paths(course_dir, monkeypatch):
+    monkeypatch.chdir(course_dir / "notebooks")
+    notebooks = course_dir / "notebooks"
+    real = {"dataset": (str, "fairface"), "root": (str | None, "data/fairface"),
+            "table": (str | None, "data/tables/fairface.csv"), "synthetic": (dict | None, None)}
+    with pytest.raises(ParameterError, match=r"'root' = 'data/fairface'.*official layout"):
+        course.start(namespace(__annotations__=real), notebooks_dir=notebooks)
+    (course_dir / "data" / "fairface").mkdir(parents=True)
+    with pytest.raises(ParameterError, match=r"'table'.*01_dataset_preparation"):
+        course.start(namespace(__annotations__=real), notebooks_dir=notebooks)
+    assert course.start(namespace(__annotations__=real), makes_table=True, notebooks_dir=notebooks)["dataset"] == "fairface"
+    mixed = {**real, "synthetic": (dict | None, {"n_train": 8})}
+    with pytest.raises(ParameterError, match="synthetic: null"):
+        course.start(namespace(__annotations__=mixed), makes_table=True, notebooks_dir=notebooks)
+    with pytest.raises(ParameterError, match="weights.*state-dict"):
+        course.start(namespace(__annotations__={"weights": (str | None, "weights/resnet50.pth")}), notebooks_dir=notebooks)
+    course.start(namespace(__annotations__={"weights": (str | None, "IMAGENET1K_V1")}), notebooks_dir=notebooks)
+    with pytest.raises(ParameterError, match=r"cross_datasets\['utkface'\].*remove it"):
+        course.start(namespace(__annotations__={"cross_datasets": (dict, {"utkface": "data/utkface"})}),
+                     notebooks_dir=notebooks)
