@@ -393,6 +393,9 @@ def test_train_or_load_runs_feed_the_evaluation_helpers(tmp_path, monkeypatch):
     assert "degree_of_bias" in set(report["metric"])
     summary = course.run_summary({"FineFACE": second})
     assert summary.loc["FineFACE", "epochs run"] == 1
+    # the cross-dataset path of chapter 5: the run evaluated on a table given by path
+    cross = course.evaluate_on(second, "syn/labels.csv", "syn")
+    assert len(cross) == 16 and {"y_true", "y_pred", "tone", "gender"} <= set(cross.columns)
 
 
 # ---------------------------------------------------------------------------------- start(): the course's path rules
