@@ -516,6 +516,9 @@ def _ours_gender_long(table: PaperTable, report: pd.DataFrame, method: str) -> p
     return pd.DataFrame(rows)
 
 
+NOT_EVALUATED = "—"  # side_by_side(..., with_ci=True): a cell of the paper's table we have no result for
+
+
 def _format(value: float, low: float = np.nan, high: float = np.nan, std: float = np.nan, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
@@ -538,7 +541,8 @@ def side_by_side(ours: pd.DataFrame | Mapping[str, pd.DataFrame], table: str, *,
     ``source`` of our rows (or columns); a synthetic report must say "synthetic". Groups the
     paper has and we lack are empty; groups we have and the paper lacks (e.g. synthetic skin
     tones) are added after the paper's. ``with_ci=True`` returns strings: paper values as printed,
-    ours as "value [ci_low, ci_high]" (or "mean ± std" for seed aggregates).
+    ours as "value [ci_low, ci_high]" (or "mean ± std" for seed aggregates); in Table 8, an
+    attribute we did not evaluate shows :data:`NOT_EVALUATED` ("—").
     Book: ``notebooks/05_evaluation.ipynb``.
     """
     spec = paper_table(table)
@@ -592,6 +596,8 @@ def side_by_side(ours: pd.DataFrame | Mapping[str, pd.DataFrame], table: str, *,
     frame = paper.join(ours_frame, how="outer") if len(ours_frame) else paper
     order = list(paper.index) + [a for a in frame.index if a not in paper.index]
     frame = frame.reindex(order)
+    if with_ci:  # an attribute we did not evaluate: a dash, not a "NaN" that reads like a failed metric
+        frame = frame.fillna(NOT_EVALUATED)
     frame.columns = pd.MultiIndex.from_tuples(list(frame.columns), names=["source", "method"])
     return frame
 

@@ -235,8 +235,9 @@ def attention_overlays(images: Any, expert_maps: Sequence[Any], overall_map: Any
 
 
 def _metrics_by_method(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows = methods, columns = attribute metric names, from paper layouts, side_by_side or a
-    plain frame (metric names or the paper's labels, either orientation)."""
+    """Rows = (source, method), columns = attribute metric names, from paper layouts,
+    side_by_side or a plain frame (metric names or the paper's labels, either orientation).
+    A table without sources gets the source ``""``."""
     def canonical(labels: Sequence[Any]) -> dict[Any, str]:
         found = {}
         for label in labels:
@@ -254,69 +255,97 @@ def _metrics_by_method(table: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"the table lacks {missing}: give rows = methods and the columns of Table 6/7 "
                          "(e.g. paper_results.side_by_side(report, 'table7', label=...))")
     if isinstance(frame.index, pd.MultiIndex):
-        frame.index = [method if str(source).startswith("paper") else f"{method} ({source})"
-                       for source, method in frame.index]
-    frame.index = [str(i) for i in frame.index]
+        rows = [(str(source), str(method)) for source, method in frame.index]
+    else:
+        rows = [("", str(method)) for method in frame.index]
+    frame.index = pd.MultiIndex.from_tuples(rows, names=["source", "method"])
     return frame.loc[:, list(_ATTRIBUTE_COLUMNS)].astype(float)
 
 
-def fairness_decomposition(table: pd.DataFrame, baseline: str, *, highlight: str | Sequence[str] | None = None,
-                           title: str | None = None) -> "Figure":
-    """The paper's Fig. 4: each method's change from ``baseline`` (mean over the attributes).
+def _changes_from_baselines(frame: pd.DataFrame, baseline: str | Sequence[str]):
+    """Each source's methods minus that source's own baseline row (the paper's methods against
+    the paper's baseline, ours against ours). Returns the changes, the absolute values (both
+    rows = displayed method names) and each source's baseline row."""
+    candidates = [baseline] if isinstance(baseline, str) else list(baseline)
+    changes, absolute, baselines = [], [], {}
+    for source in dict.fromkeys(frame.index.get_level_values("source")):
+        methods = frame.xs(source, level="source")
+        found = [name for name in candidates if name in methods.index]
+        if not found:
+            where = f"source {source!r}" if source else "the table"
+            raise ValueError(f"no baseline {candidates} among the rows of {where}: {list(methods.index)}; "
+                             "pass baseline= the name of the reference method (several names: one per source)")
+        base = methods.loc[found[0]]
+        others = methods.drop(index=found[0])
+        shown = [name if not source or source.startswith("paper") else f"{name} ({source})" for name in others.index]
+        changes.append((others - base).set_axis(shown))
+        absolute.append(others.set_axis(shown))
+        baselines[source or "table"] = base
+    return pd.concat(changes), pd.concat(absolute), baselines
+
+
+def fairness_decomposition(table: pd.DataFrame, baseline: str | Sequence[str], *,
+                           highlight: str | Sequence[str] | None = None, title: str | None = None) -> "Figure":
+    """The paper's Fig. 4: each method's change from its baseline (mean over the attributes).
 
     Left: change in the minimum group accuracy. Right, top to bottom: change in accuracy
     (overall, best group, worst group), change in TPR (overall, best, worst), and DEO/DEOdds
-    (absolute values; lower is fairer). ``table``: rows = methods, columns = the Table 6/7
-    metrics (``paper_results.paper_layout('table7')`` or ``side_by_side(..., 'table7', ...)``
-    work as they are). ``highlight``: method name(s) drawn in bold, e.g. ours.
+    (absolute values; lower is fairer; dashed: each source's baseline). ``table``: rows =
+    methods, columns = the Table 6/7 metrics (``paper_results.paper_layout('table7')`` or
+    ``side_by_side(..., 'table7', label=...)`` work as they are). With several sources (the
+    paper's rows beside ours), each source's methods are compared with *that source's*
+    baseline — never ours with the paper's — so ``baseline`` may name one method per source,
+    e.g. ``("Baseline single task", "Baseline")``. ``highlight``: method name(s) drawn in bold.
     Book: ``notebooks/05_evaluation.ipynb``.
     """
-    frame = _metrics_by_method(table)
-    if baseline not in frame.index:
-        raise ValueError(f"baseline {baseline!r} is not a row of the table; rows: {list(frame.index)}")
-    base = frame.loc[baseline]
-    others = frame.drop(index=baseline)
+    changes, absolute, baselines = _changes_from_baselines(_metrics_by_method(table), baseline)
     highlighted = {highlight} if isinstance(highlight, str) else set(highlight or ())
-    names = list(others.index)
+    names = list(changes.index)
     colors = _palette(3)
     with _plotting():
-        fig = _figure(11.0, max(6.5, 1.6 + 0.9 * len(names)))
+        fig = _figure(11.0, max(6.5, 1.6 + 0.45 * len(names)))
         grid = fig.add_gridspec(3, 2, width_ratios=[1, 1.5])
         left = fig.add_subplot(grid[:, 0])
-        change = others["min_group_accuracy"] - base["min_group_accuracy"]
-        left.barh(names, change, color=[colors[2] if v >= 0 else colors[1] for v in change])
+        change = changes["min_group_accuracy"]
+        left.barh(names, change, height=min(0.8, 0.25 * len(names)),
+                  color=[colors[2] if v >= 0 else colors[1] for v in change])
         left.axvline(0, color="black", linewidth=0.8)
         left.set_xlabel("change in min. group accuracy (points)")
         left.invert_yaxis()
         panels = [
-            ("accuracy", ("accuracy", "max_group_accuracy", "min_group_accuracy"), "change in accuracy (points)"),
-            ("tpr", ("tpr", "max_group_tpr", "min_group_tpr"), "change in TPR (points)"),
+            (("accuracy", "max_group_accuracy", "min_group_accuracy"), "change in accuracy (points)"),
+            (("tpr", "max_group_tpr", "min_group_tpr"), "change in TPR (points)"),
         ]
         position = np.arange(len(names))
         width = 0.27
-        for row, (_, metrics, label) in enumerate(panels):
+        for row, (metrics, label) in enumerate(panels):
             ax = fig.add_subplot(grid[row, 1])
             for k, (metric, part) in enumerate(zip(metrics, ("overall", "best group", "worst group"))):
-                ax.bar(position + (k - 1) * width, others[metric] - base[metric], width, label=part, color=colors[k])
+                ax.bar(position + (k - 1) * width, changes[metric], width, label=part, color=colors[k])
             ax.axhline(0, color="black", linewidth=0.8)
             ax.set_ylabel(label, fontsize=9)
             ax.set_xticks(position, [""] * len(names))
-            ax.legend(fontsize="x-small", ncols=3, frameon=False, loc="best")
+            ax.set_xlim(-0.6, len(names) - 0.4)
+            ax.legend(fontsize="x-small", ncols=3, frameon=False, loc="lower left", bbox_to_anchor=(0, 1))
             ax.grid(axis="y", alpha=0.3)
         ax = fig.add_subplot(grid[2, 1])
         for k, (metric, label) in enumerate((("deo", "DEO"), ("deodds", "DEOdds"))):
-            ax.bar(position + (k - 0.5) * 0.38, frame.loc[names, metric], 0.38, label=label, color=colors[k])
-        for k, metric in enumerate(("deo", "deodds")):
-            ax.axhline(base[metric], color=colors[k], linestyle="--", linewidth=1)
-        ax.set_ylabel("DEO / DEOdds (points)\n dashed: baseline", fontsize=9)
+            ax.bar(position + (k - 0.5) * 0.38, absolute[metric], 0.38, label=label, color=colors[k])
+        for (source, base), style in zip(baselines.items(), ("--", ":", "-.")):
+            for k, metric in enumerate(("deo", "deodds")):
+                ax.axhline(base[metric], color=colors[k], linestyle=style, linewidth=1,
+                           label=f"baseline ({source})" if k == 0 and len(baselines) > 1 else None)
+        ax.set_ylabel("DEO / DEOdds (points)\n lines: baselines", fontsize=9)
         ax.set_xticks(position, names, rotation=35, ha="right", fontsize=8)
-        ax.legend(fontsize="x-small", ncols=2, frameon=False, loc="best")
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.legend(fontsize="x-small", ncols=2, frameon=False, loc="lower left", bbox_to_anchor=(0, 1))
         ax.grid(axis="y", alpha=0.3)
         for axis in fig.axes:
             for text in list(axis.get_xticklabels()) + list(axis.get_yticklabels()):
                 if text.get_text() in highlighted:
                     text.set_fontweight("bold")
-        fig.suptitle(title or f"Change from {baseline!r} (mean over attributes)", fontsize=11)
+        default = ("Change from each source's own baseline" if len(baselines) > 1 else "Change from the baseline")
+        fig.suptitle(title or f"{default} (mean over attributes)", fontsize=11)
     return fig
 
 

@@ -316,6 +316,12 @@ def test_side_by_side_attribute_tables_and_seed_aggregates():
     assert seven.shape == (8, 11) and seven.columns[-1] == (label, "FineFACE")
     eight = P.side_by_side(report, "table8", label=label, with_ci=True)
     assert eight.shape == (13, 3) and "[" in eight.loc["Smiling", (label, "FineFACE")]
+    two = attribute_task_report(pd.concat(tables[:2], ignore_index=True), n_bootstrap=0)
+    partial = P.side_by_side(two, "table8", label=label, with_ci=True)
+    evaluated = [a.replace("_", " ") for a in P.GENDER_INDEPENDENT_ATTRIBUTES[:2]]
+    assert partial.shape == (13, 3)
+    assert (partial.drop(index=evaluated)[(label, "FineFACE")] == P.NOT_EVALUATED).all()
+    assert not partial.loc[evaluated, (label, "FineFACE")].isin([P.NOT_EVALUATED, ""]).any()
     seeds = aggregate_seeds([report, attribute_task_report(pd.concat(tables, ignore_index=True), n_bootstrap=0)])
     assert "±" in P.side_by_side(seeds, "table6", label=label, with_ci=True).loc[(label, "FineFACE"), "DEO"]
     with pytest.raises(ValueError, match="attribute"):

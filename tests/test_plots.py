@@ -153,16 +153,37 @@ def test_fairness_decomposition_from_the_papers_table7():
 def test_fairness_decomposition_with_our_rows():
     rng = np.random.default_rng(2)
     n = 600
-    tables = {}
-    for attribute in ("Smiling", "Bangs"):
-        truth = rng.integers(0, 2, n)
-        tables[attribute] = pd.DataFrame({"gender": rng.choice(["Female", "Male"], n), "y_true": truth,
-                                          "y_pred": np.where(rng.random(n) < 0.9, truth, 1 - truth)})
-    report = attribute_task_report(tables, n_bootstrap=0)
-    table = paper_results.side_by_side(report, "table6", label="ours (fixture)")
+    reports = {}
+    for method, correct in (("Baseline", 0.8), ("FineFACE", 0.9)):
+        tables = {}
+        for attribute in ("Smiling", "Bangs"):
+            truth = rng.integers(0, 2, n)
+            tables[attribute] = pd.DataFrame({"gender": rng.choice(["Female", "Male"], n), "y_true": truth,
+                                              "y_pred": np.where(rng.random(n) < correct, truth, 1 - truth)})
+        reports[method] = attribute_task_report(tables, n_bootstrap=0)
+    table = paper_results.side_by_side(reports, "table6", label="ours (fixture)")
     fig = _strict(plots.fairness_decomposition, table, "Baseline", highlight="FineFACE (ours (fixture))")
     _render(fig, "fairness_decomposition_ours")
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["FineFACE", "FineFACE (ours (fixture))"]
+    # each source against its own baseline: ours minus ours, never ours minus the paper's
+    ours = table.loc["ours (fixture)"].astype(float)
+    paper = table.loc["paper, Table 6"].astype(float)
+    widths = [patch.get_width() for patch in fig.axes[0].patches]
+    assert widths == pytest.approx([paper.loc["FineFACE", "Min. grp. Acc."] - paper.loc["Baseline", "Min. grp. Acc."],
+                                    ours.loc["FineFACE", "Min. grp. Acc."] - ours.loc["Baseline", "Min. grp. Acc."]])
+    with pytest.raises(ValueError, match="ours \\(fixture\\)"):
+        plots.fairness_decomposition(table.drop(index=("ours (fixture)", "Baseline")), "Baseline")
+
+
+def test_fairness_decomposition_takes_one_baseline_name_per_source():
+    table7 = paper_results.paper_layout("table7")
+    ours = pd.DataFrame([[90.0, 91, 89, 70, 72, 68, 4, 5], [92.0, 92.5, 91.5, 75, 76, 74, 2, 3]],
+                        index=["Baseline", "FineFACE"], columns=list(paper_results.paper_layout("table6").columns))
+    combined = pd.concat([table7.T, pd.concat({"ours (fixture)": ours})])
+    fig = _strict(plots.fairness_decomposition, combined, ("Baseline single task", "Baseline"))
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[-1] == "FineFACE (ours (fixture))" and "Baseline single task" not in labels
+    assert fig.axes[0].patches[-1].get_width() == pytest.approx(91.5 - 89)
 
 
 def test_pareto_front():
