@@ -12,8 +12,8 @@ Every workload runs once per repetition, interleaved (the order rotates), after 
 repetitions; ratios are taken per repetition and summarised by their median and quartiles
 (:mod:`benchmarks.measure`). The workloads:
 
-- ``baseline_train`` / ``finefcace_train``: the real :func:`finefcace.train.baseline_iteration`
-  and :func:`finefcace.train.finefcace_iteration` (preset ``paper``: step n forwards only
+- ``baseline_train`` / ``finefcace_train``: the real :func:`finefcace.mutual_learning.baseline_iteration`
+  and :func:`finefcace.mutual_learning.finefcace_iteration` (preset ``paper``: step n forwards only
   expert e_n), with the FineFACE iteration split into its N + 2 steps and the attention
   computation (CAMs, A_1..A_N, A_oval);
 - ``finefcace_all_heads_train``: the same trainer with ``steps_forward="all_heads"`` (every
@@ -57,9 +57,10 @@ from benchmarks import measure  # noqa: E402
 from benchmarks.reference import per_sample_regions, published_structure_iteration  # noqa: E402
 from finefcace import attention  # noqa: E402
 from finefcace.model import Baseline, FineFACE  # noqa: E402
+from finefcace.mutual_learning import baseline_iteration, finefcace_iteration, step_names  # noqa: E402
 from finefcace.predict import fused_logits  # noqa: E402
 from finefcace.presets import get_preset  # noqa: E402
-from finefcace.train import baseline_iteration, build_optimizer, finefcace_iteration, step_names  # noqa: E402
+from finefcace.recipe import build_optimizer  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TABLE_FILE = "cost_table.md"
@@ -109,7 +110,7 @@ CONFIGS: dict[str, BenchConfig] = {
 
 class StepRecorder:
     """Seconds (and, with ``flops``, FLOPs) of each of the N + 2 steps of one real
-    :func:`~finefcace.train.finefcace_iteration`, and of its attention computation.
+    :func:`~finefcace.mutual_learning.finefcace_iteration`, and of its attention computation.
 
     Step boundaries come from the trainer's ``on_step`` hook (called after each optimizer
     step); the attention computation is bracketed by wrapping the three

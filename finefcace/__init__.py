@@ -46,15 +46,10 @@ from finefcace.synthetic import SyntheticBias, generate_synthetic, render_synthe
 # Training (paper Algorithm 1) and the run directory it writes. `train` itself is not
 # re-exported: the name would shadow the `finefcace.train` module.
 from finefcace.config import TrainConfig, load_config
-from finefcace.train import (
-    baseline_iteration,
-    evaluate_run,
-    finefcace_iteration,
-    load_run,
-    train_baseline,
-    train_finefcace,
-    train_or_load,
-)
+from finefcace.evaluation import evaluate_run
+from finefcace.mutual_learning import baseline_iteration, finefcace_iteration
+from finefcace.run_directory import load_run
+from finefcace.train import train_baseline, train_finefcace, train_or_load
 
 __all__ = [
     "TrainConfig",

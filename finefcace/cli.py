@@ -96,7 +96,7 @@ def _run_dir(args: argparse.Namespace) -> Path:
 def _group_accuracy(predictions) -> str:
     lines = [f"accuracy {float((predictions['y_true'] == predictions['y_pred']).mean()):.4f} "
              f"on {len(predictions)} images"]
-    from finefcace.train import DEFAULT_PROTECTED
+    from finefcace.evaluation import DEFAULT_PROTECTED
 
     for column in DEFAULT_PROTECTED:
         if column in predictions.columns:
@@ -112,8 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.quiet)
     from finefcace.checkpoint import CheckpointError
     from finefcace.config import ConfigError
-    from finefcace.train import (NonFiniteLossError, TrainingDataError, TrainingInterrupted,
-                                 evaluate_run, train, train_or_load)
+    from finefcace.evaluation import evaluate_run
+    from finefcace.train import NonFiniteLossError, TrainingInterrupted, train, train_or_load
+    from finefcace.training_data import TrainingDataError
 
     try:
         if args.command == "train":

@@ -24,7 +24,7 @@ from benchmarks import measure  # noqa: E402
 from benchmarks.reference import per_sample_cams, per_sample_regions  # noqa: E402
 from benchmarks.run import COMPARISON_LABELS, CONFIGS, TARGETS, StepRecorder, parse_config, run_benchmark  # noqa: E402
 from finefcace import FineFACE, attention  # noqa: E402
-from finefcace.train import step_names  # noqa: E402
+from finefcace.mutual_learning import step_names  # noqa: E402
 
 TRAIN = ["baseline_train", "finefcace_train", "finefcace_all_heads_train", "published_train"]
 INFER = ["baseline_infer", "fused_infer"]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from finefcace import train as train_module
+from finefcace import mutual_learning
 from finefcace.checkpoint import CheckpointError, _umask, atomic_save, load_checkpoint, rng_state, set_rng_state
 from finefcace.train import TrainingInterrupted, train
 
@@ -124,7 +124,7 @@ def _count_loss_calls(monkeypatch, action_at: int, action):
     """Patch the trainer's loss so that ``action()`` runs at its ``action_at``-th call.
     One FineFACE batch makes 8 loss calls (steps 1..3: one each, step N+1: N+1, step N+2: one)."""
     calls = {"n": 0}
-    original = train_module._classification_loss
+    original = mutual_learning._classification_loss
 
     def patched(logits, labels):
         calls["n"] += 1
@@ -132,7 +132,7 @@ def _count_loss_calls(monkeypatch, action_at: int, action):
             action()
         return original(logits, labels)
 
-    monkeypatch.setattr(train_module, "_classification_loss", patched)
+    monkeypatch.setattr(mutual_learning, "_classification_loss", patched)
 
 
 def test_a_run_stopped_signalled_and_crashed_resumes_to_the_same_weights_and_history(

@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from finefcace import distributed
-from finefcace.train import EpochShardSampler
+from finefcace.training_data import EpochShardSampler
 
 WORLD_SIZE = 2
 
@@ -46,7 +46,8 @@ def _worker(rank: int, rendezvous: str, root: str, run_dir: str, out: str) -> No
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=WORLD_SIZE)
     try:
         from finefcace.config import load_config
-        from finefcace.train import build_model, seed_everything, train
+        from finefcace.recipe import build_model, seed_everything
+        from finefcace.train import train
 
         context = distributed.init_distributed("cpu")
         assert context.enabled and context.rank == rank and context.world_size == WORLD_SIZE

@@ -12,12 +12,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from finefcace import attention, train as train_module
+from finefcace import attention, mutual_learning, train as train_module
 from finefcace.config import ConfigError
 from finefcace.model import Baseline, FineFACE, FineFACEOutput
 from finefcace.presets import get_preset
-from finefcace.train import (NonFiniteLossError, TrainingDataError, baseline_iteration, build_optimizer,
-                             finefcace_iteration, step_names, train)
+from finefcace.mutual_learning import baseline_iteration, finefcace_iteration, step_names
+from finefcace.recipe import build_optimizer
+from finefcace.train import NonFiniteLossError, train
+from finefcace.training_data import TrainingDataError
 
 SIZE = 64
 
@@ -202,11 +204,11 @@ def test_region_draws_are_uniform_over_raw_and_the_other_experts_regions():
     generator = torch.Generator().manual_seed(0)
     counts = {name: 0 for name in names}
     for _ in range(600):
-        chosen, name, _ = train_module._draw_inputs(candidates, names, "batch", generator)
+        chosen, name, _ = mutual_learning._draw_inputs(candidates, names, "batch", generator)
         counts[name] += 1
         assert torch.equal(chosen, candidates[names.index(name)])
     assert all(150 < c < 250 for c in counts.values()), counts  # 200 expected each
-    mixed, name, choices = train_module._draw_inputs(candidates, names, "sample", generator)
+    mixed, name, choices = mutual_learning._draw_inputs(candidates, names, "sample", generator)
     assert name == "per_sample" and len(choices) == 6
     for row, choice in enumerate(choices):
         assert torch.equal(mixed[row], candidates[choice][row])
@@ -340,7 +342,7 @@ def test_bf16_autocast_and_channels_last_on_cpu(tiny_synthetic, tmp_path):
 def test_early_stopping_uses_validation_patience(tiny_synthetic, tmp_path, monkeypatch):
     # a validation accuracy that never improves after epoch 1 -> stop after 1 + patience epochs
     scores = iter([0.5, 0.4, 0.4, 0.4, 0.4])
-    original = train_module._evaluate
+    original = train_module.evaluate_split
 
     def fake_evaluate(*args, **kwargs):
         result = original(*args, **kwargs)
@@ -348,7 +350,7 @@ def test_early_stopping_uses_validation_patience(tiny_synthetic, tmp_path, monke
             result["accuracy"] = next(scores, result["accuracy"])
         return result
 
-    monkeypatch.setattr(train_module, "_evaluate", fake_evaluate)
+    monkeypatch.setattr(train_module, "evaluate_split", fake_evaluate)
     result = train(tiny_config(tiny_synthetic, tmp_path / "early", method="baseline", epochs=5, patience=2,
                                max_batches=1, max_eval_batches=1))
     assert result.summary["stopped_early"] and result.summary["epochs_run"] == 3
@@ -361,7 +363,7 @@ def test_early_stopping_uses_validation_patience(tiny_synthetic, tmp_path, monke
 
 def test_nonfinite_loss_stops_naming_step_and_batch_and_keeps_last_good_checkpoint(tiny_synthetic, tmp_path, monkeypatch):
     calls = {"n": 0}
-    original = train_module._classification_loss
+    original = mutual_learning._classification_loss
 
     def poisoned(logits, labels):
         calls["n"] += 1
@@ -370,7 +372,7 @@ def test_nonfinite_loss_stops_naming_step_and_batch_and_keeps_last_good_checkpoi
         # batch 1 (0-based) of epoch 1, step 3 of 5 (expert_1) is call 8 + 3 = 11
         return loss * float("nan") if calls["n"] == 11 else loss
 
-    monkeypatch.setattr(train_module, "_classification_loss", poisoned)
+    monkeypatch.setattr(mutual_learning, "_classification_loss", poisoned)
     run_dir = tmp_path / "nan"
     with pytest.raises(NonFiniteLossError) as caught:
         train(tiny_config(tiny_synthetic, run_dir, checkpoint_every=1, max_batches=3))
