@@ -14,15 +14,7 @@ import torch
 from finefcace import mutual_learning
 from finefcace.checkpoint import CheckpointError, _umask, atomic_save, load_checkpoint, rng_state, set_rng_state
 from finefcace.train import TrainingInterrupted, train
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two intra-op threads on 2 shared cores slow these tiny models ~10x: use one."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+from training_fixtures import one_thread  # noqa: F401  (autouse: one intra-op thread)
 
 
 def test_atomic_save_never_leaves_a_truncated_file(tmp_path, monkeypatch):

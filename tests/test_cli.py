@@ -13,17 +13,9 @@ import torch
 import yaml
 
 from finefcace.cli import main
+from training_fixtures import one_thread  # noqa: F401  (autouse: one intra-op thread)
 
 PROJECT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two intra-op threads on 2 shared cores slow these tiny models ~10x: use one."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
