@@ -15,7 +15,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = [
-    "our_methods",
     "our_rows",
     "paper_summaries_recomputed",
     "paper_table_key",
@@ -85,13 +84,3 @@ def our_rows(table: "pd.DataFrame", label: str) -> "pd.DataFrame":
     ours = table.loc[[label]]
     filled = ours.apply(lambda column: column.map(lambda v: v not in ("", None) and v == v)).any()
     return ours.loc[:, filled]
-
-
-def our_methods(table: "pd.DataFrame", label: str) -> "pd.DataFrame":
-    """Our rows of a side-by-side attribute table (Table 6/7 layout), one row per method, for
-    :func:`finefcace.plots.fairness_decomposition`."""
-    import pandas as pd
-
-    if isinstance(table.index, pd.MultiIndex) and label in table.index.get_level_values(0):
-        return table.loc[label]
-    return table.T.loc[label]
