@@ -62,16 +62,14 @@ def main() -> None:
             generate_synthetic(folder, n_train=args.n, n_val=0, n_test=0, size=args.size, seed=repeat,
                                threads=args.threads)
 
-    rates, rows = {}, []
+    rows = []
     for name, run in (("rendering (in memory)", render), ("rendering + writing PNGs", write)):
         wall, cpu = _measure(run, args.repeats)
-        rates[name] = args.n / wall
         rows.append((name, args.n / wall, args.n / cpu))
         print(f"{name:26s} {args.n / wall:7.0f} images/s wall clock   "
               f"{args.n / cpu:7.0f} images per CPU-second "
               f"(x{args.threads} cores = {args.threads * args.n / cpu:.0f}/s if the cores are free)")
-    names = list(rates)
-    print(f"writing makes generation {rates[names[0]] / rates[names[1]]:.2f}x slower than rendering alone")
+    print(f"writing makes generation {rows[0][1] / rows[1][1]:.2f}x slower than rendering alone")
     if args.out:
         load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         _write_table(args, rows, load, load_after)

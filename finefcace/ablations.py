@@ -35,33 +35,50 @@ def fusion_scores(model: Any, loader: Any, *, threshold: float = 0.5, pad: float
     "oval": (H, N_img, K), "heads": names, "y_true": (N_img,), "row_index": (N_img,),
     "oval_share": (N_img,)}`` with heads e_1..e_N, concat, and the share of each image A_oval's
     box keeps. Book: ``notebooks/06_ablations.ipynb``."""
+    return _scores_by_threshold(model, loader, [threshold], pad, max_batches)[threshold]
+
+
+def _scores_by_threshold(model: Any, loader: Any, thresholds: Iterable[float], pad: float,
+                         max_batches: int | None) -> dict[float, dict[str, Any]]:
+    """:func:`fusion_scores` for several thresholds t in one pass: the raw view and its CAMs do
+    not depend on t, so each batch is forwarded once, then cropped and forwarded once per t."""
     import torch
 
     from finefcace import attention
 
+    thresholds = list(dict.fromkeys(thresholds))
     device = next(model.parameters()).device
     model.eval()
-    raw, oval, labels, rows, shares = [], [], [], [], []
+    raw, labels, rows = [], [], []
+    oval, shares = {t: [] for t in thresholds}, {t: [] for t in thresholds}
     with torch.inference_mode():
         for index, (images, y, row_index) in enumerate(loader):
             if max_batches is not None and index >= max_batches:
                 break
             images = images.to(device)
+            size = tuple(images.shape[-2:])
             first = model(images)
             # = attention.overall_region, spelled out to keep the box's share of the image
-            total = attention.overall_attention_map(attention.class_activation_maps(model, first),
-                                                    tuple(images.shape[-2:]))
-            boxes = attention.boxes_from_maps(total, threshold, pad)
-            second = model(attention.crop_and_resize(images, boxes))
-            shares.append(((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).float().cpu() / total[0].numel())
-            raw.append(torch.stack([*first.expert_logits, first.concat_logits]).float().cpu())
-            oval.append(torch.stack([*second.expert_logits, second.concat_logits]).float().cpu())
+            total = attention.overall_attention_map(attention.class_activation_maps(model, first), size)
+            raw.append(_head_logits(first))
+            for t in thresholds:
+                boxes = attention.boxes_from_maps(total, t, pad)
+                oval[t].append(_head_logits(model(attention.crop_and_resize(images, boxes))))
+                shares[t].append(attention.box_fractions(boxes, size).cpu())
             labels.append(torch.as_tensor(y))
             rows.append(torch.as_tensor(row_index))
-    heads = [f"e_{n + 1}" for n in range(model.num_experts)] + ["concat"]
-    return {"raw": torch.cat(raw, dim=1), "oval": torch.cat(oval, dim=1), "heads": heads,
-            "y_true": torch.cat(labels).numpy(), "row_index": torch.cat(rows).numpy(),
-            "oval_share": torch.cat(shares).numpy()}
+    common = {"raw": torch.cat(raw, dim=1),
+              "heads": [f"e_{n + 1}" for n in range(model.num_experts)] + ["concat"],
+              "y_true": torch.cat(labels).numpy(), "row_index": torch.cat(rows).numpy()}
+    return {t: {**common, "oval": torch.cat(oval[t], dim=1), "oval_share": torch.cat(shares[t]).numpy()}
+            for t in thresholds}
+
+
+def _head_logits(output: Any) -> Any:
+    """(H, B, K): the logits of e_1..e_N and the concatenation, on the CPU."""
+    import torch
+
+    return torch.stack([*output.expert_logits, output.concat_logits]).float().cpu()
 
 
 #: The fusion subsets of the supplementary ablation (B): (views, heads).
@@ -99,16 +116,26 @@ def fusion_table(scores: Mapping[str, Any], table: "pd.DataFrame", *,
     """Accuracy and fairness of each fusion subset on the same test images (supplementary B,
     inference only: the trained model is not changed). ``table``: the dataset table (for the
     protected columns). Book: ``notebooks/06_ablations.ipynb``."""
-    from finefcace import metrics
-
     subsets = list(subsets) if subsets is not None else [
         s for s in FUSION_SUBSETS if s[1] in ("all", "concat", "experts") or s[1] in scores["heads"]]
-    protected = table.loc[scores["row_index"], protected_columns(table)].reset_index(drop=True)
-    reports = {}
-    for views, heads in subsets:
-        frame = protected.assign(y_true=scores["y_true"], y_pred=fusion_predictions(scores, views, heads))
-        reports[(views, heads)] = metrics.gender_task_report(frame, n_bootstrap=n_bootstrap, seed=0)
+    protected = _protected_rows(table, scores)
+    reports = {(views, heads): _fusion_report(scores, protected, views, heads, n_bootstrap)
+               for views, heads in subsets}
     return summary_table(reports, names=("views", "heads"))
+
+
+def _protected_rows(table: "pd.DataFrame", scores: Mapping[str, Any]) -> "pd.DataFrame":
+    """The protected columns of the scored images, in the order of ``scores``."""
+    return table.loc[scores["row_index"], protected_columns(table)].reset_index(drop=True)
+
+
+def _fusion_report(scores: Mapping[str, Any], protected: "pd.DataFrame", views: str, heads: str,
+                   n_bootstrap: int) -> "pd.DataFrame":
+    """The gender-task report (:mod:`finefcace.metrics`) of one fusion subset's predictions."""
+    from finefcace import metrics
+
+    frame = protected.assign(y_true=scores["y_true"], y_pred=fusion_predictions(scores, views, heads))
+    return metrics.gender_task_report(frame, n_bootstrap=n_bootstrap, seed=0)
 
 
 def summary_table(reports: Mapping[Any, "pd.DataFrame"], *, names: tuple[str, ...] = ("variant",)) -> "pd.DataFrame":
@@ -138,15 +165,11 @@ def threshold_table(model: Any, loader: Any, table: "pd.DataFrame", thresholds: 
     """The threshold t of the attention masks (paper §3.2, t = 0.5), varied at inference only:
     the fused accuracy (raw + A_oval, all heads) and fairness at each t, and how much of the
     image A_oval keeps on average. Book: ``notebooks/06_ablations.ipynb``."""
-    from finefcace import metrics
-
-    reports, shares = {}, {}
-    for t in thresholds:
-        scores = fusion_scores(model, loader, threshold=t, pad=pad, max_batches=max_batches)
-        protected = table.loc[scores["row_index"], protected_columns(table)].reset_index(drop=True)
-        frame = protected.assign(y_true=scores["y_true"], y_pred=fusion_predictions(scores, "raw+oval", "all"))
-        reports[t] = metrics.gender_task_report(frame, n_bootstrap=0)
-        shares[t] = 100 * float(scores["oval_share"].mean())
+    by_threshold = _scores_by_threshold(model, loader, thresholds, pad, max_batches)
+    protected = _protected_rows(table, next(iter(by_threshold.values())))
+    reports = {t: _fusion_report(scores, protected, "raw+oval", "all", n_bootstrap=0)
+               for t, scores in by_threshold.items()}
+    shares = {t: 100 * float(scores["oval_share"].mean()) for t, scores in by_threshold.items()}
     frame = summary_table(reports, names=("threshold t",))
     frame.insert(0, "A_oval keeps (% of image)", [f"{shares[t]:.1f}" for t in reports])
     return frame

@@ -137,6 +137,12 @@ def boxes_from_maps(
     ).long()
 
 
+def box_fractions(boxes: Tensor, size: tuple[int, int]) -> Tensor:
+    """The share of an image of ``size`` (H, W) each box of :func:`boxes_from_maps` keeps, (B,) floats.
+    Book: ``notebooks/03_attention_crop.ipynb``, ``notebooks/06_ablations.ipynb``."""
+    return ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).float() / (size[0] * size[1])
+
+
 def crop_and_resize(images: Tensor, boxes: Tensor, size: tuple[int, int] | None = None) -> Tensor:
     """Crop box b from image b and resize it bilinearly to ``size`` (default: the image size).
 

@@ -56,9 +56,11 @@ def box_shares(steps: Mapping[str, Any]) -> "pd.DataFrame":
 
     rows = {}
     n_experts = len(steps["cams"])
+    from finefcace import attention
+
+    size = tuple(steps["overall"].shape[-2:])
     for j, boxes in enumerate(steps["boxes"]):
-        height, width = steps["overall"].shape[-2:]
-        share = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).float() / (height * width)
+        share = attention.box_fractions(boxes, size)
         name = "A_oval" if j == n_experts else f"A_{j + 1}"
         rows[name] = {"mean": float(share.mean()), "min": float(share.min()), "max": float(share.max())}
     return (100 * pd.DataFrame(rows).T).round(1).rename(columns=lambda c: f"{c} share of image (%)")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finefcace.dataset_preparation import protected_columns
+from finefcace.plots import new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -24,15 +25,6 @@ __all__ = [
     "table_montage",
     "walkthrough_figure",
 ]
-
-
-def _figure(width: float, height: float) -> Any:
-    """A matplotlib figure not registered with pyplot (no double display in notebooks, no leak);
-    show it by making it a cell's last expression or with ``display``."""
-    import matplotlib.pyplot  # noqa: F401  (registers the notebook display of Figure objects)
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height))
 
 
 def _show(ax: Any, picture: Any, title: str | None = None, **kwargs: Any) -> None:
@@ -53,7 +45,7 @@ def table_montage(table: "pd.DataFrame", root: str | Path, *, columns: Iterable[
     columns = list(columns) if columns is not None else protected_columns(table)
     rows = table[table["split"] == split]
     groups = list(rows.groupby(columns, sort=True)) if columns else [("all", rows)]
-    fig = _figure(per_group * 1.2, len(groups) * 1.25)
+    fig = new_figure(per_group * 1.2, len(groups) * 1.25, layout=None)
     axes = fig.subplots(len(groups), per_group, squeeze=False)
     for r, (group, frame) in enumerate(groups):
         paths = frame["path"].tolist()[:per_group]
@@ -84,7 +76,7 @@ def walkthrough_figure(images: Any, steps: Mapping[str, Any], index: int = 0, *,
     n_experts = len(steps["cams"])
     titles = [r"$\Omega_n$ (CAM)", r"$\tilde\Omega_n$ upsampled", r"$\tilde\Omega_n^{norm}$ (eq. 4)",
               f"mask $\\geq$ t = {steps['threshold']}", f"box (+{steps['pad']:.0%} per side)", "region $A_n$"]
-    fig = _figure(1.7 * len(titles), 1.75 * (n_experts + 1))
+    fig = new_figure(1.7 * len(titles), 1.75 * (n_experts + 1), layout=None)
     axes = fig.subplots(n_experts + 1, len(titles), squeeze=False)
     for row in range(n_experts + 1):
         is_overall = row == n_experts
@@ -126,7 +118,7 @@ def region_grid(images: Any, steps: Mapping[str, Any], *, row_labels: Iterable[s
     height, width = pictures.shape[1:3]
     names = ["input"] + [f"$A_{n + 1}$" for n in range(len(regions) - 1)] + [r"$A_{oval}$"]
     labels = list(row_labels) if row_labels is not None else [""] * len(pictures)
-    fig = _figure(1.45 * len(names), 1.5 * len(pictures))
+    fig = new_figure(1.45 * len(names), 1.5 * len(pictures), layout=None)
     axes = fig.subplots(len(pictures), len(names), squeeze=False)
     for i in range(len(pictures)):
         _show(axes[i, 0], pictures[i], names[0] if i == 0 else None)

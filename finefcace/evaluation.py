@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from finefcace import data, distributed, predict
 from finefcace.config import ConfigError
 from finefcace.model import FineFACE
-from finefcace.mutual_learning import autocast
+from finefcace.mutual_learning import amp_dtype_for, autocast
 from finefcace.run_directory import CONFIG_FILE, load_best_model
 from finefcace.training_data import TrainingDataError, eval_loader
 
@@ -165,9 +165,9 @@ def evaluate_run(
         raise TrainingDataError(f"table {str(table_path)!r} has no rows with split == {split!r}")
     context = distributed.DistributedContext(device=resolved_device)
     loader = eval_loader(dataset, config, batch_size or resolved["batch_size"], context, resolved_device)
-    amp = config.amp if config.amp is not None else resolved_device.type == "cuda"
     evaluation = evaluate_split(model, loader, resolved=resolved, device=resolved_device,
-                                amp_dtype=torch.bfloat16 if amp else None, channels_last=False, context=context)
+                                amp_dtype=amp_dtype_for(config.amp, resolved_device), channels_last=False,
+                                context=context)
     predictions = predictions_table(frame, evaluation, target=config.target, classes=classes,
                                     protected=config.protected if table is None else None)
     if out is not None:

@@ -57,6 +57,12 @@ def autocast(device: torch.device, amp_dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=amp_dtype)
 
 
+def amp_dtype_for(amp: bool | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of config key ``amp``: bf16 when true, none when false; ``None``
+    (the default) means bf16 on CUDA only."""
+    return torch.bfloat16 if (amp if amp is not None else device.type == "cuda") else None
+
+
 def _draw_inputs(
     candidates: Sequence[Tensor],
     names: Sequence[str],

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from finefcace.config import TrainConfig
-    from finefcace.train import TrainResult
+    from finefcace.run_directory import TrainResult
 
 __all__ = [
     "cli_command",
@@ -184,8 +184,9 @@ def describe_run(result: "TrainResult", data: str | None = None) -> str:
 def run_table(result: "TrainResult") -> tuple["pd.DataFrame", Path]:
     """The dataset table and image root a run was trained on (from its ``config.json``)."""
     from finefcace import data
+    from finefcace.run_directory import CONFIG_FILE
 
-    saved = json.loads((Path(result.run_dir) / "config.json").read_text())
+    saved = json.loads((Path(result.run_dir) / CONFIG_FILE).read_text())
     return data.load_table(saved["table"]), Path(saved["root"])
 
 
@@ -228,7 +229,7 @@ def split_loader(result: "TrainResult", *, split: str = "test", batch_size: int 
 
 def evaluate_on(result: "TrainResult", table: str | Path, root: str | Path | None, split: str = "test") -> "pd.DataFrame":
     """Predictions of a run's best model on another dataset's table (cross-dataset tests,
-    paper Tables 3-4), through :func:`finefcace.train.evaluate_run`."""
-    from finefcace.train import evaluate_run
+    paper Tables 3-4), through :func:`finefcace.evaluation.evaluate_run`."""
+    from finefcace.evaluation import evaluate_run
 
     return evaluate_run(result.run_dir, split=split, table=table, root=root, device=result.config.device)

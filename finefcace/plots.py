@@ -30,6 +30,7 @@ __all__ = [
     "fairness_decomposition",
     "accuracy_fairness_scatter",
     "training_curves",
+    "new_figure",
 ]
 
 # attribute metric names (finefcace.metrics) and the paper's labels (finefcace.paper_results)
@@ -53,13 +54,15 @@ def _plotting() -> Iterator[Any]:
         yield matplotlib
 
 
-def _figure(width: float, height: float, **kwargs: Any) -> "Figure":
+def new_figure(width: float, height: float, layout: str | None = "constrained", **kwargs: Any) -> "Figure":
     """A figure not registered with pyplot (no double display, no leak when many are made);
-    pyplot is still imported so Jupyter's inline backend knows how to show a Figure."""
+    pyplot is still imported so Jupyter's inline backend knows how to show a Figure. Shown as a
+    cell's last expression or with ``display``; the course's own figures
+    (:mod:`finefcace.course_figures`) use it too. Book: every chapter's figures."""
     import matplotlib.pyplot  # noqa: F401  (registers the notebook display of Figure objects)
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), layout="constrained", **kwargs)
+    return Figure(figsize=(width, height), layout=layout, **kwargs)
 
 
 def _palette(n: int) -> list:
@@ -118,7 +121,7 @@ def group_accuracy_bars(reports: pd.DataFrame | Mapping[str, pd.DataFrame], *, m
     order = list(dict.fromkeys(g for _, groups, _ in tidy for g in groups["group"]))
     colors = _palette(len(tidy))
     with _plotting():
-        fig = _figure(7.0, 1.3 + 0.3 * len(order) * max(1, min(len(tidy), 3)) ** 0.5)
+        fig = new_figure(7.0, 1.3 + 0.3 * len(order) * max(1, min(len(tidy), 3)) ** 0.5)
         ax = fig.add_subplot()
         step = 0.7 / max(len(tidy), 1)
         for k, (label, groups, overall) in enumerate(tidy):
@@ -206,7 +209,7 @@ def attention_overlays(images: Any, expert_maps: Sequence[Any], overall_map: Any
     if row_labels is not None and len(row_labels) != batch:
         raise ValueError(f"row_labels has {len(row_labels)} entries for {batch} images")
     with _plotting():
-        fig = _figure(panel_size * len(columns) + 0.8, panel_size * batch + 0.5)
+        fig = new_figure(panel_size * len(columns) + 0.8, panel_size * batch + 0.5)
         axes = fig.subplots(batch, len(columns), squeeze=False)
         height, width = pictures.shape[1:3]
         image = None
@@ -303,7 +306,7 @@ def fairness_decomposition(table: pd.DataFrame, baseline: str | Sequence[str], *
     names = list(changes.index)
     colors = _palette(3)
     with _plotting():
-        fig = _figure(11.0, max(6.5, 1.6 + 0.45 * len(names)))
+        fig = new_figure(11.0, max(6.5, 1.6 + 0.45 * len(names)))
         grid = fig.add_gridspec(3, 2, width_ratios=[1, 1.5])
         left = fig.add_subplot(grid[:, 0])
         change = changes["min_group_accuracy"]
@@ -383,7 +386,7 @@ def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None,
     colors = _palette(len(sources))
     markers = ["o", "s", "D", "^", "v", "P", "X", "*"]
     with _plotting():
-        fig = _figure(7.0, 5.0)
+        fig = new_figure(7.0, 5.0)
         ax = fig.add_subplot()
         for k, source in enumerate(sources):
             part = points[points["source"] == source]
@@ -458,7 +461,7 @@ def training_curves(history: pd.DataFrame | Sequence[Mapping[str, Any]], *, x: s
     if "best" in frame.columns and pd.api.types.is_bool_dtype(frame["best"]) and frame["best"].any():
         best_x = frame.loc[frame["best"], x].iloc[-1]
     with _plotting():
-        fig = _figure(4.2 * len(groups), 3.4)
+        fig = new_figure(4.2 * len(groups), 3.4)
         axes = fig.subplots(1, len(groups), squeeze=False)[0]
         for ax, (label, columns) in zip(axes, groups.items()):
             colors = _palette(len(columns))

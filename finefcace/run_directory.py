@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
 from pathlib import Path
@@ -71,12 +72,11 @@ def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     write_text_atomic(run_dir / HISTORY_JSON, json.dumps(history, indent=1))
     if history:
         columns = list(dict.fromkeys(k for row in history for k in row))
-        temporary = run_dir / f".{HISTORY_CSV}.tmp"
-        with open(temporary, "w", newline="") as stream:
-            writer = csv.DictWriter(stream, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(history)
-        os.replace(temporary, run_dir / HISTORY_CSV)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
+        write_text_atomic(run_dir / HISTORY_CSV, text.getvalue())
 
 
 def identity_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

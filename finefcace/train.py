@@ -40,9 +40,8 @@ from torch import Tensor
 from finefcace import distributed
 from finefcace.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from finefcace.config import ConfigError, TrainConfig, load_config
-# evaluate_run is not used here: finefcace.notebook and the notebooks import it from this module.
-from finefcace.evaluation import evaluate_run, evaluate_split, predictions_table
-from finefcace.mutual_learning import baseline_iteration, finefcace_iteration, step_names
+from finefcace.evaluation import evaluate_split, predictions_table
+from finefcace.mutual_learning import amp_dtype_for, baseline_iteration, finefcace_iteration, step_names
 from finefcace.recipe import build_model, build_optimizer, build_scheduler, compile_in_place, seed_everything
 from finefcace.run_directory import (BEST_CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, HISTORY_CSV, HISTORY_JSON,
                                      LAST_CHECKPOINT, SUMMARY_FILE, TrainResult, identity_differences, load_run,
@@ -56,13 +55,6 @@ __all__ = [
     "train_finefcace",
     "train_baseline",
     "train_or_load",
-    # defined elsewhere, imported from here by the notebooks and finefcace.notebook
-    "TrainResult",
-    "build_model",
-    "build_optimizer",
-    "evaluate_run",
-    "finefcace_iteration",
-    "step_names",
 ]
 
 logger = logging.getLogger(__name__)
@@ -135,8 +127,7 @@ class _Run:
         self.scheduler = build_scheduler(self.optimizer, self.resolved, config.epochs)
         self.generator = torch.Generator()
         self.generator.manual_seed(mix_seed(config.seed, 0xA77E))
-        amp = config.amp if config.amp is not None else self.device.type == "cuda"
-        self.amp_dtype = torch.bfloat16 if amp else None
+        self.amp_dtype = amp_dtype_for(config.amp, self.device)
         batch_size = self.resolved["batch_size"]
         self.sampler = EpochShardSampler(len(self.data.train), batch_size=batch_size, seed=config.seed,
                                          rank=context.rank, world_size=context.world_size)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from finefcace.config import TrainConfig
-    from finefcace.train import TrainResult
+    from finefcace.run_directory import TrainResult
 
 __all__ = [
     "hyperparameter_table",
@@ -57,13 +57,13 @@ def _compress(names: list[str]) -> str:
 
 
 def iteration_table(model: Any, optimizer: Any, images: Any, labels: Any, **options: Any) -> "pd.DataFrame":
-    """Run one FineFACE iteration (:func:`finefcace.train.finefcace_iteration`, Algorithm 1)
+    """Run one FineFACE iteration (:func:`finefcace.mutual_learning.finefcace_iteration`, Algorithm 1)
     and report each of its N+2 optimizer steps: its name, its input, which parts of the model
     it updated (parameters that changed), and its loss. Book: ``notebooks/04_training.ipynb``."""
     import pandas as pd
     import torch
 
-    from finefcace.train import finefcace_iteration
+    from finefcace.mutual_learning import finefcace_iteration
 
     groups = _parameter_groups(model)
     snapshot = {name: [p.detach().clone() for p in params] for name, params in groups.items()}

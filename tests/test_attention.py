@@ -12,6 +12,7 @@ from finefcace.attention import (
     attention_maps,
     attention_regions,
     baseline_class_activation_maps,
+    box_fractions,
     boxes_from_maps,
     class_activation_maps,
     crop_and_resize,
@@ -360,3 +361,8 @@ def test_regions_make_no_host_synchronisation_on_cuda():
                                          for c in cams]).flatten(0, 1))
     assert len(regions) == 3 and oval.shape == images.shape and boxes.shape == (192, 4)
     assert math.isfinite(float(oval.sum()))
+
+
+def test_box_fractions_is_the_area_share_of_each_box():
+    boxes = torch.tensor([[0, 0, 64, 32], [16, 16, 48, 48], [0, 0, 0, 0]])
+    assert box_fractions(boxes, (32, 64)).tolist() == [1.0, 32 * 32 / (32 * 64), 0.0]

@@ -73,7 +73,7 @@ def fenced_python(text: str) -> list[str]:
 def library_vocabulary() -> frozenset[str]:
     """Every name a chapter may mention as code without a module prefix."""
     import finefcace
-    from finefcace import presets, train
+    from finefcace import mutual_learning, presets
     from finefcace.config import TrainConfig
 
     names: set[str] = set()
@@ -99,7 +99,7 @@ def library_vocabulary() -> frozenset[str]:
         names.update(v for v in preset.values() if isinstance(v, str))
     names.update(presets.PRESETS)
     names.update(TrainConfig.__dataclass_fields__)
-    names.update(train.step_names(3))
+    names.update(mutual_learning.step_names(3))
     return frozenset(names)
 
 

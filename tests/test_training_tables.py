@@ -17,7 +17,8 @@ def test_hyperparameter_table_marks_what_the_profile_changed():
 def test_iteration_table_reports_what_each_step_updates(small_models):
     import torch
 
-    from finefcace.train import build_model, build_optimizer, step_names
+    from finefcace.mutual_learning import step_names
+    from finefcace.recipe import build_model, build_optimizer
 
     config = course.train_config({"backbone": "resnet18", "input_size": 64, "overrides": {"descriptor_dim": 16}})
     torch.manual_seed(0)
