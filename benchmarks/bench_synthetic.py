@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finefcace.synthetic import SyntheticBias, generate_synthetic, render_faces, sample_faces
+from finefcace.sources.synthetic import SyntheticBias, generate_synthetic, render_faces, sample_faces
 
 
 def _measure(run, repeats: int) -> tuple[float, float]:

@@ -60,7 +60,7 @@ from finefcace.model import Baseline, FineFACE  # noqa: E402
 from finefcace.mutual_learning import baseline_iteration, finefcace_iteration, step_names  # noqa: E402
 from finefcace.predict import fused_logits  # noqa: E402
 from finefcace.presets import get_preset  # noqa: E402
-from finefcace.recipe import build_optimizer  # noqa: E402
+from finefcace.training.recipe import build_optimizer  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TABLE_FILE = "cost_table.md"

@@ -1,5 +1,5 @@
-"""Dataset preparation commands (thin wrappers around :mod:`finefcace.datasets`,
-:mod:`finefcace.data` and :mod:`finefcace.synthetic`).
+"""Dataset preparation commands (thin wrappers around :mod:`finefcace.sources`: the adapters,
+the image checks and the synthetic faces).
 
 One command per dataset, each usable two ways::
 

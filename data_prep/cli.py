@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m data_prep",
         description="Check a face dataset download in its official layout and write its table "
-                    "(finefcace.datasets), or render the synthetic faces (finefcace.synthetic).",
+                    "(finefcace.sources.adapters), or render the synthetic faces (finefcace.sources.synthetic).",
     )
     commands = parser.add_subparsers(dest="dataset", required=True, metavar="dataset")
     for name, help_text in (
@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--images", default="img_align_celeba")
 
     synthetic = commands.add_parser("synthetic", help="render the synthetic faces (PNG + labels.csv)",
-                                    description="Render the synthetic faces (finefcace.synthetic).")
+                                    description="Render the synthetic faces (finefcace.sources.synthetic).")
     synthetic.add_argument("--out", type=Path, required=True, help="output folder (images + labels.csv)")
     synthetic.add_argument("--n-train", type=int, default=1600)
     synthetic.add_argument("--n-val", type=int, default=320)
@@ -94,9 +94,9 @@ def _adapter_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _count_checks(name: str, table, skipped: list[str]) -> list[str]:
     """Differences from the official release's sizes (a partial download, another version)."""
-    from finefcace import datasets
+    from finefcace.sources.releases import EXPECTED_COUNTS
 
-    expected = datasets.EXPECTED_COUNTS[name]
+    expected = EXPECTED_COUNTS[name]
     notes = []
     if name == "fairface":
         found = {"train": int((table["split"] != "test").sum()), "val": int((table["split"] == "test").sum())}
@@ -119,14 +119,18 @@ def _count_checks(name: str, table, skipped: list[str]) -> list[str]:
 
 
 def _run_real(args: argparse.Namespace) -> int:
-    from finefcace import data, datasets  # imported here so that --help answers at once
+    # imported here so that --help answers at once
+    from finefcace.sources.adapters import dataset_table
+    from finefcace.sources.images import cache_resized, scan_images
+    from finefcace.sources.releases import SkippedRowsWarning
+    from finefcace.sources.table import save_table
 
     name, root, out = args.dataset, args.root, args.out
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", datasets.SkippedRowsWarning)
-        table = datasets.dataset_table(name, root, check_images=False, **_adapter_options(args))
-    adapter_warnings = [str(w.message) for w in caught if issubclass(w.category, datasets.SkippedRowsWarning)]
+        warnings.simplefilter("always", SkippedRowsWarning)
+        table = dataset_table(name, root, check_images=False, **_adapter_options(args))
+    adapter_warnings = [str(w.message) for w in caught if issubclass(w.category, SkippedRowsWarning)]
     for message in adapter_warnings:
         print(f"warning: {message}")
     skipped = list(table.attrs.get("skipped", []))
@@ -142,7 +146,7 @@ def _run_real(args: argparse.Namespace) -> int:
     unusable_count = 0
     problems = None
     if not args.labels_only:
-        problems = data.scan_images(table, root, decode=args.decode)
+        problems = scan_images(table, root, decode=args.decode)
         unusable = problems[problems["problem"].isin(["missing", "unreadable"])]
         unusable_count = int(unusable["path"].nunique())
         if len(problems):
@@ -167,10 +171,10 @@ def _run_real(args: argparse.Namespace) -> int:
             print("error: --cache-size needs the images (drop --labels-only)", file=sys.stderr)
             return 2
         cache_dir = args.cache_dir or out / f"{name}_{args.cache_size}px"
-        image_root = data.cache_resized(table, root, cache_dir, args.cache_size, threads=args.threads)
+        image_root = cache_resized(table, root, cache_dir, args.cache_size, threads=args.threads)
         print(f"resized copies (shorter side {args.cache_size} px) in {image_root}: train with root={image_root}")
 
-    table_file = data.save_table(table, out / f"{name}.csv")
+    table_file = save_table(table, out / f"{name}.csv")
     protected = [c for c in ("race", "gender") if c in table.columns]
     report = {
         "dataset": name,
@@ -207,7 +211,7 @@ def _parse_knob(text: str) -> tuple[str, Any]:
 
 
 def _run_synthetic(args: argparse.Namespace) -> int:
-    from finefcace.synthetic import generate_synthetic
+    from finefcace.sources.synthetic import generate_synthetic
 
     knobs = dict(_parse_knob(k) for k in args.knob)
     started = time.perf_counter()

@@ -22,17 +22,10 @@ from finefcace.presets import PRESETS, get_preset
 # Data (one table format for every dataset) and fairness metrics (spec/metrics.md).
 # fairlearn, matplotlib and seaborn are imported inside the functions that need them, so
 # `import finefcace` works on a GPU machine without the notebook tooling.
-from finefcace.data import (
-    CELEBA_ATTRIBUTES,
-    FaceTableDataset,
-    classes_for,
-    load_table,
-    make_loader,
-    save_table,
-    test_transform,
-    train_transform,
-)
-from finefcace.datasets import dataset_table
+from finefcace.sources.dataset import FaceTableDataset, make_loader
+from finefcace.sources.table import CELEBA_ATTRIBUTES, classes_for, load_table, save_table
+from finefcace.sources.transforms import test_transform, train_transform
+from finefcace.sources.adapters import dataset_table
 from finefcace.metrics import (
     aggregate_seeds,
     attribute_task_report,
@@ -41,15 +34,15 @@ from finefcace.metrics import (
     group_rates,
     max_min_ratio,
 )
-from finefcace.synthetic import SyntheticBias, generate_synthetic, render_synthetic
+from finefcace.sources.synthetic import SyntheticBias, generate_synthetic, render_synthetic
 
 # Training (paper Algorithm 1) and the run directory it writes. `train` itself is not
-# re-exported: the name would shadow the `finefcace.train` module.
-from finefcace.config import TrainConfig, load_config
-from finefcace.evaluation import evaluate_run
+# re-exported: the name would shadow the `finefcace.training.trainer` module.
+from finefcace.training.config import TrainConfig, load_config
+from finefcace.training.evaluation import evaluate_run
 from finefcace.mutual_learning import baseline_iteration, finefcace_iteration
-from finefcace.run_directory import load_run
-from finefcace.train import train_baseline, train_finefcace, train_or_load
+from finefcace.training.run_directory import load_run
+from finefcace.training.trainer import train_baseline, train_finefcace, train_or_load
 
 __all__ = [
     "TrainConfig",

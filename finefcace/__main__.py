@@ -1,7 +1,7 @@
-"""``python -m finefcace train|evaluate|predict`` (see :mod:`finefcace.cli`)."""
+"""``python -m finefcace train|evaluate|predict`` (see :mod:`finefcace.training.cli`)."""
 
 import sys
 
-from finefcace.cli import main
+from finefcace.training.cli import main
 
 sys.exit(main())

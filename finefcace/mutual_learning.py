@@ -4,7 +4,7 @@ Introduced in ``notebooks/04_training.ipynb`` (chapter 4 runs one iteration step
 the method is written out in ``book/method.md`` §8, and the paper-vs-code switches read
 here (λ, which heads run in steps 2..N, one region draw per batch or per sample) are
 explained in ``book/decisions.md`` and set in :mod:`finefcace.presets`. Whole runs — data,
-epochs, checkpoints — are :mod:`finefcace.train`'s; the benchmarks call these functions
+epochs, checkpoints — are :mod:`finefcace.training.trainer`'s; the benchmarks call these functions
 on their own.
 
 Algorithm 1, for a batch (images, labels) and N experts — N+2 optimizer steps, the gradients
@@ -23,7 +23,6 @@ reset to ``None`` before each, so each step updates exactly the parameters its l
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,8 +32,9 @@ from torch import Tensor
 
 from finefcace import attention
 from finefcace.model import Baseline, FineFACE, FineFACEOutput
+from finefcace.precision import autocast
 
-__all__ = ["step_names", "finefcace_iteration", "baseline_iteration", "autocast"]
+__all__ = ["step_names", "finefcace_iteration", "baseline_iteration"]
 
 
 def _classification_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -47,20 +47,6 @@ def step_names(num_experts: int) -> list[str]:
     ``expert_N, ..., expert_1`` (1-based as in the paper), ``overall_region`` (step N+1),
     ``concat_raw`` (step N+2). They key the losses and the history columns."""
     return [f"expert_{n}" for n in range(num_experts, 0, -1)] + ["overall_region", "concat_raw"]
-
-
-def autocast(device: torch.device, amp_dtype: torch.dtype | None):
-    """``torch.autocast`` to ``amp_dtype`` (bf16) on ``device``, or nothing when it is ``None``.
-    Training and evaluation (:mod:`finefcace.evaluation`) share it."""
-    if amp_dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=amp_dtype)
-
-
-def amp_dtype_for(amp: bool | None, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of config key ``amp``: bf16 when true, none when false; ``None``
-    (the default) means bf16 on CUDA only."""
-    return torch.bfloat16 if (amp if amp is not None else device.type == "cuda") else None
 
 
 def _draw_inputs(
@@ -109,7 +95,7 @@ def finefcace_iteration(
 
     Args:
         model: a :class:`~finefcace.model.FineFACE` in train mode.
-        optimizer: steps over the model's parameters (e.g. :func:`finefcace.recipe.build_optimizer`).
+        optimizer: steps over the model's parameters (e.g. :func:`finefcace.training.recipe.build_optimizer`).
         images, labels: the raw batch (on the model's device) and its class indices.
         concat_loss_weight: λ (preset ``paper`` 1, ``official_code`` 2).
         threshold, pad: attention-region threshold t and box padding (paper §3.2).
@@ -120,7 +106,7 @@ def finefcace_iteration(
         generator: CPU generator for the region draws (the trainer's, checkpointed).
         amp_dtype: autocast dtype (``torch.bfloat16``) or ``None``.
         after_backward: called after every backward, before the step (multi-process
-            gradient averaging, :func:`finefcace.distributed.average_gradients`).
+            gradient averaging, :func:`finefcace.training.distributed.average_gradients`).
         on_step: called after every optimizer step with ``{"step", "name", "input_name",
             "input", "loss"}`` (instrumentation, tests).
         stats: if given, receives ``"correct"`` (correct predictions of p_oval on the raw

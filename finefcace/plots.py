@@ -2,7 +2,7 @@
 decomposition, accuracy-vs-bias trade-offs and training curves.
 
 Every helper takes results already computed (reports of ``finefcace.metrics``, tables of
-``finefcace.paper_results``, arrays or tensors of maps), returns a ``matplotlib.figure.Figure``
+``finefcace.course.paper_results``, arrays or tensors of maps), returns a ``matplotlib.figure.Figure``
 and draws nothing else: this module does not import the model code. matplotlib and seaborn are
 imported when a helper is first called, so ``import finefcace`` stays light.
 
@@ -33,7 +33,7 @@ __all__ = [
     "new_figure",
 ]
 
-# attribute metric names (finefcace.metrics) and the paper's labels (finefcace.paper_results)
+# attribute metric names (finefcace.metrics) and the paper's labels (finefcace.course.paper_results)
 _ATTRIBUTE_COLUMNS = {
     "accuracy": ("accuracy", "Accuracy"), "max_group_accuracy": ("max_group_accuracy", "Max. grp. Acc."),
     "min_group_accuracy": ("min_group_accuracy", "Min. grp. Acc."), "tpr": ("tpr", "TPR"),
@@ -58,7 +58,7 @@ def new_figure(width: float, height: float, layout: str | None = "constrained", 
     """A figure not registered with pyplot (no double display, no leak when many are made);
     pyplot is still imported so Jupyter's inline backend knows how to show a Figure. Shown as a
     cell's last expression or with ``display``; the course's own figures
-    (:mod:`finefcace.course_figures`) use it too. Book: every chapter's figures."""
+    (:mod:`finefcace.course`) use it too. Book: every chapter's figures."""
     import matplotlib.pyplot  # noqa: F401  (registers the notebook display of Figure objects)
     from matplotlib.figure import Figure
 
@@ -431,7 +431,7 @@ def training_curves(history: pd.DataFrame | Sequence[Mapping[str, Any]], *, x: s
 
     ``history``: a DataFrame or a list of dicts, one per epoch (or step), with ``epoch`` (or
     ``step``) and any numeric columns: those with "loss" in their name (e.g. one per training
-    step kind as ``finefcace.train`` writes them, ``loss_expert_3`` ... ``loss_concat_raw``, and
+    step kind as ``finefcace.training.trainer`` writes them, ``loss_expert_3`` ... ``loss_concat_raw``, and
     ``val_loss``) go in the first panel, those with "acc" in the second, the learning rates
     (``lr``, ``lr_<group>``, ``learning_rate``) in a third (log scale when they span decades).
     Panels with no column are left out; several rows per x value are averaged; a boolean

@@ -94,7 +94,7 @@ def predict_loader(
 ) -> dict[str, np.ndarray]:
     """Run every batch of ``loader`` through the model; returns numpy arrays.
 
-    Batches are ``(images, labels, row_index)`` as :class:`finefcace.data.FaceTableDataset`
+    Batches are ``(images, labels, row_index)`` as :class:`finefcace.sources.dataset.FaceTableDataset`
     yields them (``(images, labels)`` also works). FineFACE goes through
     :func:`fused_logits` (``fusion`` keywords passed on); the baseline through its own
     forward. Returns ``row_index``, ``y_true``, ``y_pred`` and ``probabilities`` (N, K)

@@ -81,7 +81,7 @@ def parameters_per_notebook(root: Path, stems: list[str], params: dict) -> dict[
     """
     import difflib
 
-    from finefcace.parameters import declared_parameters
+    from finefcace.course.parameters import declared_parameters
 
     declared: dict[str, set[str]] = {}
     for stem in stems:

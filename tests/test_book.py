@@ -74,14 +74,14 @@ def library_vocabulary() -> frozenset[str]:
     """Every name a chapter may mention as code without a module prefix."""
     import finefcace
     from finefcace import mutual_learning, presets
-    from finefcace.config import TrainConfig
+    from finefcace.training.config import TrainConfig
 
     names: set[str] = set()
-    for info in pkgutil.iter_modules(finefcace.__path__):
-        if info.name == "__main__":
+    for info in pkgutil.walk_packages(finefcace.__path__, "finefcace."):
+        if info.name.endswith("__main__"):
             continue
-        module = importlib.import_module(f"finefcace.{info.name}")
-        names.add(info.name)
+        module = importlib.import_module(info.name)
+        names.add(info.name.rsplit(".", 1)[-1])
         for name, value in vars(module).items():
             names.add(name)
             if isinstance(value, type) and value.__module__.startswith("finefcace"):
@@ -111,7 +111,7 @@ FOREIGN_LITERALS = {
     "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4",  # torchvision layer names
 }
 LIBRARY_CLASSES = {"FineFACE": "finefcace.model.FineFACE", "FineFACEOutput": "finefcace.model.FineFACEOutput",
-                   "Baseline": "finefcace.model.Baseline", "TrainConfig": "finefcace.config.TrainConfig",
+                   "Baseline": "finefcace.model.Baseline", "TrainConfig": "finefcace.training.config.TrainConfig",
                    "PRESETS": "finefcace.presets.PRESETS"}
 
 

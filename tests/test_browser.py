@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from test_book import HTML, ROOT, build_book_once, toc_files  # one course build per session
+from tests.test_book import HTML, ROOT, build_book_once, toc_files  # one course build per session
 
 pytestmark = [pytest.mark.book, pytest.mark.slow]
 

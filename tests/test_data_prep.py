@@ -13,7 +13,7 @@ from PIL import Image
 
 from data_prep import cli
 from data_prep import fairface as fairface_command
-from finefcace.data import load_table
+from finefcace.sources.table import load_table
 
 RACES = ["White", "Black", "Latino_Hispanic", "East Asian", "Southeast Asian", "Indian", "Middle Eastern"]
 

@@ -12,8 +12,8 @@ from finefcace import attention, mutual_learning
 from finefcace.model import Baseline, FineFACE
 from finefcace.mutual_learning import baseline_iteration, finefcace_iteration, step_names
 from finefcace.presets import get_preset
-from finefcace.recipe import build_optimizer
-from training_fixtures import one_thread  # noqa: F401  (autouse: one intra-op thread)
+from finefcace.training.recipe import build_optimizer
+from tests.training_fixtures import one_thread  # noqa: F401  (autouse: one intra-op thread)
 
 SIZE = 64
 

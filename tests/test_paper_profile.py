@@ -18,7 +18,7 @@ import nbformat
 import pytest
 import yaml
 
-from finefcace.parameters import declared_parameters
+from finefcace.course.parameters import declared_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"

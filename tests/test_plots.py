@@ -16,7 +16,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from finefcace import paper_results, plots  # noqa: E402
+from finefcace import plots
+from finefcace.course import paper_results  # noqa: E402
 from finefcace.metrics import attribute_task_report, gender_task_report  # noqa: E402
 
 SAVE_DIR = os.environ.get("FINEFCACE_PLOTS_DIR")  # set to keep the PNGs for a look
@@ -208,7 +209,7 @@ def test_accuracy_fairness_scatter(gender_reports):
 
 
 def test_training_curves_tolerates_whatever_columns_exist():
-    # the columns finefcace.train writes, plus an unknown text column
+    # the columns finefcace.training.trainer writes, plus an unknown text column
     history = [{"epoch": e + 1, "step": 10 * (e + 1), "batches": 10, "loss_expert_3": 1 / (e + 1),
                 "loss_expert_2": 0.9 / (e + 1), "loss_expert_1": 0.8 / (e + 1), "loss_overall_region": 0.6 / (e + 1),
                 "loss_concat_raw": 0.5 / (e + 1), "train_accuracy": 0.5 + 0.05 * e, "val_loss": 0.7 / (e + 1),

@@ -1,0 +1,237 @@
+"""The chapters' entry point: :func:`start`, and the runs chapters 03-06 share.
+
+Every notebook of ``notebooks/`` opens with one typed ``parameters`` cell (papermill) and,
+right after it, ``course.start(globals())`` (``from finefcace.course import session as course``):
+the parameter check of :mod:`finefcace.course.parameters` plus the course's rules for paths, then
+the notebook works from the project root. Chapters 03-06 share trained runs by
+train-or-load under ``<run_dir>/<name>`` (:func:`train_or_load`, introduced in
+``notebooks/04_training.ipynb``): a run trained with the paper's recipe (§4.2) and
+Algorithm 1 (§3.3) once, then read back — its data as a figure batch or a loader, its
+predictions on another dataset's table (cross-dataset tests, Tables 3-4).
+
+Each chapter's own helpers live in a module named for the chapter:
+:mod:`finefcace.course.dataset_preparation` (01), :mod:`finefcace.course.experts` (02),
+:mod:`finefcace.course.attention_crop` (03), :mod:`finefcace.course.training` (04),
+:mod:`finefcace.course.evaluation` (05) and :mod:`finefcace.course.ablations` (06).
+Profiles are in ``configs/``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finefcace.course.dataset_preparation import protected_columns
+from finefcace.course.parameters import ParameterError, check_parameters, project_root
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from finefcace.training.config import TrainConfig
+    from finefcace.training.run_directory import TrainResult
+
+__all__ = [
+    "cli_command",
+    "describe_run",
+    "evaluate_on",
+    "figure_batch",
+    "run_directory",
+    "run_table",
+    "split_loader",
+    "start",
+    "train_config",
+    "train_or_load",
+]
+
+
+def start(
+    namespace: Mapping[str, Any],
+    *,
+    makes_table: bool = False,
+    existing_paths: Iterable[str] | Mapping[str, str] = (),
+    notebooks_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """The first cell after the parameters: :func:`check_parameters` with the course's rules
+    for paths, then work from the project root (relative paths in the profiles — ``data/...``,
+    ``runs/...`` — mean the same as for ``python -m finefcace`` run from there), show the
+    trainer's per-epoch log lines, show figures inline (also the ``Figure`` objects of
+    :mod:`finefcace.plots`, which pyplot does not track) and keep tables readable. Returns
+    the checked parameters. Book: every notebook.
+
+    The rules: ``dataset`` and ``synthetic`` must agree (synthetic data needs the ``synthetic``
+    options; a real dataset needs ``synthetic: null``); with a real dataset ``root`` (its
+    official layout) must exist, and ``table`` too unless this chapter makes it
+    (``makes_table``, chapter 1); a ``weights`` value that names a file must exist; the
+    folders of ``cross_datasets`` must exist.
+    """
+    fixes = dict(existing_paths) if isinstance(existing_paths, Mapping) else dict.fromkeys(existing_paths, "")
+    declared = namespace.get("__annotations__", {})
+    dataset, synthetic = namespace.get("dataset"), namespace.get("synthetic")
+    if "dataset" in declared and "synthetic" in declared:
+        if dataset == "synthetic" and synthetic is None:
+            raise ParameterError("parameter 'dataset' is 'synthetic' but 'synthetic' is null: give the synthetic "
+                                 "options (e.g. synthetic: {n_train: 1600, n_val: 320, n_test: 640, size: 64, seed: 0})")
+        if dataset != "synthetic" and synthetic is not None:
+            raise ParameterError(f"parameter 'dataset' is {dataset!r} but 'synthetic' is set: with a real dataset "
+                                 "set synthetic: null (the paper profiles in configs/ do)")
+    if synthetic is None and "root" in declared:
+        fixes.setdefault("root", f"Put the {dataset or 'dataset'} download there in its official layout "
+                                 "(book/reproduce.md), or point root at it")
+        if "table" in declared and not makes_table:
+            fixes.setdefault("table", "Run notebooks/01_dataset_preparation.ipynb with this profile first: "
+                                      "it writes the table")
+    weights = namespace.get("weights")
+    if "weights" in declared and isinstance(weights, str) and (
+            Path(weights).suffix in (".pth", ".pt", ".bin", ".ckpt", ".tar") or "/" in weights):
+        fixes.setdefault("weights", "Point weights at a state-dict file of the torchvision backbone, "
+                                    "or use a torchvision weights name such as IMAGENET1K_V1, or null")
+    if "cross_datasets" in declared:
+        fixes.setdefault("cross_datasets", "Put that dataset there in its official layout, or remove it "
+                                           "from cross_datasets")
+    import logging
+    import os
+    import sys
+
+    values = check_parameters(namespace, existing_paths=fixes, notebooks_dir=notebooks_dir)
+    os.chdir(project_root())
+    log = logging.getLogger("finefcace")
+    if not any(getattr(h, "_finefcace_course", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._finefcace_course = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    try:  # figures that are not pyplot's (finefcace.plots) render as images only once inline is on
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None and getattr(shell, "kernel", None) is not None:
+            shell.run_line_magic("matplotlib", "inline")
+    except ImportError:  # pragma: no cover - outside Jupyter nothing is displayed anyway
+        pass
+    try:
+        import pandas as pd
+
+        pd.set_option("display.width", 160)
+        pd.set_option("display.max_columns", 40)
+        pd.set_option("display.precision", 3)
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pass
+    return values
+
+
+def train_config(params: Mapping[str, Any], **changes: Any) -> "TrainConfig":
+    """A checked :class:`finefcace.training.config.TrainConfig` from a notebook's parameters: the
+    parameters that are training-config keys (same names), then ``changes``. Progress bars
+    are off in notebooks (the per-epoch log lines remain). Book: ``notebooks/04_training.ipynb``."""
+    import dataclasses
+
+    from finefcace.training.config import TrainConfig, load_config
+
+    keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in params.items() if k in keys}
+    values.setdefault("progress", False)
+    values.update(changes)
+    return load_config(values)
+
+
+def run_directory(base: str | Path, name: str) -> Path:
+    """Where run ``name`` of a profile lives: ``<run_dir>/<name>`` (e.g. ``runs/quick/gender-finefcace``)."""
+    return Path(base) / name
+
+
+def train_or_load(params: Mapping[str, Any], name: str, **changes: Any) -> "TrainResult":
+    """Train-or-load run ``name`` (``<run_dir>/<name>``) of a notebook's parameters with
+    ``changes``: a finished run of the same configuration is loaded, an unfinished one
+    resumed, otherwise it trains (:func:`finefcace.training.trainer.train_or_load`). Chapters 03-06 share
+    runs this way, so only the first chapter that needs a run trains it.
+    Book: ``notebooks/04_training.ipynb``."""
+    # finefcace.training.trainer (the module) by its full name: the package root exports a function `train`
+    from finefcace.training.trainer import train_or_load as train_or_load_run
+
+    config = train_config(params, **changes)
+    config = config.replace(run_dir=str(run_directory(params.get("run_dir", config.run_dir), name)))
+    return train_or_load_run(config)
+
+
+def cli_command(params: Mapping[str, Any], name: str, profile: str = "<profile>.yaml", **changes: Any) -> str:
+    """The command line that trains the same run as :func:`train_or_load` from a notebook
+    profile (``python -m finefcace train --profile``, which reads its training keys) (chapter 04)."""
+    sets = [f"run_dir={run_directory(params.get('run_dir', 'runs/default'), name).as_posix()}"]
+    sets += [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in changes.items()]
+    return f"python -m finefcace train --profile {profile} " + " ".join(f"--set {s}" for s in sets)
+
+
+def describe_run(result: "TrainResult", data: str | None = None) -> str:
+    """What produced a run's numbers, for captions and table labels: data (marked
+    **synthetic** when it is), backbone, input size, epochs, hardware.
+    Book: ``notebooks/04_training.ipynb``, ``05_evaluation.ipynb``."""
+    config = result.config
+    resolved = config.resolved()
+    if data is None:
+        data = "synthetic faces" if config.synthetic is not None else Path(config.table or config.root or "?").stem
+    elif config.synthetic is not None and "synthetic" not in data.lower():
+        data = f"synthetic {data}"
+    epochs = result.summary.get("epochs_run", config.epochs)
+    limit = f" (<= {config.max_batches} batches each)" if config.max_batches else ""
+    device = result.summary.get("device", config.device)
+    return (f"{data}, {resolved['backbone']}{' pretrained' if config.weights else ' from scratch'}, "
+            f"{resolved['input_size']} px, {epochs} epoch{'s' if epochs != 1 else ''}{limit}, {device}")
+
+
+def run_table(result: "TrainResult") -> tuple["pd.DataFrame", Path]:
+    """The dataset table and image root a run was trained on (from its ``config.json``)."""
+    from finefcace.sources.table import load_table
+    from finefcace.training.run_directory import CONFIG_FILE
+
+    saved = json.loads((Path(result.run_dir) / CONFIG_FILE).read_text())
+    return load_table(saved["table"]), Path(saved["root"])
+
+
+def figure_batch(result: "TrainResult", *, split: str = "test", per_group: int = 1,
+                 columns: Iterable[str] | None = None) -> tuple[Any, Any, "pd.DataFrame"]:
+    """A small, deterministic batch for figures: the first ``per_group`` images of ``split``
+    in each protected group (e.g. tone × gender), as the model sees them (test transform).
+    Returns (images (B, 3, H, W), labels (B,), the table rows). Book: chapters 03 and 05."""
+    import torch
+
+    from finefcace.sources.dataset import FaceTableDataset
+    from finefcace.sources.transforms import test_transform
+
+    table, root = run_table(result)
+    columns = list(columns) if columns is not None else protected_columns(table)
+    rows = table[table["split"] == split]
+    if columns:
+        rows = rows.groupby(columns, sort=True, group_keys=False).head(per_group)
+        rows = rows.sort_values(columns, kind="stable")
+    else:
+        rows = rows.head(per_group)
+    size = result.config.resolved()["input_size"]
+    dataset = FaceTableDataset(rows, root, result.config.target, classes=result.classes,
+                               transform=test_transform(size))
+    items = [dataset[i] for i in range(len(dataset))]
+    images = torch.stack([item[0] for item in items])
+    labels = torch.tensor([item[1] for item in items])
+    return images, labels, rows
+
+
+def split_loader(result: "TrainResult", *, split: str = "test", batch_size: int | None = None) -> Any:
+    """An ordered DataLoader over ``split`` of the table a run was trained on (test transform)."""
+    from finefcace.sources.dataset import FaceTableDataset, make_loader
+    from finefcace.sources.transforms import test_transform
+
+    table, root = run_table(result)
+    resolved = result.config.resolved()
+    dataset = FaceTableDataset(table, root, result.config.target, split=split, classes=result.classes,
+                               transform=test_transform(resolved["input_size"]))
+    return make_loader(dataset, batch_size=batch_size or resolved["batch_size"], train=False)
+
+
+def evaluate_on(result: "TrainResult", table: str | Path, root: str | Path | None, split: str = "test") -> "pd.DataFrame":
+    """Predictions of a run's best model on another dataset's table (cross-dataset tests,
+    paper Tables 3-4), through :func:`finefcace.training.evaluation.evaluate_run`."""
+    from finefcace.training.evaluation import evaluate_run
+
+    return evaluate_run(result.run_dir, split=split, table=table, root=root, device=result.config.device)

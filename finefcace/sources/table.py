@@ -1,0 +1,105 @@
+"""The one table format every face dataset is turned into.
+
+Every adapter (FairFace, UTKFace, LFWA+, CelebA in :mod:`finefcace.sources.adapters`, the
+synthetic faces in :mod:`finefcace.sources.synthetic`) turns its files into a *dataset table*:
+a ``pandas.DataFrame`` with
+
+- ``path``: image path relative to a root folder,
+- ``split``: one of ``train``, ``val``, ``test``,
+- target columns (``gender``, the CelebA attributes as 0/1 ints, ...),
+- protected columns (``race``, ``gender`` or ``tone``).
+
+:class:`finefcace.sources.dataset.FaceTableDataset` reads any such table. Introduced in the
+book in ``notebooks/01_dataset_preparation.ipynb``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+GENDERS: list[str] = ["Female", "Male"]
+
+#: The 13 "gender-independent" CelebA attributes the paper classifies (spec/metrics.md).
+CELEBA_ATTRIBUTES: tuple[str, ...] = (
+    "Bags_Under_Eyes", "Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Chubby",
+    "Eyeglasses", "Gray_Hair", "High_Cheekbones", "Mouth_Slightly_Open", "Narrow_Eyes",
+    "Smiling", "Wearing_Hat",
+)
+
+
+def validate_table(table: pd.DataFrame, target: str | None = None) -> None:
+    """Check the table contract (``path``, ``split`` in train/val/test, target present).
+
+    Raises ``ValueError`` naming the first offending rows and how to fix them.
+    Introduced in ``notebooks/01_dataset_preparation.ipynb``.
+    """
+    missing = [c for c in ("path", "split") if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"dataset table lacks column(s) {missing}; a table needs 'path' (relative to the "
+            f"image root) and 'split' (train/val/test). Columns present: {list(table.columns)}"
+        )
+    bad = ~table["split"].isin(SPLITS)
+    if bad.any():
+        rows = table.index[bad][:5].tolist()
+        values = table.loc[bad, "split"].unique()[:5].tolist()
+        raise ValueError(
+            f"dataset table: {int(bad.sum())} row(s) with a split outside {SPLITS} "
+            f"(rows {rows}, values {values}); fix the 'split' column"
+        )
+    if target is not None:
+        if target not in table.columns:
+            raise ValueError(
+                f"target {target!r} is not a column of the table; available: {list(table.columns)}"
+            )
+        nan = table[target].isna()
+        if nan.any():
+            rows = table.index[nan][:5].tolist()
+            raise ValueError(
+                f"target {target!r} is missing in {int(nan.sum())} row(s) (first rows {rows}); "
+                f"drop those rows or fill the labels"
+            )
+
+
+def classes_for(table: pd.DataFrame, target: str) -> list:
+    """Label encoding of ``target``: the list whose positions are the class indices.
+
+    ``gender`` → ``["Female", "Male"]``; 0/1 attribute columns → ``[0, 1]``; any other
+    column → its sorted distinct values. Introduced in ``notebooks/01_dataset_preparation.ipynb``.
+    """
+    if target not in table.columns:
+        raise ValueError(f"target {target!r} is not a column of the table; available: {list(table.columns)}")
+    if target == "gender":
+        return list(GENDERS)
+    values = pd.unique(table[target].dropna())
+    if len(values) and all(_is_binary(v) for v in values):
+        return [0, 1]
+    return sorted(values.tolist(), key=str)
+
+
+def _is_binary(value: Any) -> bool:
+    try:
+        return float(value) in (0.0, 1.0) and not isinstance(value, str)
+    except (TypeError, ValueError):
+        return False
+
+
+def load_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a dataset table written by :func:`save_table` (CSV). Introduced in notebook 01."""
+    table = pd.read_csv(path, dtype={"path": str, "split": str}, keep_default_na=True)
+    validate_table(table)
+    return table
+
+
+def save_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a dataset table as CSV (no index; LF line ends). Introduced in notebook 01."""
+    validate_table(table)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False, lineterminator="\n")
+    return path

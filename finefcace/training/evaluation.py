@@ -1,0 +1,181 @@
+"""Evaluating a model on a split: fused scores, the predictions table, a saved run on any table.
+
+Introduced in ``notebooks/05_evaluation.ipynb``. FineFACE is scored with fused inference
+(paper §3.3 "Inference Phase", :func:`finefcace.predict.fused_logits`; ``book/method.md``
+§10), the baseline with its one head. :func:`predictions_table` is the one table every
+fairness metric reads (:mod:`finefcace.metrics`, paper §4.3): one row per image with the
+true and predicted class, the class probabilities and the protected attributes.
+:func:`evaluate_split` serves validation during training (model selection, never on the
+test split) and the predictions a run writes; :func:`evaluate_run` scores a saved run on
+its own test split or on another dataset's table (cross-dataset tests, paper Tables 3-4).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from finefcace import predict
+from finefcace.model import FineFACE
+from finefcace.precision import amp_dtype_for, autocast
+from finefcace.sources.dataset import FaceTableDataset
+from finefcace.sources.table import load_table
+from finefcace.sources.transforms import test_transform
+from finefcace.training import distributed
+from finefcace.training.config import ConfigError
+from finefcace.training.loaders import TrainingDataError, eval_loader
+from finefcace.training.run_directory import CONFIG_FILE, load_best_model
+
+__all__ = ["DEFAULT_PROTECTED", "evaluate_split", "predictions_table", "evaluate_run"]
+
+#: Columns copied from the dataset table into the predictions table when present.
+DEFAULT_PROTECTED = ("race", "tone", "gender", "Male", "age")
+
+
+def _fusion(resolved: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "views": tuple(resolved["fusion_views"]),
+        "heads": resolved["fusion_heads"],
+        "combine": resolved["fusion_combine"],
+        "threshold": resolved["threshold"],
+        "pad": resolved["pad"],
+    }
+
+
+def evaluate_split(
+    model: nn.Module,
+    loader: DataLoader,
+    *,
+    resolved: dict[str, Any],
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    channels_last: bool,
+    context: distributed.DistributedContext,
+    max_batches: int | None = None,
+) -> dict[str, Any]:
+    """Scores of every image of a split (fused inference for FineFACE), gathered across ranks.
+
+    Returns ``row_index``, ``y_true``, ``probabilities`` (numpy), ``accuracy`` and ``loss``.
+    """
+    fusion = _fusion(resolved)
+    rows, labels, probabilities = [], [], []
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for batch_index, (images, y, index) in enumerate(loader):
+            if max_batches is not None and batch_index >= max_batches:
+                break
+            images = images.to(device, non_blocking=True)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with autocast(device, amp_dtype):
+                if isinstance(model, FineFACE):
+                    scores = predict.fused_logits(model, images, **fusion).float()
+                    probs = scores if fusion["combine"] == "probabilities" else scores.softmax(dim=1)
+                else:
+                    probs = model(images).float().softmax(dim=1)
+            probabilities.append(probs.cpu())
+            labels.append(torch.as_tensor(y))
+            rows.append(torch.as_tensor(index))
+    model.train(was_training)
+    local = {
+        "row_index": torch.cat(rows).numpy() if rows else np.zeros(0, dtype=np.int64),
+        "y_true": torch.cat(labels).numpy() if labels else np.zeros(0, dtype=np.int64),
+        "probabilities": torch.cat(probabilities).numpy() if probabilities else np.zeros((0, 0), dtype=np.float32),
+    }
+    gathered = distributed.all_gather_objects(local, context)
+    parts = [g for g in gathered if len(g["row_index"])]
+    if not parts:
+        raise TrainingDataError("evaluation saw no images (empty split, or max_eval_batches too small)")
+    result = {key: np.concatenate([g[key] for g in parts]) for key in ("row_index", "y_true", "probabilities")}
+    order = np.argsort(result["row_index"], kind="stable")
+    result = {key: value[order] for key, value in result.items()}
+    y_pred = result["probabilities"].argmax(axis=1)
+    result["y_pred"] = y_pred
+    result["accuracy"] = float((y_pred == result["y_true"]).mean())
+    picked = result["probabilities"][np.arange(len(y_pred)), result["y_true"]]
+    result["loss"] = float(-np.log(np.clip(picked, 1e-12, None)).mean())
+    return result
+
+
+def predictions_table(
+    table: pd.DataFrame,
+    evaluation: dict[str, Any],
+    *,
+    target: str,
+    classes: Sequence,
+    protected: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The predictions table (one row per image): ``path, split, target, y_true, y_pred,
+    prob_0..prob_{K-1}, label_true, label_pred`` and the protected columns copied from the
+    dataset table. What ``finefcace.metrics`` and ``notebooks/05_evaluation.ipynb`` read."""
+    rows = table.loc[evaluation["row_index"]]
+    out = pd.DataFrame({
+        "path": rows["path"].to_numpy(),
+        "split": rows["split"].to_numpy(),
+        "target": target,
+        "y_true": evaluation["y_true"].astype(int),
+        "y_pred": evaluation["y_pred"].astype(int),
+    })
+    for k in range(evaluation["probabilities"].shape[1]):
+        out[f"prob_{k}"] = evaluation["probabilities"][:, k].astype(float)
+    out["label_true"] = [classes[i] for i in out["y_true"]]
+    out["label_pred"] = [classes[i] for i in out["y_pred"]]
+    columns = list(protected) if protected is not None else [c for c in DEFAULT_PROTECTED if c in table.columns]
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ConfigError(f"config key 'protected': column(s) {missing} are not in the dataset table")
+    for column in columns:
+        out[column] = rows[column].to_numpy()
+    return out
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    split: str = "test",
+    table: str | Path | None = None,
+    root: str | Path | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Predictions of a run's best model on ``split`` of its own table, or of another table
+    with the same target (cross-dataset tests: train on FairFace, test on UTKFace).
+
+    Writes the predictions table to ``out`` when given. Book: ``notebooks/05_evaluation.ipynb``.
+    """
+    run_dir = Path(run_dir)
+    resolved_device = distributed.resolve_device(device)
+    model, config, classes, _ = load_best_model(run_dir, resolved_device)
+    saved = json.loads((run_dir / CONFIG_FILE).read_text()) if (run_dir / CONFIG_FILE).is_file() else {}
+    table_path = Path(table) if table is not None else Path(saved.get("table") or config.table)
+    image_root = Path(root) if root is not None else (
+        Path(saved["root"]) if table is None and saved.get("root") else table_path.parent)
+    frame = load_table(table_path)
+    resolved = config.resolved()
+    dataset = FaceTableDataset(frame, image_root, config.target, split=split, classes=classes,
+                               transform=test_transform(resolved["input_size"]))
+    if len(dataset) == 0:
+        raise TrainingDataError(f"table {str(table_path)!r} has no rows with split == {split!r}")
+    context = distributed.DistributedContext(device=resolved_device)
+    loader = eval_loader(dataset, config, batch_size or resolved["batch_size"], context, resolved_device)
+    evaluation = evaluate_split(model, loader, resolved=resolved, device=resolved_device,
+                                amp_dtype=amp_dtype_for(config.amp, resolved_device), channels_last=False,
+                                context=context)
+    predictions = predictions_table(frame, evaluation, target=config.target, classes=classes,
+                                    protected=config.protected if table is None else None)
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        predictions.to_csv(out, index=False)
+    return predictions

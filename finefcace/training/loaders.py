@@ -1,0 +1,261 @@
+"""The data side of a training run: the table checked, then seeded, sharded loaders.
+
+Introduced in ``notebooks/04_training.ipynb``; the table format and the transforms (paper
+§4.2, the published train/test transforms) are :mod:`finefcace.sources.table`'s, the splits
+``notebooks/01_dataset_preparation.ipynb``'s. Here:
+
+- :func:`prepare_data` finds the dataset table (or generates the synthetic set) and refuses,
+  before anything trains, what cannot be trained on (:class:`TrainingDataError`): an empty
+  train or validation split (model selection never uses the test split, ``book/decisions.md``),
+  a single class, too few images per process;
+- :class:`EpochShardSampler` and :func:`train_loader`: a training order that is a pure
+  function of (seed, epoch), sharded over the processes of multi-process training
+  (:mod:`finefcace.training.distributed`), each sample's random augmentation seeded by (seed, epoch,
+  index) — so a resumed run sees exactly the images it would have seen;
+- :func:`eval_loader`: a split in table order, every process taking every world_size-th image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from finefcace.sources.dataset import FaceTableDataset
+from finefcace.sources.table import classes_for, load_table, validate_table
+from finefcace.sources.transforms import test_transform, train_transform
+from finefcace.training import distributed
+from finefcace.training.config import ConfigError, TrainConfig
+
+__all__ = ["TrainingDataError", "TrainingData", "prepare_data", "mix_seed", "EpochShardSampler",
+           "train_loader", "eval_loader"]
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDataError(ValueError):
+    """The dataset cannot be trained on (empty split, one class, too few images, ...)."""
+
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """A run's dataset table (and where it was read), its classes and its split datasets."""
+
+    table: pd.DataFrame
+    root: Path
+    table_path: Path
+    classes: list
+    train: FaceTableDataset
+    val: FaceTableDataset
+    test: FaceTableDataset | None
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _locate_table(config: TrainConfig, context: distributed.DistributedContext | None = None) -> tuple[Path, Path]:
+    """(table path, image root) of a config; generates the synthetic set when asked (on
+    rank 0 only; the other ranks wait for it)."""
+    context = context or distributed.DistributedContext()
+    table_path, root = _table_location(config)
+    if config.synthetic is not None:
+        if context.is_main and not table_path.is_file():
+            _generate_synthetic(config, table_path.parent)
+        distributed.barrier(context)
+    return table_path, root
+
+
+def _table_location(config: TrainConfig) -> tuple[Path, Path]:
+    if config.table is not None:
+        table_path = Path(config.table).expanduser()
+        root = Path(config.root).expanduser() if config.root is not None else table_path.parent
+        if not table_path.is_file() and config.synthetic is None:
+            raise ConfigError(
+                f"config key 'table': {str(table_path)!r} does not exist; point it at a dataset "
+                "table CSV (see notebooks/01_dataset_preparation.ipynb) or set 'synthetic'"
+            )
+        return table_path, root
+    if config.synthetic is not None:
+        root = Path(config.root).expanduser() if config.root is not None else Path(config.run_dir) / "data"
+        return root / "labels.csv", root
+    raise ConfigError(
+        "no data: set 'table' (a dataset table CSV, with 'root' its image folder) or "
+        "'synthetic' (generate_synthetic arguments, e.g. synthetic: {n_train: 400, n_val: 100, n_test: 200})"
+    )
+
+
+def _generate_synthetic(config: TrainConfig, out_dir: Path) -> None:
+    from finefcace.sources import synthetic
+
+    options = dict(config.synthetic or {})
+    options.setdefault("size", config.resolved()["input_size"])
+    logger.info("generating the synthetic dataset in %s (%s)", out_dir, options)
+    synthetic.generate_synthetic(out_dir, **options)
+
+
+def prepare_data(config: TrainConfig, context: distributed.DistributedContext | None = None) -> TrainingData:
+    """Read and check the dataset table before anything trains."""
+    context = context or distributed.DistributedContext()
+    world_size = context.world_size
+    resolved = config.resolved()
+    table_path, root = _locate_table(config, context)
+    table = load_table(table_path)
+    try:
+        validate_table(table, config.target)
+    except ValueError as error:
+        raise ConfigError(f"config key 'target': {error}") from error
+    classes = [_plain(c) for c in classes_for(table, config.target)]
+    splits = table["split"].value_counts().to_dict()
+    if splits.get("train", 0) == 0:
+        raise TrainingDataError(
+            f"the training split is empty: table {str(table_path)!r} has no row with split == 'train' "
+            f"(rows per split: {splits}); add training rows"
+        )
+    if splits.get("val", 0) == 0:
+        raise TrainingDataError(
+            f"the validation split is empty: table {str(table_path)!r} has no row with split == 'val' "
+            f"(rows per split: {splits}). Early stopping and checkpoint selection use it (never the "
+            "test split): move a seeded, stratified part of 'train' to 'val'"
+        )
+    train_labels = table.loc[table["split"] == "train", config.target]
+    present = sorted({str(_plain(v)) for v in train_labels.dropna()})
+    if len(present) < 2:
+        raise TrainingDataError(
+            f"target {config.target!r} has a single class ({present[0] if present else 'none'}) in the "
+            f"training split of {str(table_path)!r}: a classifier needs at least two; check the "
+            "'target' key or the table's labels"
+        )
+    share = splits["train"] // world_size
+    if share < 2:
+        raise TrainingDataError(
+            f"the training split has {splits['train']} image(s) for {world_size} process(es): each "
+            "process needs at least 2 (BatchNorm cannot train on one image); add training images"
+        )
+    size = resolved["input_size"]
+    train = FaceTableDataset(table, root, config.target, split="train", classes=classes,
+                             transform=train_transform(size))
+    val = FaceTableDataset(table, root, config.target, split="val", classes=classes,
+                           transform=test_transform(size))
+    test = None
+    if splits.get("test", 0):
+        test = FaceTableDataset(table, root, config.target, split="test", classes=classes,
+                                transform=test_transform(size))
+    else:
+        logger.warning("table %s has no test split: no predictions_test.csv will be written", table_path)
+    return TrainingData(table, root, table_path, classes, train, val, test)
+
+
+def mix_seed(*values: int) -> int:
+    """A 63-bit seed from several integers (splitmix64 steps): distinct inputs, distinct seeds."""
+    state = 0x9E3779B97F4A7C15
+    for value in values:
+        state = (state ^ (int(value) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        state ^= state >> 31
+    return state & 0x7FFFFFFFFFFFFFFF
+
+
+class _SeededItems(Dataset):
+    """Items keyed ``(epoch, index)``: the random augmentation of a sample is seeded by
+    (seed, epoch, index). So a run's data are a pure function of the seed, whatever the
+    number of workers, and a resumed run sees exactly the images it would have seen."""
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset = dataset
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(mix_seed(self.seed, epoch, index))
+            return self.dataset[index]
+
+
+class EpochShardSampler(Sampler):
+    """Training order: a permutation seeded by (seed, epoch), sharded by rank (as
+    ``DistributedSampler``: equal shares, rank r takes every world_size-th index), cut into
+    whole batches (a last batch of one is dropped: BatchNorm cannot train on it), optionally
+    starting at batch ``start_batch`` (resume). Yields ``(epoch, index)`` keys."""
+
+    def __init__(self, size: int, *, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        self.size = size
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.start_batch = 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch = epoch
+        self.start_batch = start_batch
+
+    def _share(self) -> int:
+        share = self.size // self.world_size
+        if share % self.batch_size == 1:
+            share -= 1
+        return share
+
+    def batches_per_epoch(self) -> int:
+        return math.ceil(self._share() / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        generator = torch.Generator()
+        generator.manual_seed(mix_seed(self.seed, self.epoch, 0xD15C))
+        order = torch.randperm(self.size, generator=generator)
+        per_rank = self.size // self.world_size
+        mine = order[: per_rank * self.world_size][self.rank :: self.world_size][: self._share()]
+        for index in mine[self.start_batch * self.batch_size :].tolist():
+            yield (self.epoch, index)
+
+    def __len__(self) -> int:
+        return max(0, self._share() - self.start_batch * self.batch_size)
+
+
+def _worker_init(worker_id: int) -> None:
+    seed = torch.initial_seed() % (2**32)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def train_loader(dataset: Dataset, sampler: EpochShardSampler, config: TrainConfig, batch_size: int, device) -> DataLoader:
+    generator = torch.Generator()
+    generator.manual_seed(config.seed)
+    options: dict[str, Any] = {}
+    if config.workers > 0:
+        options.update(persistent_workers=True, prefetch_factor=4)
+    return DataLoader(
+        _SeededItems(dataset, config.seed),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=config.workers,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=_worker_init,
+        generator=generator,
+        **options,
+    )
+
+
+def eval_loader(dataset: Dataset, config: TrainConfig, batch_size: int, context: distributed.DistributedContext, device) -> DataLoader:
+    indices = list(range(context.rank, len(dataset), context.world_size))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=indices,
+        num_workers=config.workers,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=_worker_init,
+    )

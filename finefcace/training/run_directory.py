@@ -1,0 +1,109 @@
+"""The run directory: what a training run writes, and reading a finished run back.
+
+Introduced in ``notebooks/04_training.ipynb`` ("Checkpoints, resume, train-or-load"). A run
+directory holds ``config.json`` (the configuration and its identity: what decides whether
+two runs are the same run), ``last.pt`` (the position, for an exact resume) and ``best.pt``
+(the weights of the best validation epoch, :mod:`finefcace.training.checkpoint`), ``history.csv`` /
+``history.json`` (one row per epoch: every step's loss of Algorithm 1, paper §3.3, and the
+validation scores), ``summary.json`` and ``predictions_val.csv`` / ``predictions_test.csv``
+(:func:`finefcace.training.evaluation.predictions_table`, read by ``notebooks/05_evaluation.ipynb``).
+Every file is replaced atomically, so a killed run never leaves a half-written one.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from finefcace.training.checkpoint import load_checkpoint
+from finefcace.training.config import TrainConfig
+from finefcace.training.recipe import build_model
+
+__all__ = ["TrainResult", "load_run", "load_best_model", "write_text_atomic", "write_history",
+           "identity_differences"]
+
+#: The files of a run directory.
+CONFIG_FILE = "config.json"
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+HISTORY_CSV = "history.csv"
+HISTORY_JSON = "history.json"
+SUMMARY_FILE = "summary.json"
+#: Version of the layout of ``last.pt`` and ``best.pt``.
+CHECKPOINT_FORMAT = 1
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run leaves: the model with the best validation weights, its history and the
+    test predictions. Book: ``notebooks/04_training.ipynb``."""
+
+    run_dir: Path
+    config: TrainConfig
+    model: nn.Module
+    classes: list
+    history: pd.DataFrame
+    summary: dict[str, Any]
+    predictions: pd.DataFrame | None
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.summary.get("finished"))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then replace ``path`` with it."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """``history.json`` and ``history.csv`` (one row per epoch; columns in order of first appearance)."""
+    write_text_atomic(run_dir / HISTORY_JSON, json.dumps(history, indent=1))
+    if history:
+        columns = list(dict.fromkeys(k for row in history for k in row))
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
+        write_text_atomic(run_dir / HISTORY_CSV, text.getvalue())
+
+
+def identity_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The identity keys (:meth:`finefcace.training.config.TrainConfig.identity`) whose values differ, sorted."""
+    keys = sorted(set(saved) | set(current))
+    return [k for k in keys if saved.get(k) != current.get(k)]
+
+
+def load_best_model(run_dir: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, TrainConfig, list, dict]:
+    """(model in eval mode with the ``best.pt`` weights, its config, its classes, the checkpoint)."""
+    best = load_checkpoint(run_dir / BEST_CHECKPOINT, map_location=device)
+    config = TrainConfig.from_dict(best["config"])
+    model = build_model(config.replace(weights=None), len(best["classes"]))
+    model.load_state_dict(best["model"])
+    model.to(device).eval()
+    return model, config, list(best["classes"]), best
+
+
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> TrainResult:
+    """A finished run, read back from its directory (best weights, history, test predictions).
+
+    Book: ``notebooks/04_training.ipynb``, ``notebooks/05_evaluation.ipynb``.
+    """
+    run_dir = Path(run_dir)
+    model, config, classes, _ = load_best_model(run_dir, device)
+    history = pd.read_json(run_dir / HISTORY_JSON) if (run_dir / HISTORY_JSON).is_file() else pd.DataFrame()
+    summary = json.loads((run_dir / SUMMARY_FILE).read_text()) if (run_dir / SUMMARY_FILE).is_file() else {}
+    predictions_file = run_dir / "predictions_test.csv"
+    predictions = pd.read_csv(predictions_file) if predictions_file.is_file() else None
+    return TrainResult(run_dir, config, model, classes, history, summary, predictions)

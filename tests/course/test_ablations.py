@@ -1,0 +1,45 @@
+"""finefcace.course.ablations: every fusion subset agrees with the library's fused inference."""
+
+from __future__ import annotations
+
+import pytest
+
+from finefcace.course import ablations
+from tests.course_fixtures import small_models  # noqa: F401  (a fixture)
+
+
+def test_fusion_subsets_agree_with_fused_inference(small_models):
+    import numpy as np
+    import torch
+
+    from finefcace import predict
+
+    model, _ = small_models
+    images = torch.randn(6, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    loader = [(images[:4], torch.tensor([0, 1, 0, 1]), torch.arange(4)),
+              (images[4:], torch.tensor([1, 0]), torch.arange(4, 6))]
+    scores = ablations.fusion_scores(model, loader)
+    assert scores["heads"] == ["e_1", "e_2", "e_3", "concat"] and scores["raw"].shape == (4, 6, 2)
+    for views, heads, options in [("raw+oval", "all", {}), ("raw", "concat", {"views": ("raw",), "heads": "concat"}),
+                                  ("oval", "e_2", {"views": ("oval",), "heads": 1}),
+                                  ("raw+oval", "experts", {"heads": "experts"})]:
+        expected = predict.fused_logits(model, images, **options).argmax(dim=1).numpy()
+        assert np.array_equal(ablations.fusion_predictions(scores, views, heads), expected), (views, heads)
+    with pytest.raises(ValueError, match="heads="):
+        ablations.fusion_predictions(scores, "raw", "e_9")
+
+
+def test_threshold_sweep_in_one_pass_equals_one_pass_per_threshold(small_models):
+    import numpy as np
+    import torch
+
+    model, _ = small_models
+    images = torch.randn(5, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    loader = [(images[:3], torch.tensor([0, 1, 0]), torch.arange(3)), (images[3:], torch.tensor([1, 0]), torch.arange(3, 5))]
+    swept = ablations._scores_by_threshold(model, loader, [0.2, 0.5, 0.8, 0.5], pad=0.1, max_batches=None)
+    assert list(swept) == [0.2, 0.5, 0.8]
+    for t, scores in swept.items():
+        alone = ablations.fusion_scores(model, loader, threshold=t)
+        assert torch.allclose(scores["oval"], alone["oval"]) and torch.allclose(scores["raw"], alone["raw"])
+        assert np.array_equal(scores["oval_share"], alone["oval_share"])
+    assert swept[0.2]["oval_share"].mean() >= swept[0.8]["oval_share"].mean()

@@ -1,0 +1,72 @@
+"""finefcace.course.session: start() with the course's path rules, and runs shared by train-or-load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from finefcace.course import ablations, evaluation, training
+from finefcace.course import session as course
+from finefcace.course.parameters import ParameterError
+from tests.course_fixtures import course_dir, namespace  # noqa: F401  (course_dir: a fixture)
+
+
+def test_start_applies_the_course_rules_for_paths(course_dir, monkeypatch):
+    monkeypatch.chdir(course_dir / "notebooks")
+    notebooks = course_dir / "notebooks"
+    real = {"dataset": (str, "fairface"), "root": (str | None, "data/fairface"),
+            "table": (str | None, "data/tables/fairface.csv"), "synthetic": (dict | None, None)}
+    with pytest.raises(ParameterError, match=r"'root' = 'data/fairface'.*official layout"):
+        course.start(namespace(__annotations__=real), notebooks_dir=notebooks)
+    (course_dir / "data" / "fairface").mkdir(parents=True)
+    with pytest.raises(ParameterError, match=r"'table'.*01_dataset_preparation"):
+        course.start(namespace(__annotations__=real), notebooks_dir=notebooks)
+    assert course.start(namespace(__annotations__=real), makes_table=True, notebooks_dir=notebooks)["dataset"] == "fairface"
+    mixed = {**real, "synthetic": (dict | None, {"n_train": 8})}
+    with pytest.raises(ParameterError, match="synthetic: null"):
+        course.start(namespace(__annotations__=mixed), makes_table=True, notebooks_dir=notebooks)
+    with pytest.raises(ParameterError, match="weights.*state-dict"):
+        course.start(namespace(__annotations__={"weights": (str | None, "weights/resnet50.pth")}), notebooks_dir=notebooks)
+    course.start(namespace(__annotations__={"weights": (str | None, "IMAGENET1K_V1")}), notebooks_dir=notebooks)
+    with pytest.raises(ParameterError, match=r"cross_datasets\['utkface'\].*remove it"):
+        course.start(namespace(__annotations__={"cross_datasets": (dict, {"utkface": "data/utkface"})}),
+                     notebooks_dir=notebooks)
+
+
+def test_cli_command_names_the_same_run():
+    command = course.cli_command({"run_dir": "runs/quick"}, "gender-baseline", method="baseline")
+    assert command == ("python -m finefcace train --profile <profile>.yaml "
+                       "--set run_dir=runs/quick/gender-baseline --set method=baseline")
+
+
+@pytest.mark.slow
+def test_train_or_load_runs_feed_the_evaluation_helpers(tmp_path, monkeypatch):
+    """A tiny FineFACE on tiny synthetic data: trained once, loaded the second time, and every
+    chapter 03-06 helper that reads a run works on it."""
+    monkeypatch.chdir(tmp_path)
+    params = {"root": "syn", "synthetic": {"n_train": 24, "n_val": 8, "n_test": 16, "size": 64, "seed": 0},
+              "backbone": "resnet18", "input_size": 64, "batch_size": 8, "epochs": 1,
+              "overrides": {"descriptor_dim": 16}, "run_dir": "runs", "device": "cpu", "dataset": "synthetic"}
+    first = course.train_or_load(params, "gender-finefcace", method="finefcace")
+    assert first.run_dir == Path("runs/gender-finefcace") and first.finished
+    stamp = (first.run_dir / "best.pt").stat().st_mtime_ns
+    second = course.train_or_load(params, "gender-finefcace", method="finefcace")
+    assert (second.run_dir / "best.pt").stat().st_mtime_ns == stamp, "a finished run must be loaded, not retrained"
+    assert "synthetic" in course.describe_run(second) and "resnet18" in course.describe_run(second)
+    images, labels, rows = course.figure_batch(second, per_group=1)
+    assert images.shape == (8, 3, 64, 64) and len(rows) == 8  # one image per tone x gender
+    table, _ = course.run_table(second)
+    scores = ablations.fusion_scores(second.model, course.split_loader(second))
+    assert scores["raw"].shape == (4, 16, 2)
+    fusion = ablations.fusion_table(scores, table)
+    assert ("raw+oval", "all") in fusion.index and "DoB" in fusion.columns
+    thresholds = ablations.threshold_table(second.model, course.split_loader(second), table, [0.3, 0.9])
+    assert list(thresholds.index) == [0.3, 0.9]
+    report = evaluation.task_report(second.predictions, "gender", n_bootstrap=20)
+    assert "degree_of_bias" in set(report["metric"])
+    summary = training.run_summary({"FineFACE": second})
+    assert summary.loc["FineFACE", "epochs run"] == 1
+    # the cross-dataset path of chapter 5: the run evaluated on a table given by path
+    cross = course.evaluate_on(second, "syn/labels.csv", "syn")
+    assert len(cross) == 16 and {"y_true", "y_pred", "tone", "gender"} <= set(cross.columns)

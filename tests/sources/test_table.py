@@ -1,0 +1,42 @@
+"""Tests of finefcace/sources/table.py: the table contract and its CSV form."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from finefcace.sources.table import classes_for, load_table, save_table, validate_table
+
+
+def test_classes_for_gender_binary_and_strings():
+    table = pd.DataFrame({"gender": ["Male", "Male"], "Smiling": [1, 1], "race": ["White", "Black"],
+                          "path": ["a", "b"], "split": ["train", "test"]})
+    assert classes_for(table, "gender") == ["Female", "Male"]  # both classes even if one is absent
+    assert classes_for(table, "Smiling") == [0, 1]
+    assert classes_for(table, "race") == ["Black", "White"]
+    with pytest.raises(ValueError, match="'age' is not a column"):
+        classes_for(table, "age")
+
+
+def test_validate_table_names_bad_rows():
+    with pytest.raises(ValueError, match="lacks column"):
+        validate_table(pd.DataFrame({"path": ["a"]}))
+    bad = pd.DataFrame({"path": ["a", "b"], "split": ["train", "training"]})
+    with pytest.raises(ValueError, match=r"rows \[1\].*'training'"):
+        validate_table(bad)
+    missing = pd.DataFrame({"path": ["a", "b"], "split": ["train", "test"], "gender": ["Male", None]})
+    with pytest.raises(ValueError, match=r"missing in 1 row.*\[1\]"):
+        validate_table(missing, "gender")
+
+
+def test_table_round_trip_keeps_types(tmp_path, image_root):
+    _, table = image_root
+    path = save_table(table, tmp_path / "out" / "table.csv")
+    assert b"\r\n" not in path.read_bytes()
+    back = load_table(path)
+    pd.testing.assert_frame_equal(back, table, check_dtype=False)
+    assert back["Smiling"].dtype.kind == "i"
+    # A CRLF copy (e.g. edited on Windows) reads the same.
+    crlf = tmp_path / "crlf.csv"
+    crlf.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    pd.testing.assert_frame_equal(load_table(crlf), back)
