@@ -1,10 +1,9 @@
 """Dataset preparation commands (thin wrappers around :mod:`finefcace.sources`: the adapters,
 the image checks and the synthetic faces).
 
-One command per dataset, each usable two ways::
+One command, one sub-command per dataset::
 
     python -m data_prep fairface --root ~/data/fairface --out data/tables
-    python -m data_prep.fairface --root ~/data/fairface --out data/tables
 
 A real dataset's command checks the download (expected label files and counts, missing and —
 with ``--decode`` — unreadable images), writes the dataset table ``<out>/<dataset>.csv`` and a
