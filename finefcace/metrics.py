@@ -40,7 +40,8 @@ __all__ = [
     "gender_task_report",
     "attribute_task_report",
     "aggregate_seeds",
-    "default_group_columns",
+    "PROTECTED_ATTRIBUTES",
+    "protected_columns",
 ]
 
 PERCENT = "%"
@@ -160,17 +161,17 @@ def _spread(values: np.ndarray) -> np.ndarray:
 # input handling
 
 
-def default_group_columns(predictions: pd.DataFrame) -> tuple[str, ...]:
-    """The protected columns of a predictions table: race x gender on real data, tone x gender
-    on synthetic data, gender alone (CelebA). Book: ``notebooks/05_evaluation.ipynb``."""
-    for first in ("race", "tone"):
-        if first in predictions.columns:
-            return (first, "gender") if "gender" in predictions.columns else (first,)
-    if "gender" in predictions.columns:
-        return ("gender",)
-    raise ValueError(
-        "cannot tell the protected columns: the predictions table has none of race, tone, gender "
-        f"(columns: {list(predictions.columns)}); pass group_columns=(...) explicitly")
+#: The protected attributes a table may carry, in report order: race (the real datasets) or
+#: skin tone (the synthetic faces), then gender. The one rule for the group columns of every
+#: report, figure, predictions table and course table.
+PROTECTED_ATTRIBUTES: tuple[str, ...] = ("race", "tone", "gender")
+
+
+def protected_columns(table: pd.DataFrame) -> list[str]:
+    """The protected columns ``table`` carries, in report order (:data:`PROTECTED_ATTRIBUTES`):
+    race x gender on real data, tone x gender on synthetic data, gender alone (CelebA).
+    Book: ``notebooks/01_dataset_preparation.ipynb`` (group counts), ``05_evaluation.ipynb``."""
+    return [c for c in PROTECTED_ATTRIBUTES if c in table.columns]
 
 
 def _predictions_frame(predictions: pd.DataFrame | None, y_true: Any, y_pred: Any, groups: Any,
@@ -202,7 +203,11 @@ def _predictions_frame(predictions: pd.DataFrame | None, y_true: Any, y_pred: An
         if group_columns is None:
             group_columns = tuple(group_frame.columns)
     if group_columns is None:
-        group_columns = default_group_columns(frame)
+        group_columns = protected_columns(frame)
+        if not group_columns:
+            raise ValueError(
+                f"{caller}: cannot tell the protected columns: the predictions table has none of "
+                f"{', '.join(PROTECTED_ATTRIBUTES)} (columns: {list(frame.columns)}); pass group_columns=(...)")
     elif isinstance(group_columns, str):
         group_columns = (group_columns,)
     group_columns = tuple(group_columns)

@@ -138,12 +138,13 @@ def test_gender_report_group_columns_and_array_input_agree():
     assert _value(plain, "accuracy", "y") == 50.0 and "protected" in plain.columns
 
 
-def test_default_group_columns():
-    assert metrics.default_group_columns(pd.DataFrame(columns=["race", "gender", "y_true"])) == ("race", "gender")
-    assert metrics.default_group_columns(pd.DataFrame(columns=["tone", "gender"])) == ("tone", "gender")
-    assert metrics.default_group_columns(pd.DataFrame(columns=["gender"])) == ("gender",)
+def test_protected_columns_one_rule_for_every_table():
+    assert metrics.protected_columns(pd.DataFrame(columns=["race", "gender", "y_true"])) == ["race", "gender"]
+    assert metrics.protected_columns(pd.DataFrame(columns=["gender", "tone", "age"])) == ["tone", "gender"]
+    assert metrics.protected_columns(pd.DataFrame(columns=["gender"])) == ["gender"]
+    assert metrics.protected_columns(pd.DataFrame(columns=["y_true", "y_pred"])) == []
     with pytest.raises(ValueError, match="group_columns"):
-        metrics.default_group_columns(pd.DataFrame(columns=["y_true", "y_pred"]))
+        gender_task_report(pd.DataFrame({"y_true": [0, 1], "y_pred": [0, 1]}), n_bootstrap=0)
 
 
 def _attribute_table() -> pd.DataFrame:

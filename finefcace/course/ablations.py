@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from finefcace.course.dataset_preparation import protected_columns
+from finefcace.metrics import protected_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finefcace.course.parameters import ParameterError
+from finefcace.metrics import protected_columns
 from finefcace.plots import new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,7 +26,6 @@ __all__ = [
     "TABLES_DIR",
     "group_counts",
     "prepare_dataset",
-    "protected_columns",
     "table_location",
     "table_montage",
 ]
@@ -114,11 +114,6 @@ def prepare_dataset(dataset: str, root: str | None, table: str | None = None,
     frame = dataset_table(dataset, root)
     save_table(frame, path)
     return frame, path
-
-
-def protected_columns(table: "pd.DataFrame") -> list[str]:
-    """The protected columns a table carries, in report order: race or tone, then gender."""
-    return [c for c in ("race", "tone", "gender") if c in table.columns]
 
 
 def group_counts(table: "pd.DataFrame", columns: Iterable[str] | None = None) -> "pd.DataFrame":

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finefcace.course.dataset_preparation import protected_columns
 from finefcace.course.parameters import ParameterError, check_parameters, project_root
+from finefcace.metrics import protected_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

@@ -96,13 +96,12 @@ def _run_dir(args: argparse.Namespace) -> Path:
 def _group_accuracy(predictions) -> str:
     lines = [f"accuracy {float((predictions['y_true'] == predictions['y_pred']).mean()):.4f} "
              f"on {len(predictions)} images"]
-    from finefcace.training.evaluation import DEFAULT_PROTECTED
+    from finefcace.training.evaluation import copied_columns
 
-    for column in DEFAULT_PROTECTED:
-        if column in predictions.columns:
-            grouped = (predictions["y_true"] == predictions["y_pred"]).groupby(predictions[column]).agg(["mean", "size"])
-            cells = ", ".join(f"{group}: {row['mean']:.4f} (n={int(row['size'])})" for group, row in grouped.iterrows())
-            lines.append(f"  by {column}: {cells}")
+    for column in copied_columns(predictions):
+        grouped = (predictions["y_true"] == predictions["y_pred"]).groupby(predictions[column]).agg(["mean", "size"])
+        cells = ", ".join(f"{group}: {row['mean']:.4f} (n={int(row['size'])})" for group, row in grouped.iterrows())
+        lines.append(f"  by {column}: {cells}")
     return "\n".join(lines)
 
 

@@ -89,7 +89,7 @@ class TrainConfig:
     root: str | None = None           # image folder the table's `path` is relative to (default: the table's folder)
     synthetic: dict[str, Any] | None = None  # generate_synthetic(root, **synthetic) when the table is absent
     target: str = "gender"
-    protected: list[str] | None = None  # columns copied into predictions (None: race/tone/gender/age present)
+    protected: list[str] | None = None  # columns copied into predictions (None: evaluation.copied_columns)
     # --- model shortcuts (None = the preset's value)
     backbone: str | None = None
     weights: str | None = None        # None (random init), a torchvision weights name ("IMAGENET1K_V1", "DEFAULT") or a local state-dict file

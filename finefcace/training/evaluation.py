@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from finefcace import predict
+from finefcace.metrics import protected_columns
 from finefcace.model import FineFACE
 from finefcace.precision import amp_dtype_for, autocast
 from finefcace.sources.dataset import FaceTableDataset
@@ -34,10 +35,18 @@ from finefcace.training.config import ConfigError
 from finefcace.training.loaders import TrainingDataError, eval_loader
 from finefcace.training.run_directory import CONFIG_FILE, load_best_model
 
-__all__ = ["DEFAULT_PROTECTED", "evaluate_split", "predictions_table", "evaluate_run"]
+__all__ = ["EXTRA_COLUMNS", "copied_columns", "evaluate_split", "predictions_table", "evaluate_run"]
 
-#: Columns copied from the dataset table into the predictions table when present.
-DEFAULT_PROTECTED = ("race", "tone", "gender", "Male", "age")
+#: Columns copied into the predictions table beside the protected ones, when the dataset
+#: table has them: age (FairFace, UTKFace) and CelebA's ``Male`` flag, for breakdowns beyond
+#: the paper's groups (``python -m finefcace evaluate`` prints accuracy by each).
+EXTRA_COLUMNS: tuple[str, ...] = ("Male", "age")
+
+
+def copied_columns(table: pd.DataFrame) -> list[str]:
+    """The columns of ``table`` a predictions table carries by default: the protected ones
+    (:func:`finefcace.metrics.protected_columns`), then :data:`EXTRA_COLUMNS`."""
+    return protected_columns(table) + [c for c in EXTRA_COLUMNS if c in table.columns]
 
 
 def _fusion(resolved: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +138,7 @@ def predictions_table(
         out[f"prob_{k}"] = evaluation["probabilities"][:, k].astype(float)
     out["label_true"] = [classes[i] for i in out["y_true"]]
     out["label_pred"] = [classes[i] for i in out["y_pred"]]
-    columns = list(protected) if protected is not None else [c for c in DEFAULT_PROTECTED if c in table.columns]
+    columns = list(protected) if protected is not None else copied_columns(table)
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise ConfigError(f"config key 'protected': column(s) {missing} are not in the dataset table")
