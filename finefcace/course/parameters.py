@@ -20,10 +20,11 @@ import ast
 import difflib
 import json
 import types
-import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from finefcace.training.typecheck import check_value, type_message
 
 __all__ = [
     "ParameterError",
@@ -154,8 +155,8 @@ def check_parameters(
         if name not in namespace:
             raise ParameterError(f"parameter {name!r} is declared but has no value: give it a default")
         value = namespace[name]
-        if not _matches(value, annotation):
-            raise ParameterError(_type_message(name, value, annotation))
+        if not check_value(value, annotation)[0]:
+            raise ParameterError(type_message(f"parameter {name!r}", name, value, annotation, "the profile file"))
         values[name] = value
     fixes = dict(existing_paths) if isinstance(existing_paths, Mapping) else dict.fromkeys(existing_paths, "")
     for name, fix in fixes.items():
@@ -188,77 +189,3 @@ def _unknown_message(unknown: list[str], annotations: Mapping[str, Any], elsewhe
     return (f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(parts)}: no course notebook "
             f"declares {'them' if len(unknown) > 1 else 'it'}. Fix the name in the profile file "
             f"(configs/*.yaml) or the -p option. This notebook's parameters: {', '.join(sorted(annotations))}")
-
-
-def _type_message(name: str, value: Any, annotation: Any) -> str:
-    expected = _type_name(annotation)
-    hint = ""
-    if isinstance(value, str) and "str" not in expected:
-        hint = "; write numbers, booleans (true/false) and null without quotes in YAML"
-    return (f"parameter {name!r} must be {expected}, got {type(value).__name__} {value!r}{hint} "
-            f"(e.g. `{name}: {_type_example(annotation)}` in the profile file)")
-
-
-def _matches(value: Any, annotation: Any) -> bool:
-    """Does ``value`` fit ``annotation`` (the small set of types a parameters cell uses)?"""
-    if annotation is Any or annotation is typing.Any:
-        return True
-    if annotation is None or annotation is type(None):
-        return value is None
-    origin = typing.get_origin(annotation)
-    arguments = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, option) for option in arguments)
-    if origin is typing.Literal:
-        return value in arguments
-    if origin in (list, tuple):
-        return isinstance(value, (list, tuple)) and all(_matches(v, arguments[0]) for v in value) \
-            if arguments else isinstance(value, (list, tuple))
-    if origin is dict:
-        if not isinstance(value, dict):
-            return False
-        if not arguments:
-            return True
-        return all(_matches(k, arguments[0]) and _matches(v, arguments[1]) for k, v in value.items())
-    if annotation is bool:
-        return isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(annotation, str):  # a string annotation: cannot check, accept
-        return True
-    if isinstance(annotation, type):
-        return isinstance(value, annotation)
-    return True
-
-
-def _type_name(annotation: Any) -> str:
-    if annotation is None or annotation is type(None):
-        return "null"
-    origin = typing.get_origin(annotation)
-    arguments = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in arguments)
-    if origin is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in arguments)
-    if origin in (list, tuple):
-        return f"a list of {_type_name(arguments[0])}" if arguments else "a list"
-    if origin is dict:
-        return "a mapping"
-    return getattr(annotation, "__name__", str(annotation))
-
-
-def _type_example(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    arguments = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in arguments if a is not type(None)]
-        return _type_example(options[0]) if options else "null"
-    if origin is typing.Literal:
-        return repr(arguments[0])
-    if origin in (list, tuple):
-        return f"[{_type_example(arguments[0]) if arguments else '...'}]"
-    if origin is dict:
-        return "{key: value}"
-    return {bool: "true", int: "3", float: "0.5", str: "text"}.get(annotation, "...")

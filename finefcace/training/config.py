@@ -19,13 +19,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from finefcace import presets
+from finefcace.training.typecheck import check_value, type_message
 
 __all__ = [
     "ConfigError",
@@ -297,7 +297,7 @@ def _assign(values: dict[str, Any], key: str, value: Any) -> None:
     target[parts[-1]] = value
 
 
-# ---------------------------------------------------------------------- type checking
+# ---------------------------------------------------------------------- messages
 def _unknown_key_message(key: str, known: typing.Iterable[str], where: str = "config") -> str:
     known = sorted(known)
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
@@ -315,97 +315,8 @@ def _unknown_key_message(key: str, known: typing.Iterable[str], where: str = "co
     return message
 
 
-def _type_name(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    if annotation is type(None):
-        return "null"
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(annotation))
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in typing.get_args(annotation))
-    if origin in (list, tuple):
-        args = typing.get_args(annotation)
-        return f"list of {_type_name(args[0])}" if args else "list"
-    if origin is dict:
-        return "mapping"
-    if annotation is Any:
-        return "any"
-    return getattr(annotation, "__name__", str(annotation))
-
-
-def _matches(value: Any, annotation: Any) -> tuple[bool, Any]:
-    """(ok, converted value) for the small set of types TrainConfig uses."""
-    origin = typing.get_origin(annotation)
-    if annotation is Any:
-        return True, value
-    if annotation is type(None):
-        return value is None, value
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(annotation):
-            ok, converted = _matches(value, option)
-            if ok:
-                return True, converted
-        return False, value
-    if origin is Literal:
-        return value in typing.get_args(annotation), value
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            return False, value
-        (item,) = typing.get_args(annotation) or (Any,)
-        converted = []
-        for element in value:
-            ok, element = _matches(element, item)
-            if not ok:
-                return False, value
-            converted.append(element)
-        return True, converted
-    if origin is dict:
-        return isinstance(value, dict), dict(value) if isinstance(value, dict) else value
-    if annotation is bool:
-        return isinstance(value, bool), value
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if annotation is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return ok, float(value) if ok else value
-    if annotation is str:
-        if isinstance(value, Path):
-            return True, str(value)
-        return isinstance(value, str), value
-    return isinstance(value, annotation), value
-
-
 def _check_type(key: str, value: Any, annotation: Any) -> Any:
-    ok, converted = _matches(value, annotation)
-    if ok:
-        return converted
-    expected = _type_name(annotation)
-    wants_text = "str" in expected or "'" in expected
-    if isinstance(value, str) and not wants_text:
-        hint = (
-            f"; write numbers, booleans and null without quotes, e.g. {key}: {_example(annotation)}"
-        )
-    else:
-        hint = f"; e.g. {key}: {_example(annotation)}"
-    return _raise(
-        f"config key {key!r} must be {expected}, got {type(value).__name__} {value!r}{hint}"
-    )
-
-
-def _example(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _example(options[0]) if options else "null"
-    if origin is Literal:
-        return repr(typing.get_args(annotation)[0])
-    if origin in (list, tuple):
-        (item,) = typing.get_args(annotation) or (str,)
-        return f"[{_example(item)}, ...]"
-    if origin is dict:
-        return "{key: value}"
-    return {bool: "true", int: "3", float: "0.5", str: "text"}.get(annotation, "...")
-
-
-def _raise(message: str) -> typing.NoReturn:
-    raise ConfigError(message)
+    fits, converted = check_value(value, annotation)
+    if not fits:
+        raise ConfigError(type_message(f"config key {key!r}", key, value, annotation, "the config file"))
+    return converted

@@ -10,6 +10,7 @@ import pytest
 
 from finefcace.course import parameters
 from finefcace.course.parameters import ParameterError, check_parameters
+from finefcace.training.typecheck import check_value
 from tests.course_fixtures import course_dir, namespace, write_notebook  # noqa: F401  (course_dir: a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,7 +171,7 @@ def test_every_profile_key_is_a_notebook_parameter_of_the_right_type(profile):
     for key, value in values.items():
         assert key in declared, f"{profile.name}: {key!r} is declared by no notebook"
         annotation = eval(declared[key][0], namespace)  # noqa: S307 - our own notebooks' annotations
-        assert parameters._matches(value, annotation), f"{profile.name}: {key}={value!r} is not {declared[key][0]}"
+        assert check_value(value, annotation)[0], f"{profile.name}: {key}={value!r} is not {declared[key][0]}"
     load_config(profile_values(profile))  # the training keys make a valid TrainConfig (CLI --profile)
 
 
