@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from finefcace.model import Baseline, FineFACE, FineFACEOutput
+from finefcace.presets import REGION_PAD, REGION_THRESHOLD
 
 
 @torch.no_grad()
@@ -97,7 +98,7 @@ def _summed_attention_maps(cams: Sequence[Tensor], size: tuple[int, int]) -> Ten
 
 
 def boxes_from_maps(
-    maps: Tensor, threshold: float = 0.5, pad: float = 0.1, *, size: tuple[int, int] | None = None
+    maps: Tensor, threshold: float = REGION_THRESHOLD, pad: float = REGION_PAD, *, size: tuple[int, int] | None = None
 ) -> Tensor:
     """One box per map: (B, H, W) maps -> (B, 4) long boxes ``x0, y0, x1, y1`` (end exclusive).
 
@@ -179,7 +180,7 @@ def _source_positions(start: Tensor, end: Tensor, out_len: int, dtype: torch.dty
 
 
 def attention_regions(
-    images: Tensor, cams: Sequence[Tensor], threshold: float = 0.5, pad: float = 0.1
+    images: Tensor, cams: Sequence[Tensor], threshold: float = REGION_THRESHOLD, pad: float = REGION_PAD
 ) -> list[Tensor]:
     """A_1..A_N (paper §3.2): each expert's attention region, same shape as ``images``.
 
@@ -190,7 +191,7 @@ def attention_regions(
     return [crop_and_resize(images, boxes_from_maps(cam, threshold, pad, size=size)) for cam in cams]
 
 
-def overall_region(images: Tensor, cams: Sequence[Tensor], threshold: float = 0.5, pad: float = 0.1) -> Tensor:
+def overall_region(images: Tensor, cams: Sequence[Tensor], threshold: float = REGION_THRESHOLD, pad: float = REGION_PAD) -> Tensor:
     """A_oval (paper §3.2): crop of the box of the summed, normalised expert maps.
 
     Each map is upsampled and min-max normalised (a degenerate map contributes zeros), the

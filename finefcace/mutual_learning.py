@@ -33,6 +33,7 @@ from torch import Tensor
 from finefcace import attention
 from finefcace.model import Baseline, FineFACE, FineFACEOutput
 from finefcace.precision import autocast
+from finefcace.presets import REGION_PAD, REGION_THRESHOLD
 
 __all__ = ["step_names", "finefcace_iteration", "baseline_iteration"]
 
@@ -79,8 +80,8 @@ def finefcace_iteration(
     labels: Tensor,
     *,
     concat_loss_weight: float = 1.0,
-    threshold: float = 0.5,
-    pad: float = 0.1,
+    threshold: float = REGION_THRESHOLD,
+    pad: float = REGION_PAD,
     region_draw: str = "batch",
     steps_forward: str = "expert_only",
     generator: torch.Generator | None = None,

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from finefcace.attention import class_activation_maps, overall_region
 from finefcace.model import Baseline, FineFACE, FineFACEOutput
+from finefcace.presets import REGION_PAD, REGION_THRESHOLD
 
 VIEWS = ("raw", "oval")
 COMBINES = ("logits", "probabilities")
@@ -55,8 +56,8 @@ def fused_logits(
     views: Sequence[str] = ("raw", "oval"),
     heads: str | int = "all",
     combine: str = "logits",
-    threshold: float = 0.5,
-    pad: float = 0.1,
+    threshold: float = REGION_THRESHOLD,
+    pad: float = REGION_PAD,
 ) -> Tensor:
     """Fused score (B, K) of FineFACE on ``images`` (paper §3.3); argmax = prediction.
 

@@ -60,6 +60,14 @@ PRESETS["official_code"] = {
 }
 
 
+#: The paper preset's attention-region threshold t (§4.2) and box padding (published code):
+#: the defaults of every function that draws regions (:mod:`finefcace.attention`,
+#: :func:`finefcace.predict.fused_logits`, :func:`finefcace.mutual_learning.finefcace_iteration`
+#: and the course's walkthrough and ablations), typed nowhere else.
+REGION_THRESHOLD: float = PRESETS["paper"]["threshold"]
+REGION_PAD: float = PRESETS["paper"]["pad"]
+
+
 def get_preset(name: str) -> dict[str, Any]:
     """A deep copy of preset ``name`` (``"paper"`` or ``"official_code"``).
 

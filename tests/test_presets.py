@@ -55,3 +55,22 @@ def test_presets_serialise_to_yaml():
     yaml = pytest.importorskip("yaml")
     for name in PRESETS:
         assert yaml.safe_load(yaml.safe_dump(get_preset(name))) == get_preset(name)
+
+
+def test_region_defaults_come_from_the_paper_preset():
+    """t and the box padding are typed once (the preset); every region-drawing signature takes them from there."""
+    import inspect
+
+    from finefcace import attention, mutual_learning, predict
+    from finefcace.course import ablations, attention_crop
+    from finefcace.presets import REGION_PAD, REGION_THRESHOLD
+
+    assert (REGION_THRESHOLD, REGION_PAD) == (PRESETS["paper"]["threshold"], PRESETS["paper"]["pad"])
+    functions = [attention.boxes_from_maps, attention.attention_regions, attention.overall_region,
+                 predict.fused_logits, mutual_learning.finefcace_iteration, attention_crop.attention_steps,
+                 ablations.fusion_scores, ablations.threshold_table]
+    for function in functions:
+        parameters = inspect.signature(function).parameters
+        if "threshold" in parameters:
+            assert parameters["threshold"].default is REGION_THRESHOLD, function.__qualname__
+        assert parameters["pad"].default is REGION_PAD, function.__qualname__

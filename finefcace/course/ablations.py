@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from finefcace.metrics import protected_columns
+from finefcace.presets import REGION_PAD, REGION_THRESHOLD
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -27,7 +28,7 @@ __all__ = [
 ]
 
 
-def fusion_scores(model: Any, loader: Any, *, threshold: float = 0.5, pad: float = 0.1,
+def fusion_scores(model: Any, loader: Any, *, threshold: float = REGION_THRESHOLD, pad: float = REGION_PAD,
                   max_batches: int | None = None) -> dict[str, Any]:
     """Every head's logits on every test image, for both inference views (paper §3.3): the
     raw image and the overall region A_oval. One pass over ``loader``; every fusion subset is
@@ -161,7 +162,7 @@ def summary_table(reports: Mapping[Any, "pd.DataFrame"], *, names: tuple[str, ..
 
 
 def threshold_table(model: Any, loader: Any, table: "pd.DataFrame", thresholds: Iterable[float], *,
-                    pad: float = 0.1, max_batches: int | None = None) -> "pd.DataFrame":
+                    pad: float = REGION_PAD, max_batches: int | None = None) -> "pd.DataFrame":
     """The threshold t of the attention masks (paper §3.2, t = 0.5), varied at inference only:
     the fused accuracy (raw + A_oval, all heads) and fairness at each t, and how much of the
     image A_oval keeps on average. Book: ``notebooks/06_ablations.ipynb``."""

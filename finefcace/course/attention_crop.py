@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from finefcace.plots import new_figure
+from finefcace.presets import REGION_PAD, REGION_THRESHOLD
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -27,7 +28,7 @@ __all__ = [
 ]
 
 
-def attention_steps(model: Any, images: Any, threshold: float = 0.5, pad: float = 0.1) -> dict[str, Any]:
+def attention_steps(model: Any, images: Any, threshold: float = REGION_THRESHOLD, pad: float = REGION_PAD) -> dict[str, Any]:
     """Every intermediate quantity of paper §3.2 for a batch, step by step, with the library's
     own functions: the predicted classes k_n; the CAMs Ω_n (B, h_n, w_n); Ω̃_n upsampled to the
     input; Ω̃_n^norm (eq. 4); the masks Ω̃_n^norm ≥ t; the boxes (grown by ``pad``); the regions
