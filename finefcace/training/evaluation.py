@@ -31,8 +31,9 @@ from finefcace.sources.dataset import FaceTableDataset
 from finefcace.sources.table import load_table
 from finefcace.sources.transforms import test_transform
 from finefcace.training import distributed
-from finefcace.training.config import ConfigError
+from finefcace.training.config import ConfigError, TrainConfig
 from finefcace.training.loaders import TrainingDataError, eval_loader
+from finefcace.training.recipe import fusion_options
 from finefcace.training.run_directory import CONFIG_FILE, load_best_model
 
 __all__ = ["EXTRA_COLUMNS", "copied_columns", "evaluate_split", "predictions_table", "evaluate_run"]
@@ -49,32 +50,23 @@ def copied_columns(table: pd.DataFrame) -> list[str]:
     return protected_columns(table) + [c for c in EXTRA_COLUMNS if c in table.columns]
 
 
-def _fusion(resolved: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "views": tuple(resolved["fusion_views"]),
-        "heads": resolved["fusion_heads"],
-        "combine": resolved["fusion_combine"],
-        "threshold": resolved["threshold"],
-        "pad": resolved["pad"],
-    }
-
-
 def evaluate_split(
     model: nn.Module,
     loader: DataLoader,
     *,
-    resolved: dict[str, Any],
+    config: TrainConfig,
     device: torch.device,
     amp_dtype: torch.dtype | None,
     channels_last: bool,
     context: distributed.DistributedContext,
     max_batches: int | None = None,
 ) -> dict[str, Any]:
-    """Scores of every image of a split (fused inference for FineFACE), gathered across ranks.
+    """Scores of every image of a split (fused inference for FineFACE, as ``config`` sets it:
+    :func:`finefcace.training.recipe.fusion_options`), gathered across ranks.
 
     Returns ``row_index``, ``y_true``, ``probabilities`` (numpy), ``accuracy`` and ``loss``.
     """
-    fusion = _fusion(resolved)
+    fusion = fusion_options(config)
     rows, labels, probabilities = [], [], []
     was_training = model.training
     model.eval()
@@ -178,7 +170,7 @@ def evaluate_run(
         raise TrainingDataError(f"table {str(table_path)!r} has no rows with split == {split!r}")
     context = distributed.DistributedContext(device=resolved_device)
     loader = eval_loader(dataset, config, batch_size or resolved["batch_size"], context, resolved_device)
-    evaluation = evaluate_split(model, loader, resolved=resolved, device=resolved_device,
+    evaluation = evaluate_split(model, loader, config=config, device=resolved_device,
                                 amp_dtype=amp_dtype_for(config.amp, resolved_device), channels_last=False,
                                 context=context)
     predictions = predictions_table(frame, evaluation, target=config.target, classes=classes,

@@ -20,7 +20,8 @@ from torch import nn
 from finefcace.model import Baseline, FineFACE
 from finefcace.training.config import ConfigError, TrainConfig
 
-__all__ = ["build_model", "build_optimizer", "build_scheduler", "seed_everything", "compile_in_place"]
+__all__ = ["build_model", "build_optimizer", "build_scheduler", "compile_in_place", "fusion_options",
+           "iteration_options", "seed_everything"]
 
 
 def build_model(config: TrainConfig, num_classes: int) -> FineFACE | Baseline:
@@ -58,6 +59,23 @@ def build_scheduler(optimizer: torch.optim.Optimizer, resolved: dict[str, Any], 
     if resolved.get("lr_schedule", "cosine") != "cosine":
         raise ConfigError(f"preset key 'lr_schedule' must be 'cosine', got {resolved['lr_schedule']!r}")
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+
+
+def iteration_options(config: TrainConfig) -> dict[str, Any]:
+    """The keywords of :func:`finefcace.mutual_learning.finefcace_iteration` a config sets (paper
+    §3.3, Algorithm 1): λ, the region threshold t and padding, one region draw per batch or per
+    sample, which heads steps 2..N forward. The trainer and ``notebooks/04_training.ipynb`` use it."""
+    resolved = config.resolved()
+    return {key: resolved[key] for key in ("concat_loss_weight", "threshold", "pad", "region_draw", "steps_forward")}
+
+
+def fusion_options(config: TrainConfig) -> dict[str, Any]:
+    """The keywords of :func:`finefcace.predict.fused_logits` a config sets (paper §3.3
+    "Inference Phase"): which views and heads are fused and how, and the region threshold and
+    padding of A_oval. Evaluation (:mod:`finefcace.training.evaluation`) uses it."""
+    resolved = config.resolved()
+    return {"views": tuple(resolved["fusion_views"]), "heads": resolved["fusion_heads"],
+            "combine": resolved["fusion_combine"], "threshold": resolved["threshold"], "pad": resolved["pad"]}
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

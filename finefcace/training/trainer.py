@@ -43,7 +43,8 @@ from finefcace.training.config import ConfigError, TrainConfig, load_config
 from finefcace.training.evaluation import evaluate_split, predictions_table
 from finefcace.mutual_learning import baseline_iteration, finefcace_iteration, step_names
 from finefcace.precision import amp_dtype_for
-from finefcace.training.recipe import build_model, build_optimizer, build_scheduler, compile_in_place, seed_everything
+from finefcace.training.recipe import (build_model, build_optimizer, build_scheduler, compile_in_place, iteration_options,
+                                       seed_everything)
 from finefcace.training.run_directory import (BEST_CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, HISTORY_CSV, HISTORY_JSON,
                                      LAST_CHECKPOINT, SUMMARY_FILE, TrainResult, identity_differences, load_run,
                                      write_history, write_text_atomic)
@@ -106,6 +107,7 @@ class _Run:
     def __init__(self, config: TrainConfig, *, progress_stream=None) -> None:
         self.config = config
         self.resolved = config.resolved()
+        self.iteration_options = iteration_options(config)
         self.run_dir = Path(config.run_dir)
         self.context = distributed.init_distributed(config.device, config.dist_backend)
         self.device = self.context.device
@@ -263,14 +265,9 @@ class _Run:
         if self.config.method == "baseline":
             return baseline_iteration(self.model, self.optimizer, images, labels, amp_dtype=self.amp_dtype,
                                       after_backward=after_backward, stats=stats)
-        return finefcace_iteration(
-            self.model, self.optimizer, images, labels,
-            concat_loss_weight=self.resolved["concat_loss_weight"],
-            threshold=self.resolved["threshold"], pad=self.resolved["pad"],
-            region_draw=self.resolved["region_draw"], steps_forward=self.resolved["steps_forward"],
-            generator=self.generator, amp_dtype=self.amp_dtype,
-            after_backward=after_backward, stats=stats,
-        )
+        return finefcace_iteration(self.model, self.optimizer, images, labels, **self.iteration_options,
+                                   generator=self.generator, amp_dtype=self.amp_dtype,
+                                   after_backward=after_backward, stats=stats)
 
     def _nonfinite_message(self, values: dict[str, float], rows: Tensor, batch_index: int) -> str:
         kinds = list(values)
@@ -357,9 +354,9 @@ class _Run:
         config, context = self.config, self.context
         distributed.average_buffers(self.model, context)
         learning_rates = {f"lr_{g.get('name', i)}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)}
-        evaluation = evaluate_split(self.model, self.val_loader, resolved=self.resolved, device=self.device,
-                               amp_dtype=self.amp_dtype, channels_last=config.channels_last,
-                               context=context, max_batches=config.max_eval_batches)
+        evaluation = evaluate_split(self.model, self.val_loader, config=config, device=self.device,
+                                    amp_dtype=self.amp_dtype, channels_last=config.channels_last,
+                                    context=context, max_batches=config.max_eval_batches)
         # every rank's sums: the history describes the whole data, identically on every rank
         every_rank = distributed.all_gather_objects(dict(self.sums), context)
         total = {key: sum(s[key] for s in every_rank) for key in self.sums}
@@ -418,9 +415,9 @@ class _Run:
         }
         splits = [("val", self.val_loader)] + ([("test", self.test_loader)] if self.test_loader is not None else [])
         for split, loader in splits:
-            evaluation = evaluate_split(self.model, loader, resolved=self.resolved, device=self.device,
-                                   amp_dtype=self.amp_dtype, channels_last=config.channels_last,
-                                   context=context, max_batches=config.max_eval_batches)
+            evaluation = evaluate_split(self.model, loader, config=config, device=self.device,
+                                        amp_dtype=self.amp_dtype, channels_last=config.channels_last,
+                                        context=context, max_batches=config.max_eval_batches)
             summary[f"{split}_accuracy"] = evaluation["accuracy"]
             table = predictions_table(self.data.table, evaluation, target=config.target,
                                       classes=self.data.classes, protected=config.protected)
