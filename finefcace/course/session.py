@@ -4,7 +4,7 @@ Every notebook of ``notebooks/`` opens with one typed ``parameters`` cell (paper
 right after it, ``course.start(globals())`` (``from finefcace.course import session as course``):
 the parameter check of :mod:`finefcace.course.parameters` plus the course's rules for paths, then
 the notebook works from the project root. Chapters 03-06 share trained runs by
-train-or-load under ``<run_dir>/<name>`` (:func:`train_or_load`, introduced in
+train-or-load under ``<run_dir>/<name>`` (:func:`trained_run`, introduced in
 ``notebooks/04_training.ipynb``): a run trained with the paper's recipe (§4.2) and
 Algorithm 1 (§3.3) once, then read back — its data as a figure batch or a loader, its
 predictions on another dataset's table (cross-dataset tests, Tables 3-4).
@@ -37,12 +37,11 @@ __all__ = [
     "describe_run",
     "evaluate_on",
     "figure_batch",
-    "run_directory",
     "run_table",
     "split_loader",
     "start",
     "train_config",
-    "train_or_load",
+    "trained_run",
 ]
 
 
@@ -122,9 +121,10 @@ def start(
     return values
 
 
-def train_config(params: Mapping[str, Any], **changes: Any) -> "TrainConfig":
-    """A checked :class:`finefcace.training.config.TrainConfig` from a notebook's parameters: the
-    parameters that are training-config keys (same names), then ``changes``. Progress bars
+def train_config(params: Mapping[str, Any], name: str | None = None, **changes: Any) -> "TrainConfig":
+    """The :class:`finefcace.training.config.TrainConfig` of a notebook's parameters, checked once:
+    the parameters that are training-config keys (same names), then ``changes``; with ``name``,
+    the run lives in ``<run_dir>/<name>`` (e.g. ``runs/quick/gender-finefcace``). Progress bars
     are off in notebooks (the per-epoch log lines remain). Book: ``notebooks/04_training.ipynb``."""
     import dataclasses
 
@@ -134,32 +134,33 @@ def train_config(params: Mapping[str, Any], **changes: Any) -> "TrainConfig":
     values = {k: v for k, v in params.items() if k in keys}
     values.setdefault("progress", False)
     values.update(changes)
+    if name is not None:
+        values["run_dir"] = _run_dir(params, name)
     return load_config(values)
 
 
-def run_directory(base: str | Path, name: str) -> Path:
-    """Where run ``name`` of a profile lives: ``<run_dir>/<name>`` (e.g. ``runs/quick/gender-finefcace``)."""
-    return Path(base) / name
+def _run_dir(params: Mapping[str, Any], name: str) -> str:
+    """``<run_dir>/<name>``: where run ``name`` of a profile lives (run_dir as TrainConfig defaults it)."""
+    from finefcace.training.config import TrainConfig
+
+    return (Path(params.get("run_dir", TrainConfig.run_dir)) / name).as_posix()
 
 
-def train_or_load(params: Mapping[str, Any], name: str, **changes: Any) -> "TrainResult":
-    """Train-or-load run ``name`` (``<run_dir>/<name>``) of a notebook's parameters with
-    ``changes``: a finished run of the same configuration is loaded, an unfinished one
-    resumed, otherwise it trains (:func:`finefcace.training.trainer.train_or_load`). Chapters 03-06 share
+def trained_run(params: Mapping[str, Any], name: str, **changes: Any) -> "TrainResult":
+    """Run ``name`` (``<run_dir>/<name>``) of a notebook's parameters with ``changes``, trained:
+    a finished run of the same configuration is loaded, an unfinished one resumed, otherwise it
+    trains (the library's :func:`finefcace.training.trainer.train_or_load`). Chapters 03-06 share
     runs this way, so only the first chapter that needs a run trains it.
     Book: ``notebooks/04_training.ipynb``."""
-    # finefcace.training.trainer (the module) by its full name: the package root exports a function `train`
-    from finefcace.training.trainer import train_or_load as train_or_load_run
+    from finefcace.training.trainer import train_or_load
 
-    config = train_config(params, **changes)
-    config = config.replace(run_dir=str(run_directory(params.get("run_dir", config.run_dir), name)))
-    return train_or_load_run(config)
+    return train_or_load(train_config(params, name, **changes))
 
 
 def cli_command(params: Mapping[str, Any], name: str, profile: str = "<profile>.yaml", **changes: Any) -> str:
-    """The command line that trains the same run as :func:`train_or_load` from a notebook
+    """The command line that trains the same run as :func:`trained_run` from a notebook
     profile (``python -m finefcace train --profile``, which reads its training keys) (chapter 04)."""
-    sets = [f"run_dir={run_directory(params.get('run_dir', 'runs/default'), name).as_posix()}"]
+    sets = [f"run_dir={_run_dir(params, name)}"]
     sets += [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in changes.items()]
     return f"python -m finefcace train --profile {profile} " + " ".join(f"--set {s}" for s in sets)
 

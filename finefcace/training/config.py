@@ -72,12 +72,16 @@ IDENTITY_IGNORED_KEYS: frozenset[str] = frozenset(
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Every key of a training run (FineFACE or baseline). Book: ``notebooks/04_training.ipynb``.
 
-    Build it with :meth:`from_dict` / :func:`load_config` (which check keys and types) rather
-    than the constructor, and call :meth:`resolved` to get the preset values in force.
+    Checked once, when it is made (types, then the cross-key rules of :meth:`validate`), and
+    never changed afterwards (frozen): the same object is passed from the notebook or the
+    command line through :func:`~finefcace.training.trainer.train_or_load` to the trainer,
+    typed all the way. Build it with :meth:`from_dict` / :func:`load_config` (which also name
+    unknown keys), change it with :meth:`replace`, and call :meth:`resolved` for the preset
+    values in force.
     """
 
     # --- what to train
@@ -137,13 +141,13 @@ class TrainConfig:
         unknown = [k for k in values if k not in known]
         if unknown:
             raise ConfigError(_unknown_key_message(unknown[0], known))
-        hints = typing.get_type_hints(cls)
-        checked = {}
-        for key, value in values.items():
-            checked[key] = _check_type(key, value, hints[key])
-        config = cls(**checked)
-        config.validate()
-        return config
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for item in dataclasses.fields(self):
+            object.__setattr__(self, item.name, _check_type(item.name, getattr(self, item.name), hints[item.name]))
+        self.validate()
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON-ready primitives (what ``config.json`` stores)."""
@@ -155,7 +159,7 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
-        """Cross-key checks (types were checked in :meth:`from_dict`)."""
+        """Cross-key checks (types were checked just before, when the config was made)."""
         if self.preset not in presets.PRESETS:
             raise ConfigError(
                 f"config key 'preset' is {self.preset!r}; choose one of {sorted(presets.PRESETS)}"
@@ -218,10 +222,13 @@ def load_config(
     **changes: Any,
 ) -> TrainConfig:
     """A checked :class:`TrainConfig` from a YAML/JSON file, a dict or a config, then
-    ``--set``-style ``key=value`` assignments, then keyword changes.
+    ``--set``-style ``key=value`` assignments, then keyword changes. A config with nothing to
+    change is returned as it is (it was checked when it was made).
 
     Book: ``notebooks/04_training.ipynb``; CLI: ``python -m finefcace train --config ...``.
     """
+    if isinstance(source, TrainConfig) and not assignments and not changes:
+        return source
     if source is None:
         values: dict[str, Any] = {}
     elif isinstance(source, TrainConfig):

@@ -40,18 +40,34 @@ def test_cli_command_names_the_same_run():
                        "--set run_dir=runs/quick/gender-baseline --set method=baseline")
 
 
+def test_a_notebook_run_is_configured_and_checked_once(monkeypatch):
+    """course.trained_run -> train_config -> the library's train_or_load -> train: one TrainConfig,
+    checked once, passed on typed (not rebuilt, not re-validated at each hand-over)."""
+    from finefcace.training import trainer
+    from finefcace.training.config import TrainConfig
+
+    checks, received = [], []
+    validate = TrainConfig.validate
+    monkeypatch.setattr(TrainConfig, "validate", lambda self: (checks.append(self), validate(self))[1])
+    monkeypatch.setattr(trainer, "train", lambda config: received.append(config) or "trained")
+    params = {"epochs": 2, "run_dir": "runs/none-here", "dataset": "synthetic", "n_bootstrap": 10}
+    assert course.trained_run(params, "gender-baseline", method="baseline") == "trained"
+    assert len(checks) == 1 and received == checks
+    assert received[0].run_dir == "runs/none-here/gender-baseline" and received[0].method == "baseline"
+
+
 @pytest.mark.slow
-def test_train_or_load_runs_feed_the_evaluation_helpers(tmp_path, monkeypatch):
+def test_trained_runs_feed_the_evaluation_helpers(tmp_path, monkeypatch):
     """A tiny FineFACE on tiny synthetic data: trained once, loaded the second time, and every
     chapter 03-06 helper that reads a run works on it."""
     monkeypatch.chdir(tmp_path)
     params = {"root": "syn", "synthetic": {"n_train": 24, "n_val": 8, "n_test": 16, "size": 64, "seed": 0},
               "backbone": "resnet18", "input_size": 64, "batch_size": 8, "epochs": 1,
               "overrides": {"descriptor_dim": 16}, "run_dir": "runs", "device": "cpu", "dataset": "synthetic"}
-    first = course.train_or_load(params, "gender-finefcace", method="finefcace")
+    first = course.trained_run(params, "gender-finefcace", method="finefcace")
     assert first.run_dir == Path("runs/gender-finefcace") and first.finished
     stamp = (first.run_dir / "best.pt").stat().st_mtime_ns
-    second = course.train_or_load(params, "gender-finefcace", method="finefcace")
+    second = course.trained_run(params, "gender-finefcace", method="finefcace")
     assert (second.run_dir / "best.pt").stat().st_mtime_ns == stamp, "a finished run must be loaded, not retrained"
     assert "synthetic" in course.describe_run(second) and "resnet18" in course.describe_run(second)
     images, labels, rows = course.figure_batch(second, per_group=1)

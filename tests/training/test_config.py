@@ -108,3 +108,17 @@ def test_example_configs_and_profiles_load(path):
     else:  # a training config: every key must be a training key
         config = load_config(path)
     assert config.table is not None or config.synthetic is not None
+
+
+def test_a_config_is_checked_once_and_never_changes():
+    import dataclasses
+
+    config = load_config({"epochs": 2, "min_delta": 0})
+    assert config.min_delta == 0.0 and isinstance(config.min_delta, float)  # converted when made
+    assert load_config(config) is config  # nothing to change: the checked config itself
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.epochs = 0
+    assert config.replace(epochs=3).epochs == 3 and config.epochs == 2
+    with pytest.raises(ConfigError, match="'epochs' must be >= 1"):
+        TrainConfig(epochs=0)  # the constructor checks too
+
