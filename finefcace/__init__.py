@@ -19,13 +19,9 @@ from finefcace.model import Baseline, FineFACE, FineFACEOutput
 from finefcace.predict import fused_logits, predict_loader
 from finefcace.presets import PRESETS, get_preset
 
-# Data (one table format for every dataset) and fairness metrics (spec/metrics.md).
-# fairlearn, matplotlib and seaborn are imported inside the functions that need them, so
-# `import finefcace` works on a GPU machine without the notebook tooling.
-from finefcace.sources.dataset import FaceTableDataset, make_loader
-from finefcace.sources.table import CELEBA_ATTRIBUTES, classes_for, load_table, save_table
-from finefcace.sources.transforms import test_transform, train_transform
-from finefcace.sources.adapters import dataset_table
+# Fairness metrics (spec/metrics.md). fairlearn, matplotlib and seaborn are imported inside
+# the functions that need them, so `import finefcace` works on a GPU machine without the
+# notebook tooling.
 from finefcace.metrics import (
     aggregate_seeds,
     attribute_task_report,
@@ -34,13 +30,19 @@ from finefcace.metrics import (
     group_rates,
     max_min_ratio,
 )
-from finefcace.sources.synthetic import SyntheticBias, generate_synthetic, render_synthetic
+from finefcace.mutual_learning import baseline_iteration, finefcace_iteration
 
-# Training (paper Algorithm 1) and the run directory it writes. `train` itself is not
-# re-exported: the name would shadow the `finefcace.training.trainer` module.
+# Data (finefcace.sources): one table format for every dataset, its Dataset and transforms.
+from finefcace.sources.adapters import dataset_table
+from finefcace.sources.dataset import FaceTableDataset, make_loader
+from finefcace.sources.synthetic import SyntheticBias, generate_synthetic, render_synthetic
+from finefcace.sources.table import CELEBA_ATTRIBUTES, classes_for, load_table, save_table
+from finefcace.sources.transforms import test_transform, train_transform
+
+# Training (finefcace.training: paper Algorithm 1 over whole runs) and the run directory it
+# writes; `train`, which dispatches on config.method, stays in finefcace.training.trainer.
 from finefcace.training.config import TrainConfig, load_config
 from finefcace.training.evaluation import evaluate_run
-from finefcace.mutual_learning import baseline_iteration, finefcace_iteration
 from finefcace.training.run_directory import load_run
 from finefcace.training.trainer import train_baseline, train_finefcace, train_or_load
 

@@ -37,18 +37,18 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from finefcace.mutual_learning import baseline_iteration, finefcace_iteration, step_names
+from finefcace.precision import amp_dtype_for
 from finefcace.training import distributed
 from finefcace.training.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from finefcace.training.config import ConfigError, TrainConfig, load_config
 from finefcace.training.evaluation import evaluate_split, predictions_table
-from finefcace.mutual_learning import baseline_iteration, finefcace_iteration, step_names
-from finefcace.precision import amp_dtype_for
-from finefcace.training.recipe import (build_model, build_optimizer, build_scheduler, compile_in_place, iteration_options,
-                                       seed_everything)
-from finefcace.training.run_directory import (BEST_CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, HISTORY_CSV, HISTORY_JSON,
-                                     LAST_CHECKPOINT, SUMMARY_FILE, TrainResult, identity_differences, load_run,
-                                     write_history, write_text_atomic)
 from finefcace.training.loaders import EpochShardSampler, eval_loader, mix_seed, prepare_data, train_loader
+from finefcace.training.recipe import (build_model, build_optimizer, build_scheduler, compile_in_place,
+                                       iteration_options, seed_everything)
+from finefcace.training.run_directory import (BEST_CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, HISTORY_CSV,
+                                              HISTORY_JSON, LAST_CHECKPOINT, SUMMARY_FILE, TrainResult,
+                                              identity_differences, load_run, write_history, write_text_atomic)
 
 __all__ = [
     "NonFiniteLossError",
