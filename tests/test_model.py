@@ -148,29 +148,33 @@ def test_bad_experts_are_refused(experts):
         tiny(experts=experts)
 
 
+def _blocks_run(model: FineFACE, call):
+    """(call's result, the blocks it ran in order: stage1.., F0.., f0.., f_oval), without gradient."""
+    ran: list[str] = []
+    named = [*((f"stage{i + 1}", s) for i, s in enumerate(model.stages)),
+             *((f"F{n}", b) for n, b in enumerate(model.descriptor_blocks)),
+             *((f"f{n}", c) for n, c in enumerate(model.classifiers)),
+             ("f_oval", model.concat_classifier)]
+    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: ran.append(name)) for name, m in named]
+    try:
+        with torch.no_grad():
+            return call(), ran
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def test_forward_expert_matches_forward_and_runs_only_its_stages():
     model = tiny(num_classes=3).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         full = model(x)
-    ran: list[str] = []
-    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: ran.append(name))
-             for name, m in [*((f"stage{i + 1}", s) for i, s in enumerate(model.stages)),
-                             *((f"F{n}", b) for n, b in enumerate(model.descriptor_blocks)),
-                             *((f"f{n}", c) for n, c in enumerate(model.classifiers)),
-                             ("f_oval", model.concat_classifier)]]
-    try:
-        for n, stage in enumerate(model.expert_stages):
-            ran.clear()
-            with torch.no_grad():
-                logits, maps, descriptor = model.forward_expert(x, n)
-            torch.testing.assert_close(logits, full.expert_logits[n])
-            torch.testing.assert_close(maps, full.maps[n])
-            torch.testing.assert_close(descriptor, full.descriptors[n])
-            assert ran == [f"stage{i}" for i in range(1, stage + 1)] + [f"F{n}", f"f{n}"]
-    finally:
-        for hook in hooks:
-            hook.remove()
+    for n, stage in enumerate(model.expert_stages):
+        (logits, maps, descriptor), ran = _blocks_run(model, lambda n=n: model.forward_expert(x, n))
+        torch.testing.assert_close(logits, full.expert_logits[n])
+        torch.testing.assert_close(maps, full.maps[n])
+        torch.testing.assert_close(descriptor, full.descriptors[n])
+        assert ran == [f"stage{i}" for i in range(1, stage + 1)] + [f"F{n}", f"f{n}"]
     with pytest.raises(IndexError):
         model.forward_expert(x, 3)
 
@@ -192,18 +196,7 @@ def test_forward_concat_matches_forward_and_runs_no_expert_classifier():
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         full = model(x)
-    ran: list[str] = []
-    named = [*((f"stage{i + 1}", s) for i, s in enumerate(model.stages)),
-             *((f"F{n}", b) for n, b in enumerate(model.descriptor_blocks)),
-             *((f"f{n}", c) for n, c in enumerate(model.classifiers)),
-             ("f_oval", model.concat_classifier)]
-    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: ran.append(name)) for name, m in named]
-    try:
-        with torch.no_grad():
-            logits = model.forward_concat(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    logits, ran = _blocks_run(model, lambda: model.forward_concat(x))
     torch.testing.assert_close(logits, full.concat_logits)
     stages = [f"stage{i}" for i in range(1, model.expert_stages[-1] + 1)]
     assert ran == stages + [f"F{n}" for n in range(model.num_experts)] + ["f_oval"]
