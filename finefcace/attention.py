@@ -26,8 +26,11 @@ from finefcace.presets import REGION_PAD, REGION_THRESHOLD
 def class_activation_maps(model: FineFACE, output: FineFACEOutput) -> list[Tensor]:
     """Ω_1..Ω_N (each (B, h_n, w_n)) for each expert's own predicted class k_n = argmax p_n.
 
-    Never the true label (paper §3.2). One einsum per expert over the whole batch; no gradient.
-    Book: ``notebooks/03_attention_crop.ipynb``.
+    Never the true label (paper §3.2). One einsum per expert over the whole batch; no gradient,
+    and no BatchNorm statistics recorded, in training or evaluation mode: bilinear and
+    covariance pooling recompute their reduction ``z`` from ``x''_n`` exactly as the forward
+    did, without updating running statistics (``SecondOrderPool.activation_map``); GMP and
+    GAP run no BatchNorm here. Book: ``notebooks/03_attention_crop.ipynb``.
     """
     cams = []
     for n, (logits, maps) in enumerate(zip(output.expert_logits, output.maps)):

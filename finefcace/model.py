@@ -13,8 +13,9 @@ its descriptor block ``F_n`` gives ``x''_n`` (B, C_v, h_n, w_n) and the pooled d
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -81,7 +82,8 @@ class SecondOrderPool(nn.Module):
     ``Σ_ij W_k[i, j] M[i, j] = mean_ab z(a,b)^T W_k z(a,b)``, so each location's share is
     ``Ω(a, b) = z(a,b)^T W_k z(a,b)`` (centred ``z`` for covariance). This is exact before
     the normalisation (signed sqrt / matrix sqrt), which we ignore, as the MLP
-    linearisation ignores BatchNorm and ELU.
+    linearisation ignores BatchNorm and ELU. The CAM recomputes ``z`` from ``x''`` without
+    recording BatchNorm statistics (see :meth:`activation_map`).
     """
 
     def __init__(self, channels: int, kind: str, newton_schulz_iterations: int = 5) -> None:
@@ -110,7 +112,17 @@ class SecondOrderPool(nn.Module):
         return _matrix_sqrt(matrix, self.iterations).flatten(1)
 
     def activation_map(self, maps: Tensor, weights: Tensor) -> Tensor:
-        z = self._reduced(maps)
+        """Ω for one weight vector per sample: maps (B, C, h, w), weights (B, r²) -> (B, h, w).
+
+        The CAM explains the prediction the forward made (paper §3.2: the CAM of the expert's
+        own predicted class), so ``z`` is recomputed exactly as that forward computed it: the
+        reduction's BatchNorm normalises as the module's mode says (batch statistics in
+        training — the same batch, so the same ``z`` — running statistics in evaluation). It
+        records nothing: the CAM is no training step (Algorithm 1 trains nothing between the
+        steps), so the running statistics stay as they are (:func:`batchnorm_statistics_unchanged`).
+        """
+        with batchnorm_statistics_unchanged(self.reduce):
+            z = self._reduced(maps)
         w = weights.reshape(-1, self.rank, self.rank)
         return torch.einsum("bihw,bij,bjhw->bhw", z, w, z)
 
@@ -124,6 +136,30 @@ def _matrix_sqrt(matrix: Tensor, iterations: int) -> Tensor:
         t = 0.5 * (3.0 * eye - z @ y)
         y, z = y @ t, t @ z
     return y * trace.sqrt()
+
+
+@contextlib.contextmanager
+def batchnorm_statistics_unchanged(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` without recording BatchNorm statistics, whatever its mode.
+
+    Inside, every BatchNorm of ``module`` normalises as its mode says — batch statistics in
+    training mode, running statistics in evaluation mode — so outputs are exactly those of
+    an ordinary forward, but ``running_mean``, ``running_var`` and ``num_batches_tracked``
+    do not change. Algorithm 1 (paper supp. C) uses it where a forward only serves the
+    attention regions (the shallower experts' heads in step 1, the CAM of bilinear and
+    covariance pooling): a BatchNorm's statistics move only in the steps that train it.
+    Introduced in ``book/decisions.md`` (what each step forwards).
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for norm in norms:
+        # With track_running_stats off, a training-mode BatchNorm uses the batch statistics
+        # and updates nothing; an evaluation-mode one still uses its running statistics.
+        norm.track_running_stats = False
+    try:
+        yield
+    finally:
+        for norm in norms:
+            norm.track_running_stats = True
 
 
 def make_pooling(kind: str, channels: int) -> GlobalPool | SecondOrderPool:
@@ -210,7 +246,8 @@ class FineFACE(nn.Module):
         activation: "elu" (paper) or "relu" (published code), in the descriptor blocks.
         head: "mlp" (published) or "linear", for every f_n and f_oval.
         weights: None, a torchvision weights name, or a local state-dict file.
-        descriptor_bn_momentum: BatchNorm momentum in the descriptor blocks.
+        descriptor_bn_momentum: BatchNorm momentum in the descriptor blocks (0.01, the
+            published code's, in both presets; PyTorch's default is 0.1).
 
     Introduced in ``notebooks/02_experts.ipynb``.
     """
@@ -226,7 +263,7 @@ class FineFACE(nn.Module):
         activation: str = "elu",
         head: str = "mlp",
         weights: Any = None,
-        descriptor_bn_momentum: float = 0.1,
+        descriptor_bn_momentum: float = 0.01,
     ) -> None:
         super().__init__()
         _check_choice("pooling", pooling, POOLINGS)
@@ -292,10 +329,14 @@ class FineFACE(nn.Module):
                 features.append(x)
         return features
 
+    def descriptor(self, n: int, features: Tensor) -> tuple[Tensor, Tensor]:
+        """``F_n`` of expert n (0-based) on ``x_n``: returns (x''_n, v_n) (eq. 1–3)."""
+        maps = self.descriptor_blocks[n](features)
+        return maps, self.poolings[n](maps)
+
     def expert_head(self, n: int, features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``F_n`` and ``f_n`` of expert n (0-based) on ``x_n``: returns (p_n, x''_n, v_n)."""
-        maps = self.descriptor_blocks[n](features)
-        descriptor = self.poolings[n](maps)
+        maps, descriptor = self.descriptor(n, features)
         return self.classifiers[n](descriptor), maps, descriptor
 
     def concat_head(self, descriptors: Sequence[Tensor]) -> Tensor:
@@ -322,6 +363,15 @@ class FineFACE(nn.Module):
             raise IndexError(f"expert index {n} out of range for {self.num_experts} experts (0-based)")
         n %= self.num_experts
         return self.expert_head(n, self.backbone_features(x, upto=n)[n])
+
+    def forward_concat(self, x: Tensor) -> Tensor:
+        """``p_oval`` alone: stages 1..m_N, every ``F_n`` for ``v_n``, then ``f_oval``.
+
+        Algorithm 1, step N+2 (paper supp. C): the expert classifiers ``f_n`` do not run, so
+        their BatchNorm statistics do not move in a step that does not train them.
+        """
+        features = self.backbone_features(x)
+        return self.concat_head([self.descriptor(n, f)[1] for n, f in enumerate(features)])
 
     # -- CAM (paper §3.2)
     def class_weights(self, n: int) -> Tensor:

@@ -16,7 +16,15 @@ reset to ``None`` before each, so each step updates exactly the parameters its l
 2. for n = N−1 … 1: expert e_n alone on an input drawn uniformly from
    {raw} ∪ {A_m : m ≠ n}, ``CE(p_n)``;
 3. step N+1: all experts and the concatenation on A_oval, ``Σ_n CE(p_n) + λ·CE(p_oval)``;
-4. step N+2: the concatenation on the raw batch, ``λ·CE(p_oval)``.
+4. step N+2: the concatenation on the raw batch, ``λ·CE(p_oval)`` — the backbone and every
+   F_n for v_n, then f_oval; the expert classifiers f_n do not run.
+
+Every training-mode pass through a BatchNorm moves its running statistics, which evaluation
+uses. With ``steps_forward="expert_only"`` (paper) a BatchNorm's statistics move in a step
+exactly when the step trains it: the shallower heads that step 1 runs for the CAMs, and the
+CAM itself, record no statistics (:func:`finefcace.model.batchnorm_statistics_unchanged`);
+``"all_heads"`` (published code) runs the whole network in every step, so every BatchNorm
+records every step (the CAM still records nothing). ``book/decisions.md`` explains both.
 
 :func:`baseline_iteration` is the baseline's one forward, one loss, one step.
 """
@@ -31,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from finefcace import attention
-from finefcace.model import Baseline, FineFACE, FineFACEOutput
+from finefcace.model import Baseline, FineFACE, FineFACEOutput, batchnorm_statistics_unchanged
 from finefcace.precision import autocast
 from finefcace.presets import REGION_PAD, REGION_THRESHOLD
 
@@ -101,9 +109,11 @@ def finefcace_iteration(
         concat_loss_weight: λ (preset ``paper`` 1, ``official_code`` 2).
         threshold, pad: attention-region threshold t and box padding (paper §3.2).
         region_draw: ``"batch"`` (one draw of the step-n input per batch) or ``"sample"``.
-        steps_forward: ``"expert_only"`` (paper: step n forwards only e_n, step 1 runs the
-            shallower heads under ``no_grad``) or ``"all_heads"`` (published code: every step
-            forwards the whole model and uses the head it trains).
+        steps_forward: ``"expert_only"`` (paper: each step forwards only what its loss needs —
+            step n only e_n, step N+2 no expert classifier — and step 1 runs the shallower
+            heads for the CAMs under ``no_grad``, recording no BatchNorm statistics) or
+            ``"all_heads"`` (published code: every step forwards the whole model and uses the
+            head it trains).
         generator: CPU generator for the region draws (the trainer's, checkpointed).
         amp_dtype: autocast dtype (``torch.bfloat16``) or ``None``.
         after_backward: called after every backward, before the step (multi-process
@@ -153,7 +163,9 @@ def finefcace_iteration(
         else:
             features = model.backbone_features(images)  # x_1..x_N, stages 1..m_N
             deepest_logits, deepest_map, deepest_descriptor = model.expert_head(num_experts - 1, features[-1])
-            with torch.no_grad():  # shallower heads only feed the CAMs
+            # The shallower heads only feed the CAMs: no gradient, and (training-mode batch
+            # statistics, as the deepest head) no BatchNorm statistics recorded.
+            with torch.no_grad(), batchnorm_statistics_unchanged(model):
                 shallow = [model.expert_head(n, features[n].detach()) for n in range(num_experts - 1)]
             cam_output = FineFACEOutput(
                 expert_logits=[h[0].detach() for h in shallow] + [deepest_logits.detach()],
@@ -195,12 +207,15 @@ def finefcace_iteration(
         loss = loss + concat_loss_weight * _classification_loss(out.concat_logits, labels)
     finish_step(num_experts, loss, "A_oval", overall)
 
-    # ---- step N+2: the concatenation on the raw batch
+    # ---- step N+2: the concatenation on the raw batch (v_1..v_N, then f_oval)
     optimizer.zero_grad(set_to_none=True)
     with autocast(device, amp_dtype):
-        out = model(images)
-        loss = concat_loss_weight * _classification_loss(out.concat_logits, labels)
-    correct = (out.concat_logits.detach().argmax(dim=1) == labels).sum()
+        if steps_forward == "all_heads":
+            concat_logits = model(images).concat_logits
+        else:
+            concat_logits = model.forward_concat(images)
+        loss = concat_loss_weight * _classification_loss(concat_logits, labels)
+    correct = (concat_logits.detach().argmax(dim=1) == labels).sum()
     finish_step(num_experts + 1, loss, "raw", images)
 
     if stats is not None:

@@ -3,14 +3,15 @@
 Two presets (``book/decisions.md`` explains each difference; ``spec/method.md`` §2–§5):
 
 - ``paper`` (the default): what the FineFACE paper states (ELU in the descriptor blocks,
-  λ = 1, each step forwards only the expert it trains).
-- ``official_code``: what the authors' published training script does (ReLU, BatchNorm
-  momentum 0.01 in the descriptor blocks, λ = 2, every head runs in every step).
+  λ = 1, each step forwards only what its loss needs).
+- ``official_code``: what the authors' published training script does (ReLU, λ = 2, every
+  head runs in every step).
 
 Where the paper is silent, both presets take the published code's value (the MLP head, the
-two learning rates, the 10 % box padding, one region draw per batch). Nothing here is
-typed twice elsewhere: the model (:meth:`finefcace.model.FineFACE.from_preset`), the trainer
-and the fused inference read these dictionaries.
+two learning rates, the 10 % box padding, one region draw per batch, BatchNorm momentum 0.01
+in the descriptor blocks). Nothing here is typed twice elsewhere: the model
+(:meth:`finefcace.model.FineFACE.from_preset`), the trainer and the fused inference read
+these dictionaries.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "head": "mlp",                   # "fully connected layer-based classifier"; MLP as published
         "pooling": "gmp",                # eq. 1: global max pooling (supp. B ablates gap/bilinear/covariance)
         "descriptor_dim": 1024,          # C_v
-        "descriptor_bn_momentum": 0.1,   # paper silent: PyTorch default
+        "descriptor_bn_momentum": 0.01,  # paper silent: published code (PyTorch's default is 0.1)
         # --- attention regions (paper §3.2; spec/method.md §3)
         "threshold": 0.5,                # t in §4.2
         "pad": 0.1,                      # box growth per side, fraction of the image side (published code)
@@ -54,7 +55,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESETS["official_code"] = {
     **PRESETS["paper"],
     "activation": "relu",
-    "descriptor_bn_momentum": 0.01,
     "concat_loss_weight": 2.0,
     "steps_forward": "all_heads",
 }

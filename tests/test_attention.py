@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -276,6 +277,32 @@ def test_batched_cam_matches_per_sample_reference(pooling, head):
                 w = weights[k].reshape(pool.rank, pool.rank)
                 expected = torch.einsum("ihw,ij,jhw->hw", z, w, z)
             torch.testing.assert_close(cam[b], expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("pooling", ["gmp", "gap", "bilinear", "covariance"])
+def test_training_mode_cam_explains_the_forward_and_records_no_batchnorm_statistics(pooling):
+    """In training (Algorithm 1, after step 1's forward) the CAM uses the batch-normalised z
+    of that forward, and no BatchNorm's running statistics or batch count change."""
+    model = _tiny_model(pooling=pooling, head="linear").train()
+    with torch.no_grad():
+        output = model(torch.randn(3, 3, 64, 64))
+    reference = copy.deepcopy(model)  # the same weights and statistics
+    before = {k: b.clone() for k, b in model.named_buffers()}
+    cams = class_activation_maps(model, output)
+    assert before.keys() == dict(model.named_buffers()).keys()
+    assert all(torch.equal(before[k], b) for k, b in model.named_buffers())
+    for n in range(model.num_experts):
+        k = output.expert_logits[n].argmax(1)
+        weights = model.class_weights(n)[k]
+        x = output.maps[n]
+        if pooling in ("gmp", "gap"):
+            expected = torch.einsum("bchw,bc->bhw", x, weights)
+        else:
+            pool = reference.poolings[n]
+            with torch.no_grad():
+                z = pool._reduced(x)  # training mode: batch statistics, as the forward used
+            expected = torch.einsum("bihw,bij,bjhw->bhw", z, weights.reshape(-1, pool.rank, pool.rank), z)
+        torch.testing.assert_close(cams[n], expected)
 
 
 def test_linear_head_cam_is_the_classic_cam():

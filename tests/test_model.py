@@ -7,7 +7,7 @@ import torch
 import torchvision
 from torch import nn
 
-from finefcace.model import Baseline, FineFACE, FineFACEOutput
+from finefcace.model import Baseline, FineFACE, FineFACEOutput, batchnorm_statistics_unchanged
 
 
 def tiny(backbone: str = "resnet18", num_classes: int = 2, **kwargs) -> FineFACE:
@@ -70,15 +70,17 @@ def test_odd_input_sizes_work():
 
 def test_descriptor_block_layout():
     """Eq. 1: 1×1 conv (C_n→C_v/2) → BN → act → 3×3 conv (→C_v) → BN → act; no conv bias."""
-    model = tiny(descriptor_dim=64, activation="relu", descriptor_bn_momentum=0.01)
+    model = tiny(descriptor_dim=64, activation="relu", descriptor_bn_momentum=0.1)
     block = model.descriptor_blocks[1]
     kinds = [type(m) for m in block]
     assert kinds == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.Conv2d, nn.BatchNorm2d, nn.ReLU]
     assert block[0].in_channels == 256 and block[0].out_channels == 32 and block[0].kernel_size == (1, 1)
     assert block[3].out_channels == 64 and block[3].kernel_size == (3, 3) and block[3].padding == (1, 1)
     assert block[0].bias is None and block[3].bias is None
-    assert block[1].momentum == 0.01
-    assert isinstance(tiny(activation="elu").descriptor_blocks[0][2], nn.ELU)
+    assert block[1].momentum == block[4].momentum == 0.1
+    default = tiny(activation="elu")
+    assert isinstance(default.descriptor_blocks[0][2], nn.ELU)
+    assert default.descriptor_blocks[0][1].momentum == 0.01  # the published code's (paper silent)
 
 
 def test_heads_mlp_and_linear():
@@ -146,29 +148,33 @@ def test_bad_experts_are_refused(experts):
         tiny(experts=experts)
 
 
+def _blocks_run(model: FineFACE, call):
+    """(call's result, the blocks it ran in order: stage1.., F0.., f0.., f_oval), without gradient."""
+    ran: list[str] = []
+    named = [*((f"stage{i + 1}", s) for i, s in enumerate(model.stages)),
+             *((f"F{n}", b) for n, b in enumerate(model.descriptor_blocks)),
+             *((f"f{n}", c) for n, c in enumerate(model.classifiers)),
+             ("f_oval", model.concat_classifier)]
+    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: ran.append(name)) for name, m in named]
+    try:
+        with torch.no_grad():
+            return call(), ran
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def test_forward_expert_matches_forward_and_runs_only_its_stages():
     model = tiny(num_classes=3).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         full = model(x)
-    ran: list[str] = []
-    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: ran.append(name))
-             for name, m in [*((f"stage{i + 1}", s) for i, s in enumerate(model.stages)),
-                             *((f"F{n}", b) for n, b in enumerate(model.descriptor_blocks)),
-                             *((f"f{n}", c) for n, c in enumerate(model.classifiers)),
-                             ("f_oval", model.concat_classifier)]]
-    try:
-        for n, stage in enumerate(model.expert_stages):
-            ran.clear()
-            with torch.no_grad():
-                logits, maps, descriptor = model.forward_expert(x, n)
-            torch.testing.assert_close(logits, full.expert_logits[n])
-            torch.testing.assert_close(maps, full.maps[n])
-            torch.testing.assert_close(descriptor, full.descriptors[n])
-            assert ran == [f"stage{i}" for i in range(1, stage + 1)] + [f"F{n}", f"f{n}"]
-    finally:
-        for hook in hooks:
-            hook.remove()
+    for n, stage in enumerate(model.expert_stages):
+        (logits, maps, descriptor), ran = _blocks_run(model, lambda n=n: model.forward_expert(x, n))
+        torch.testing.assert_close(logits, full.expert_logits[n])
+        torch.testing.assert_close(maps, full.maps[n])
+        torch.testing.assert_close(descriptor, full.descriptors[n])
+        assert ran == [f"stage{i}" for i in range(1, stage + 1)] + [f"F{n}", f"f{n}"]
     with pytest.raises(IndexError):
         model.forward_expert(x, 3)
 
@@ -182,6 +188,45 @@ def test_forward_expert_gradients_reach_only_its_parameters():
     assert all(p.grad is None for p in model.descriptor_blocks[1].parameters())
     assert all(p.grad is None for p in model.concat_classifier.parameters())
     assert all(p.grad is not None for p in model.classifiers[0].parameters())
+
+
+def test_forward_concat_matches_forward_and_runs_no_expert_classifier():
+    """Algorithm 1, step N+2: the backbone, every F_n, then f_oval — no f_n."""
+    model = tiny(num_classes=3).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        full = model(x)
+    logits, ran = _blocks_run(model, lambda: model.forward_concat(x))
+    torch.testing.assert_close(logits, full.concat_logits)
+    stages = [f"stage{i}" for i in range(1, model.expert_stages[-1] + 1)]
+    assert ran == stages + [f"F{n}" for n in range(model.num_experts)] + ["f_oval"]
+
+
+def _batchnorm_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: b.clone() for name, b in model.named_buffers()
+            if name.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")}
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_batchnorm_statistics_unchanged_keeps_outputs_and_records_nothing(train):
+    model = tiny(pooling="bilinear").train(train)
+    ordinary = tiny(pooling="bilinear").train(train)  # same seed, same weights
+    x = torch.randn(3, 3, 64, 64)
+    before = _batchnorm_buffers(model)
+    with torch.no_grad():
+        expected = ordinary(x)
+        with batchnorm_statistics_unchanged(model):
+            got = model(x)
+    torch.testing.assert_close(got.concat_logits, expected.concat_logits, rtol=0, atol=0)
+    after = _batchnorm_buffers(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # the ordinary forward does record in training mode (the check above could fail)
+    assert any(not torch.equal(before[k], v) for k, v in _batchnorm_buffers(ordinary).items()) == train
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(m.track_running_stats for m in norms)  # restored
+    with pytest.raises(RuntimeError), batchnorm_statistics_unchanged(model):
+        raise RuntimeError("restored on error too")
+    assert all(m.track_running_stats for m in norms)
 
 
 def test_parameter_groups_split_backbone_and_heads():
@@ -232,7 +277,7 @@ def test_weights_file_reaches_the_expert_stages(tmp_path):
 def test_from_preset_applies_the_switches():
     paper = FineFACE.from_preset("paper", "resnet18", 2, descriptor_dim=16)
     official = FineFACE.from_preset("official_code", "resnet18", 2, descriptor_dim=16)
-    assert isinstance(paper.descriptor_blocks[0][2], nn.ELU) and paper.descriptor_blocks[0][1].momentum == 0.1
+    assert isinstance(paper.descriptor_blocks[0][2], nn.ELU) and paper.descriptor_blocks[0][1].momentum == 0.01
     assert isinstance(official.descriptor_blocks[0][2], nn.ReLU) and official.descriptor_blocks[0][1].momentum == 0.01
     assert paper.config["pooling"] == "gmp" and paper.config["head"] == "mlp"
     linear = FineFACE.from_preset("paper", "resnet18", 2, descriptor_dim=16, head="linear")

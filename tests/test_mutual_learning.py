@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from finefcace import attention, mutual_learning
 from finefcace.model import Baseline, FineFACE
@@ -158,6 +159,77 @@ def test_one_iteration_follows_algorithm_1(monkeypatch, steps_forward):
     for got, want in zip(regions, expected_regions):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(overall, attention.overall_region(images, cams), atol=1e-5, rtol=1e-5)
+
+
+def _batchnorm_statistics(model: FineFACE) -> dict[str, tuple[torch.Tensor, ...]]:
+    """(running_mean, running_var, num_batches_tracked) of every BatchNorm, by module name."""
+    return {name: (m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
+            for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+
+
+def _recorded(before: dict, after: dict) -> set[str]:
+    """The BatchNorms that recorded a batch between two snapshots; each records at most one,
+    and then all three buffers change."""
+    moved = set()
+    for name, (mean, var, count) in before.items():
+        new_mean, new_var, new_count = after[name]
+        changed = [not torch.equal(mean, new_mean), not torch.equal(var, new_var), not torch.equal(count, new_count)]
+        if any(changed):
+            assert all(changed) and int(new_count - count) == 1, f"{name}: {int(new_count - count)} batches"
+            moved.add(name)
+    return moved
+
+
+@pytest.mark.parametrize("preset", ["paper", "official_code"])
+@pytest.mark.parametrize("pooling", ["gmp", "gap", "bilinear", "covariance"])
+def test_batchnorm_statistics_move_only_where_a_step_trains(monkeypatch, preset, pooling):
+    """Running statistics are part of the evaluated model: with the paper's forwards a step
+    moves exactly the BatchNorms it trains (step N+2 not the expert classifiers, step 1 not
+    the shallower heads it runs for the CAMs); the published code's ``all_heads`` moves every
+    BatchNorm in every step; the CAM computation moves none, for every pooling."""
+    torch.manual_seed(0)
+    model = FineFACE.from_preset(preset, "resnet18", 2, descriptor_dim=16, pooling=pooling).train()
+    config = get_preset(preset)
+    images, labels = _batch(4)
+    snapshots = {"start": _batchnorm_statistics(model)}
+    original_cams = attention.class_activation_maps
+
+    def observed_cams(*args, **kwargs):
+        snapshots["before_cams"] = _batchnorm_statistics(model)
+        cams = original_cams(*args, **kwargs)
+        snapshots["after_cams"] = _batchnorm_statistics(model)
+        return cams
+
+    monkeypatch.setattr(attention, "class_activation_maps", observed_cams)
+    recorded: dict[str, set[str]] = {}
+    previous = [snapshots["start"]]
+
+    def on_step(info):
+        now = _batchnorm_statistics(model)
+        recorded[info["name"]] = _recorded(previous[0], now)
+        previous[0] = now
+
+    finefcace_iteration(model, build_optimizer(model, config), images, labels,
+                        concat_loss_weight=config["concat_loss_weight"], region_draw=config["region_draw"],
+                        steps_forward=config["steps_forward"], generator=torch.Generator().manual_seed(0),
+                        on_step=on_step)
+
+    every = set(snapshots["start"])
+    names = step_names(model.num_experts)
+    assert list(recorded) == names
+    assert _recorded(snapshots["before_cams"], snapshots["after_cams"]) == set()  # the CAMs
+    if preset == "official_code":  # all_heads: the whole network, in training mode, every step
+        assert config["steps_forward"] == "all_heads"
+        expected = {name: every for name in names}
+    else:  # a BatchNorm records exactly in the steps whose loss reaches (trains) its weights
+        reach = _expected_reach(model)
+        expected = {name: {bn for bn in every if f"{bn}.weight" in reach[name]} for name in names}
+        assert not any(bn.startswith("classifiers.") for bn in expected["concat_raw"])
+        assert not any(bn.startswith(("descriptor_blocks.0.", "classifiers.0.")) for bn in expected["expert_3"])
+    for name in names:
+        assert recorded[name] == expected[name], (name, sorted(recorded[name] ^ expected[name]))
+    # step 1's forward alone accounts for step 1 (nothing records after the CAMs)
+    assert _recorded(snapshots["start"], snapshots["before_cams"]) == expected[names[0]]
 
 
 def test_losses_of_the_last_two_steps_weight_the_concatenation_by_lambda():
