@@ -396,6 +396,20 @@ def _resampled_counts(cell_codes: list[np.ndarray], n_cells: list[int], strata: 
     return out
 
 
+def _resampled_group_counts(frame: pd.DataFrame, group_columns: tuple[str, ...], groups: list[tuple],
+                            classes: list, n_bootstrap: int, stratified: bool,
+                            seed: int | np.random.Generator | None) -> np.ndarray:
+    """Confusion counts ``(n_bootstrap, group, true, pred)`` of resampled test sets, resampling
+    within each group when ``stratified`` (the gender-task and intersectional reports)."""
+    k = len(classes)
+    group_codes = pd.MultiIndex.from_tuples(groups, names=list(group_columns)).get_indexer(
+        pd.MultiIndex.from_frame(frame.loc[:, list(group_columns)])).astype(np.int64)
+    codes = (group_codes * k + _encode(frame["y_true"], classes)) * k + _encode(frame["y_pred"], classes)
+    (counts,) = _resampled_counts([codes], [len(groups) * k * k], group_codes if stratified else None,
+                                  n_bootstrap, _rng(seed))
+    return counts.reshape(n_bootstrap, len(groups), k, k)
+
+
 def _interval(replicates: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     alpha = 1.0 - confidence
     finite = np.where(np.isinf(replicates), np.nan, replicates)
@@ -464,7 +478,6 @@ def gender_task_report(predictions: pd.DataFrame | None = None, *, y_true: Any =
                         rates=("accuracy",), caller=caller)
     wanted = list(rates.index)
     classes = sorted(set(frame["y_true"].tolist()) | set(frame["y_pred"].tolist()), key=str)
-    k = len(classes)
     accuracy = rates["accuracy"].to_numpy(dtype=float)
     n_total = len(frame)
     overall = float((frame["y_true"] == frame["y_pred"]).mean())
@@ -473,12 +486,7 @@ def gender_task_report(predictions: pd.DataFrame | None = None, *, y_true: Any =
     summary_low = {m: np.nan for m in summaries}
     summary_high = {m: np.nan for m in summaries}
     if n_bootstrap:
-        group_codes = pd.MultiIndex.from_tuples(wanted, names=list(group_columns)).get_indexer(
-            pd.MultiIndex.from_frame(frame.loc[:, list(group_columns)])).astype(np.int64)
-        codes = (group_codes * k + _encode(frame["y_true"], classes)) * k + _encode(frame["y_pred"], classes)
-        (counts,) = _resampled_counts([codes], [len(wanted) * k * k], group_codes if stratified else None,
-                                      n_bootstrap, _rng(seed))
-        counts = counts.reshape(n_bootstrap, len(wanted), k, k)
+        counts = _resampled_group_counts(frame, group_columns, wanted, classes, n_bootstrap, stratified, seed)
         reps = _rates_from_counts(counts, positive=None)
         group_low, group_high = _interval(100.0 * reps["accuracy"], confidence)
         for i, g in enumerate(wanted):
@@ -828,7 +836,6 @@ def intersectional_report(predictions: pd.DataFrame | None = None, *, group_colu
     group_columns = _check_crossed_columns(predictions, group_columns, caller)
     frame, group_columns = _predictions_frame(predictions, y_true, y_pred, groups, group_columns, caller)
     classes = sorted(set(frame["y_true"].tolist()) | set(frame["y_pred"].tolist()), key=str)
-    k = len(classes)
     binary = len(set(classes) - {positive_label}) <= 1 and positive_label in classes
     cells = frame.groupby(list(group_columns), observed=True, sort=False)["y_true"].nunique()
     target_crossed = bool(binary and (cells <= 1).all())
@@ -846,13 +853,9 @@ def intersectional_report(predictions: pd.DataFrame | None = None, *, group_colu
     cell_bounds = {r: (nan_cells, nan_cells) for r in wanted_rates}
     summary_bounds = {m: (np.nan, np.nan) for m in summaries}
     if n_bootstrap:
-        cell_codes = pd.MultiIndex.from_tuples(cell_index, names=list(group_columns)).get_indexer(
-            pd.MultiIndex.from_frame(frame.loc[:, list(group_columns)])).astype(np.int64)
-        codes = (cell_codes * k + _encode(frame["y_true"], classes)) * k + _encode(frame["y_pred"], classes)
-        (counts,) = _resampled_counts([codes], [len(cell_index) * k * k], cell_codes if stratified else None,
-                                      n_bootstrap, _rng(seed))
+        counts = _resampled_group_counts(frame, group_columns, cell_index, classes, n_bootstrap, stratified, seed)
         positive = classes.index(positive_label) if "tpr" in wanted_rates else None
-        replicates = _rates_from_counts(counts.reshape(n_bootstrap, len(cell_index), k, k), positive=positive)
+        replicates = _rates_from_counts(counts, positive=positive)
         for rate in wanted_rates:
             cell_bounds[rate] = tuple(np.ravel(b) for b in _interval(100.0 * replicates[rate], confidence))
             for i, cell in enumerate(cell_index):
