@@ -201,7 +201,9 @@ class FineFACE(nn.Module):
     """FineFACE (paper §3.1, Fig. 2): N experts on one backbone plus their concatenation.
 
     Args:
-        backbone: a torchvision ResNet/ResNeXt/Wide-ResNet/DenseNet name.
+        backbone: a torchvision ResNet/ResNeXt/Wide-ResNet/DenseNet/ConvNeXt/Swin name
+            (:func:`finefcace.backbones.supported_backbones`; a plain ViT is refused, see
+            :data:`finefcace.backbones.PLAIN_VIT_REASON`).
         num_classes: K.
         experts: the stage (1-based, as the paper counts; negatives count from the end)
             each expert ends at, shallow to deep. Default: the last three stages.

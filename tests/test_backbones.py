@@ -28,7 +28,8 @@ def _run_stages(stages, x):
 
 def test_supported_backbones_cover_the_required_models():
     names = supported_backbones()
-    for required in ("resnet18", "resnet34", "resnet50", "resnet101", "densenet121"):
+    for required in ("resnet18", "resnet34", "resnet50", "resnet101", "densenet121", "convnext_tiny", "swin_t",
+                     "swin_v2_t"):
         assert required in names
     assert all(name.startswith(SUPPORTED_FAMILIES) for name in names)
 
@@ -241,6 +242,23 @@ def test_stage_map_sizes_follow_the_layers_rounding():
         [(25, 33), (13, 17), (7, 9), (4, 5)]
 
 
+def test_swin_stage_maps_fill_whole_windows_at_224_and_448_only():
+    """torchvision's Swin pads every map to a multiple of its 7x7 window (and patch merging pads
+    odd sides), so any input size runs (FineFACE's own minimum, 64 px, included); but the padded
+    zero tokens take part in the window attention unmasked. Only input sides that are multiples of
+    4 x 2^3 x 7 = 224 give stage maps that are whole numbers of windows (56/28/14/7 at 224 px,
+    112/56/28/14 at 448 px), as in Swin's ImageNet training: the sizes to use with pretrained weights."""
+    with torch.device("meta"):
+        model = torchvision.models.swin_t()
+    window = model.features[1][0].attn.window_size
+    assert window == [7, 7]
+    stages = [s.module for s in cut_into_stages(model)]
+    for size in (224, 448):
+        assert all(side % 7 == 0 for h_w in stage_map_sizes(stages, size) for side in h_w)
+    for size in (64, 96, 128, 192, 256):
+        assert any(side % 7 for h_w in stage_map_sizes(stages, size) for side in h_w)
+
+
 @pytest.mark.parametrize("name", ["convnext_tiny", "swin_t"])
 def test_modern_stages_recompose_the_torchvision_model(name):
     """Stages (N, C, H, W) in and out + GAP + torchvision's own head = torchvision's forward,
@@ -309,3 +327,16 @@ def test_convnext_weights_file_with_a_missing_trunk_key_is_named(tmp_path):
     with pytest.raises(ValueError) as error:
         load_torchvision_backbone("convnext_tiny", tmp_path / "broken.pth")
     assert "features.3.0.block.3.weight" in str(error.value) and "classifier" not in str(error.value)
+
+
+def test_swin_weights_come_from_torch_home_like_resnet(tmp_path, monkeypatch):
+    """Pretrained Swin/ConvNeXt weights take the same offline path as ResNet's: a file under
+    torchvision's name in $TORCH_HOME/hub/checkpoints, no download."""
+    torch.manual_seed(6)
+    source = torchvision.models.swin_t()
+    weights = torchvision.models.Swin_T_Weights.IMAGENET1K_V1
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(source.state_dict(), cache / weights.url.rsplit("/", 1)[1])
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    _assert_same_trunk(load_torchvision_backbone("swin_t", "IMAGENET1K_V1"), source, skip="")
