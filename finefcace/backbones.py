@@ -215,7 +215,7 @@ def trunk_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     features = getattr(model, "features", None)
     if isinstance(features, nn.Sequential):
         children = list(model.named_children())
-        after = [c for c in children[[n for n, _ in children].index("features") + 1:]]
+        after = children[[name for name, _ in children].index("features") + 1:]
         candidates = [*features.named_children(), *after]
     else:
         candidates = list(model.named_children())
