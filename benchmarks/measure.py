@@ -12,7 +12,9 @@ measured ratios side by side.
 - FLOPs (:func:`count_flops`): ``torch.utils.flop_counter.FlopCounterMode`` around one call;
   for a training iteration that includes the backward pass (the autograd ops run inside the
   mode). It counts matrix products and convolutions only (no elementwise ops, pooling,
-  interpolation or ``grid_sample``), i.e. the arithmetic that should dominate.
+  interpolation or ``grid_sample``), i.e. the arithmetic that should dominate. The backward of
+  a grouped (depthwise) convolution uses :func:`grouped_conv_backward_flop`, which corrects
+  torch's formula (it ignores the groups in the weight gradient).
 - Peak memory (:func:`peak_memory`): on CUDA, ``torch.cuda.max_memory_allocated`` minus the
   allocated bytes before the call. On CPU, the running sum of the allocation/free events
   recorded by ``torch.profiler`` (``profile_memory=True``) for torch's CPU allocator, maximised
@@ -103,9 +105,36 @@ def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> di
     return summary([a / b for a, b in zip(numerator, denominator)])
 
 
+def grouped_conv_backward_flop(grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation, transposed,
+                               output_padding, groups, output_mask, out_shape, **kwargs) -> int:
+    """``aten.convolution_backward`` FLOPs with the weight gradient of a grouped convolution
+    divided by its ``groups``.
+
+    torch's own formula (``torch.utils.flop_counter.conv_backward_flop``, torch 2.14) ignores
+    ``groups`` in the weight-gradient term, as if every output channel saw every input channel:
+    a depthwise 7x7 convolution (ConvNeXt) has its backward counted 98x its forward instead of
+    2x (checked in ``tests/test_benchmarks.py``). Dense convolutions (ResNet) are unchanged.
+    """
+    from torch.utils.flop_counter import conv_backward_flop as registered
+
+    conv_backward_flop = registered.__wrapped__  # the formula on shapes, without torch's shape wrapper
+    args = (grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation, transposed, output_padding, groups)
+    total = conv_backward_flop(*args, output_mask, out_shape, **kwargs)
+    if groups == 1 or not output_mask[1]:
+        return total
+    weight_term = conv_backward_flop(*args, [False, True, False], [None, out_shape[1], None], **kwargs)
+    return total - weight_term + weight_term // groups
+
+
+def flop_counter() -> FlopCounterMode:
+    """A ``FlopCounterMode`` (no display) with :func:`grouped_conv_backward_flop` for grouped convolutions."""
+    return FlopCounterMode(display=False,
+                           custom_mapping={torch.ops.aten.convolution_backward: grouped_conv_backward_flop})
+
+
 def count_flops(fn: Callable[[], Any]) -> int:
     """FLOPs of one ``fn()`` (forward and, if it runs one, backward), by FlopCounterMode."""
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         fn()
     return int(counter.get_total_flops())
 
@@ -117,7 +146,7 @@ class FlopMarks:
     """
 
     def __init__(self) -> None:
-        self.counter = FlopCounterMode(display=False)
+        self.counter = flop_counter()
         self.segments: dict[str, int] = {}
         self._last = 0
 

@@ -6,6 +6,9 @@ Run (from the repository root)::
     python benchmarks/run.py                       # cpu-small: ResNet-18, 112 px, batch 8
     python benchmarks/run.py --config cpu-r50      # ResNet-50, 224 px, batch 4
     python benchmarks/run.py --config paper        # ResNet-50, 448 px, batch 16, CUDA, bf16, channels_last
+    python benchmarks/run.py --config cpu-convnext # ConvNeXt-T, 224 px, batch 4 (paper §6: other backbones)
+    python benchmarks/run.py --config cpu-swin     # Swin-T (hierarchical transformer), 224 px, batch 4
+    python benchmarks/run.py --config paper-swin   # Swin-T at the paper's setting (CUDA); also paper-convnext
     python benchmarks/run.py --backbone resnet34 --input-size 96 --batch 4
 
 Every workload runs once per repetition, interleaved (the order rotates), after warm-up
@@ -100,8 +103,17 @@ CONFIGS: dict[str, BenchConfig] = {
     "tiny": BenchConfig("tiny", "resnet18", 64, 2, crop_batch=4, repetitions=1, warmup=0),
     "cpu-small": BenchConfig("cpu-small", "resnet18", 112, 8, repetitions=7, warmup=2),
     "cpu-r50": BenchConfig("cpu-r50", "resnet50", 224, 4, repetitions=5, warmup=1),
+    # The paper's future work (§6): modern backbones, each against its own baseline, beside cpu-r50
+    # (same size and batch; ConvNeXt-T and Swin-T cost about what ResNet-50 costs per image).
+    # 224 px = 32 x 7: every Swin stage map is a whole number of its 7x7 windows (no padding).
+    "cpu-convnext": BenchConfig("cpu-convnext", "convnext_tiny", 224, 4, repetitions=5, warmup=1),
+    "cpu-swin": BenchConfig("cpu-swin", "swin_t", 224, 4, repetitions=5, warmup=1),
     "paper": BenchConfig("paper", "resnet50", 448, 16, repetitions=10, warmup=3, device="cuda",
                          amp=True, channels_last=True),
+    "paper-convnext": BenchConfig("paper-convnext", "convnext_tiny", 448, 16, repetitions=10, warmup=3,
+                                  device="cuda", amp=True, channels_last=True),
+    "paper-swin": BenchConfig("paper-swin", "swin_t", 448, 16, repetitions=10, warmup=3, device="cuda",
+                              amp=True, channels_last=True),
 }
 
 

@@ -43,6 +43,10 @@ __all__ = [
     "aggregate_seeds",
     "PROTECTED_ATTRIBUTES",
     "protected_columns",
+    "MIN_GROUP_SIZE",
+    "SmallGroupWarning",
+    "intersectional_report",
+    "intersectional_grid",
 ]
 
 PERCENT = "%"
@@ -398,6 +402,20 @@ def _resampled_counts(cell_codes: list[np.ndarray], n_cells: list[int], strata: 
     return out
 
 
+def _resampled_group_counts(frame: pd.DataFrame, group_columns: tuple[str, ...], groups: list[tuple],
+                            classes: list, n_bootstrap: int, stratified: bool,
+                            seed: int | np.random.Generator | None) -> np.ndarray:
+    """Confusion counts ``(n_bootstrap, group, true, pred)`` of resampled test sets, resampling
+    within each group when ``stratified`` (the gender-task and intersectional reports)."""
+    k = len(classes)
+    group_codes = pd.MultiIndex.from_tuples(groups, names=list(group_columns)).get_indexer(
+        pd.MultiIndex.from_frame(frame.loc[:, list(group_columns)])).astype(np.int64)
+    codes = (group_codes * k + _encode(frame["y_true"], classes)) * k + _encode(frame["y_pred"], classes)
+    (counts,) = _resampled_counts([codes], [len(groups) * k * k], group_codes if stratified else None,
+                                  n_bootstrap, _rng(seed))
+    return counts.reshape(n_bootstrap, len(groups), k, k)
+
+
 def _interval(replicates: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     alpha = 1.0 - confidence
     finite = np.where(np.isinf(replicates), np.nan, replicates)
@@ -466,7 +484,6 @@ def gender_task_report(predictions: pd.DataFrame | None = None, *, y_true: Any =
                         rates=("accuracy",), caller=caller)
     wanted = list(rates.index)
     classes = sorted(set(frame["y_true"].tolist()) | set(frame["y_pred"].tolist()), key=str)
-    k = len(classes)
     accuracy = rates["accuracy"].to_numpy(dtype=float)
     n_total = len(frame)
     overall = float((frame["y_true"] == frame["y_pred"]).mean())
@@ -475,12 +492,7 @@ def gender_task_report(predictions: pd.DataFrame | None = None, *, y_true: Any =
     summary_low = {m: np.nan for m in summaries}
     summary_high = {m: np.nan for m in summaries}
     if n_bootstrap:
-        group_codes = pd.MultiIndex.from_tuples(wanted, names=list(group_columns)).get_indexer(
-            pd.MultiIndex.from_frame(frame.loc[:, list(group_columns)])).astype(np.int64)
-        codes = (group_codes * k + _encode(frame["y_true"], classes)) * k + _encode(frame["y_pred"], classes)
-        (counts,) = _resampled_counts([codes], [len(wanted) * k * k], group_codes if stratified else None,
-                                      n_bootstrap, _rng(seed))
-        counts = counts.reshape(n_bootstrap, len(wanted), k, k)
+        counts = _resampled_group_counts(frame, group_columns, wanted, classes, n_bootstrap, stratified, seed)
         reps = _rates_from_counts(counts, positive=None)
         group_low, group_high = _interval(100.0 * reps["accuracy"], confidence)
         for i, g in enumerate(wanted):
@@ -715,6 +727,227 @@ def _joint_alignment(prepared: Mapping[str, pd.DataFrame], protected: str) -> di
             return None
         aligned[name] = position
     return aligned
+
+
+# --------------------------------------------------------------------------------------------
+# intersectional groups (the paper's future work, §6)
+
+#: Smallest crossed group (cell) whose rate the intersectional report treats as estimated; a
+#: rate over fewer samples (its denominator: the cell's images for accuracy, its positives for
+#: TPR, its negatives for FPR) is flagged ``small``. Why 30: a rate p over n samples has a
+#: binomial standard error sqrt(p (1 - p) / n), so at n = 30 the 95 % interval of an accuracy
+#: near 90 % is already about ±11 points (±18 at 50 %) — as wide as the largest gap between
+#: groups that the paper reports (FairFace baseline, Table 2: 82.4 vs 98.1). And a small cell
+#: with no error fools the percentile bootstrap: every resample is error-free, so its interval
+#: is [100, 100], while the "rule of three" says n error-free samples only bound the error rate
+#: below 3 / n at 95 % (10 % for n = 30, 60 % for n = 5). Crossing attributes multiplies the
+#: cells and divides their sizes, so this happens quickly (7 races x 2 genders x 2 labels = 28
+#: cells). Flagged cells keep their value and interval: nothing is hidden.
+MIN_GROUP_SIZE = 30
+
+
+class SmallGroupWarning(UserWarning):
+    """A crossed group has fewer than ``min_group_size`` samples behind one of its rates: the rate
+    is reported, with its interval, and flagged ``small``."""
+
+
+def _intersectional_summaries(rates: dict[str, np.ndarray], ddof: int) -> dict[str, np.ndarray]:
+    """Summary metrics (percent, Max/Min a ratio) over the cells (last axis) of rates
+    ``(..., G)``: the gender task's summaries plus, for binary tasks, TPR/FPR extremes and gaps."""
+    accuracy = 100.0 * rates["accuracy"]
+    out = {
+        "overall_accuracy": 100.0 * rates["overall_accuracy"],
+        "worst_group_accuracy": _group_min(accuracy),
+        "best_group_accuracy": _group_max(accuracy),
+        "max_min_ratio": _max_min(accuracy),
+        "degree_of_bias": _std(accuracy, ddof),
+    }
+    if "tpr" in rates:
+        tpr, fpr = 100.0 * rates["tpr"], 100.0 * rates["fpr"]
+        out.update({
+            "worst_group_tpr": _group_min(tpr),
+            "worst_group_fpr": _group_max(fpr),
+            "tpr_gap": _spread(tpr),  # DEO over the cells: max - min TPR
+            "fpr_gap": _spread(fpr),
+            "equalized_odds_gap": _spread(tpr) + _spread(fpr),  # the paper's DEOdds sum over the cells
+        })
+    return out
+
+
+def _check_crossed_columns(predictions: Any, group_columns: Any, caller: str) -> tuple[str, ...]:
+    if isinstance(group_columns, str):
+        group_columns = (group_columns,)
+    if group_columns is None or not len(group_columns):
+        raise ValueError(f"{caller}: name the columns to cross, e.g. group_columns=('race', 'gender') or "
+                         "('gender', 'y_true') for gender x target attribute")
+    group_columns = tuple(group_columns)
+    if len(set(group_columns)) != len(group_columns):
+        raise ValueError(f"{caller}: group_columns {list(group_columns)} name a column twice")
+    if {"y_true", "y_pred"} & set(group_columns):
+        raise ValueError(f"{caller}: y_true/y_pred cannot be crossed group columns (they are the labels the "
+                         "rates compare); to cross with the target attribute use 'label_true', the true "
+                         "class name the trainer writes beside y_true")
+    if isinstance(predictions, pd.DataFrame):
+        absent = [c for c in group_columns if c not in predictions.columns]
+        if absent:
+            raise ValueError(f"{caller}: crossed group column(s) {absent} not in the predictions table; "
+                             f"available columns: {list(predictions.columns)}")
+    return group_columns
+
+
+def intersectional_report(predictions: pd.DataFrame | None = None, *, group_columns: Sequence[str] | str,
+                          y_true: Any = None, y_pred: Any = None, groups: Any = None, positive_label: Any = 1,
+                          min_group_size: int = MIN_GROUP_SIZE, ddof: int = 1, n_bootstrap: int = 1000,
+                          confidence: float = 0.95, stratified: bool = True,
+                          seed: int | np.random.Generator | None = 0) -> pd.DataFrame:
+    """Fairness over crossed groups (intersectional analysis, the paper's future work §6).
+
+    The cells are every combination of the values of ``group_columns`` — race x gender;
+    gender x target attribute (cross with ``"label_true"``, the true class name the trainer
+    writes in the predictions table); any
+    columns of the predictions table — and their rates come from fairlearn's ``MetricFrame``
+    with several sensitive features (:func:`group_rates`). Rows, tidy like
+    :func:`gender_task_report`'s:
+
+    * per cell (``group`` = "Black / Female", one column per crossed column): ``accuracy``
+      and, for a binary task (labels ``positive_label`` and one other), ``tpr`` and ``fpr``;
+      ``n`` is the rate's denominator (the cell's images, its positives, its negatives);
+    * over the cells: ``overall_accuracy`` (sample-weighted), ``worst_group_accuracy`` and
+      ``best_group_accuracy`` (``group`` names the cell), ``max_min_ratio``, ``degree_of_bias``
+      (std of the cell accuracies, ``ddof``), and for a binary task ``worst_group_tpr`` (lowest),
+      ``worst_group_fpr`` (highest), ``tpr_gap`` and ``fpr_gap`` (max - min over the cells, DEO's
+      generalisation) and ``equalized_odds_gap`` (their sum, as the paper's DEOdds).
+
+    When the true label is constant within every cell (the target is one of the crossed columns,
+    e.g. gender x Smiling on the Smiling task, or race x gender on the gender task), TPR and FPR
+    are not reported per cell: each cell's accuracy already is the TPR (positive cells) or
+    1 - FPR (negative cells) of its group; ``report.attrs["target_crossed"]`` says so.
+
+    Small cells: a rate over fewer than ``min_group_size`` samples (:data:`MIN_GROUP_SIZE`, whose
+    docstring gives the reasoning) is flagged in the ``small`` column, with its value and its
+    interval still shown, and one :class:`SmallGroupWarning` lists them (an empty cell, n = 0, is
+    flagged too; its rates are NaN and already warned about). A summary is flagged
+    when it rests on a small cell (the worst/best cell itself; either extreme for Max/Min; any
+    cell for DoB and the gaps). Empty cells are NaN, warned about and left out of the summaries.
+
+    Intervals: percentile bootstrap (``n_bootstrap`` resamples, ``seed``), resampling within
+    each cell when ``stratified``; the interval of ``worst_group_accuracy`` is that of the lowest
+    cell accuracy of each resample, whichever cell it is. A crossed column the table lacks is an
+    error naming the available columns. Book: ``notebooks/05_evaluation.ipynb``.
+    """
+    caller = "intersectional_report"
+    _check_bootstrap_args(n_bootstrap, confidence)
+    if not isinstance(min_group_size, (int, np.integer)) or min_group_size < 1:
+        raise ValueError(f"{caller}: min_group_size must be a positive integer, got {min_group_size!r}")
+    group_columns = _check_crossed_columns(predictions, group_columns, caller)
+    frame, group_columns = _predictions_frame(predictions, y_true, y_pred, groups, group_columns, caller)
+    classes = sorted(set(frame["y_true"].tolist()) | set(frame["y_pred"].tolist()), key=str)
+    binary = len(set(classes) - {positive_label}) <= 1 and positive_label in classes
+    cells = frame.groupby(list(group_columns), observed=True, sort=False)["y_true"].nunique()
+    target_crossed = bool(binary and (cells <= 1).all())
+    wanted_rates = ("accuracy", "tpr", "fpr") if binary and not target_crossed else ("accuracy",)
+    rates = group_rates(frame, group_columns=group_columns, positive_label=positive_label,
+                        rates=wanted_rates, caller=caller)
+    cell_index = list(rates.index)
+    point_rates = {r: rates[r].to_numpy(dtype=float)[None] for r in wanted_rates}
+    point_rates["overall_accuracy"] = np.array([(frame["y_true"] == frame["y_pred"]).mean()])
+    summaries = _intersectional_summaries(point_rates, ddof)
+    denominators = {"accuracy": rates["n"].to_numpy(), "tpr": rates["n_positive"].to_numpy(),
+                    "fpr": rates["n_negative"].to_numpy()}
+
+    nan_cells = np.full(len(cell_index), np.nan)
+    cell_bounds = {r: (nan_cells, nan_cells) for r in wanted_rates}
+    summary_bounds = {m: (np.nan, np.nan) for m in summaries}
+    if n_bootstrap:
+        counts = _resampled_group_counts(frame, group_columns, cell_index, classes, n_bootstrap, stratified, seed)
+        positive = classes.index(positive_label) if "tpr" in wanted_rates else None
+        replicates = _rates_from_counts(counts, positive=positive)
+        for rate in wanted_rates:
+            cell_bounds[rate] = tuple(np.ravel(b) for b in _interval(100.0 * replicates[rate], confidence))
+            for i, cell in enumerate(cell_index):
+                _warn_partly_undefined(caller, f"{rate} of cell {_group_label(cell)}", replicates[rate][:, i],
+                                       point_rates[rate][0, i], n_bootstrap)
+        for metric, values in _intersectional_summaries(replicates, ddof).items():
+            low, high = _interval(values, confidence)
+            summary_bounds[metric] = (float(low), float(high))
+
+    small = {r: denominators[r] < min_group_size for r in wanted_rates}
+    flagged = sorted({(_group_label(cell), r, int(denominators[r][i])) for r in wanted_rates
+                      for i, cell in enumerate(cell_index) if small[r][i] and denominators[r][i] > 0})
+    if flagged:
+        listing = "; ".join(f"{cell} {rate} (n={n})" for cell, rate, n in flagged[:8])
+        warnings.warn(f"{caller}: {len(flagged)} rate(s) rest on fewer than min_group_size={min_group_size} "
+                      f"samples and are flagged small: {listing}{' ...' if len(flagged) > 8 else ''}. "
+                      "Their values and intervals are shown; read them as rough", SmallGroupWarning, stacklevel=2)
+
+    rows = []
+    for rate in wanted_rates:
+        low, high = cell_bounds[rate]
+        for i, cell in enumerate(cell_index):
+            rows.append({"metric": rate, "group": _group_label(cell), **dict(zip(group_columns, cell)),
+                         "n": int(denominators[rate][i]), "value": 100.0 * point_rates[rate][0, i],
+                         "ci_low": float(low[i]), "ci_high": float(high[i]), "unit": PERCENT,
+                         "small": bool(small[rate][i])})
+    defined = {r: ~np.isnan(point_rates[r][0]) for r in wanted_rates}
+    any_small = {r: bool((small[r] & defined[r]).any()) for r in wanted_rates}
+    extremes = {"worst_group_accuracy": ("accuracy", np.nanargmin), "best_group_accuracy": ("accuracy", np.nanargmax),
+                "worst_group_tpr": ("tpr", np.nanargmin), "worst_group_fpr": ("fpr", np.nanargmax)}
+    n_total = len(frame)
+    for metric, value in summaries.items():
+        value = float(value[0])
+        cell_values = {c: np.nan for c in group_columns}
+        label, flag = ALL_GROUPS, False
+        if metric in extremes and not np.isnan(value):
+            rate, pick = extremes[metric]
+            i = int(pick(point_rates[rate][0]))
+            label, flag = _group_label(cell_index[i]), bool(small[rate][i])
+            cell_values = dict(zip(group_columns, cell_index[i]))
+        elif metric == "max_min_ratio" and not np.isnan(value):
+            accuracy = point_rates["accuracy"][0]
+            flag = bool(small["accuracy"][np.nanargmin(accuracy)] or small["accuracy"][np.nanargmax(accuracy)])
+        elif metric in ("degree_of_bias",):
+            flag = any_small["accuracy"]
+        elif metric in ("tpr_gap", "fpr_gap", "equalized_odds_gap"):
+            flag = any_small["tpr"] if metric == "tpr_gap" else (
+                any_small["fpr"] if metric == "fpr_gap" else any_small["tpr"] or any_small["fpr"])
+        low, high = summary_bounds[metric]
+        rows.append({"metric": metric, "group": label, **cell_values, "n": n_total, "value": value,
+                     "ci_low": low, "ci_high": high, "unit": RATIO if metric == "max_min_ratio" else PERCENT,
+                     "small": flag})
+    report = pd.DataFrame(rows, columns=["metric", "group", *group_columns, *VALUE_COLUMNS, "small"])
+    report.attrs.update(kind="intersectional", group_columns=group_columns, min_group_size=int(min_group_size),
+                        target_crossed=target_crossed, rates=wanted_rates, ddof=ddof, n_bootstrap=n_bootstrap,
+                        confidence=confidence)
+    return report
+
+
+def intersectional_grid(report: pd.DataFrame, metric: str = "accuracy", value: str = "value") -> pd.DataFrame:
+    """One per-cell metric of :func:`intersectional_report` as a grid: rows = the levels of the
+    first crossed column, columns = those of the others (tuples when more than one).
+
+    ``value``: "value", "ci_low", "ci_high", "ci_width" (= ci_high - ci_low), "n" or "small".
+    Book: ``notebooks/05_evaluation.ipynb``; :func:`finefcace.plots.intersectional_heatmap` draws it.
+    """
+    if report.attrs.get("kind") != "intersectional":
+        raise ValueError("intersectional_grid needs a report of intersectional_report (report.attrs['kind'] "
+                         f"is {report.attrs.get('kind')!r})")
+    columns = list(report.attrs["group_columns"])
+    cells = report[(report["metric"] == metric) & (report["group"] != ALL_GROUPS)
+                   & ~report["metric"].str.startswith(("worst_", "best_"))]
+    if cells.empty:
+        raise ValueError(f"intersectional_grid: the report has no per-cell {metric!r} rows; per-cell metrics: "
+                         f"{list(report.attrs['rates'])}")
+    choices = ("value", "ci_low", "ci_high", "ci_width", "n", "small")
+    if value not in choices:
+        raise ValueError(f"intersectional_grid: value={value!r} is not one of {list(choices)}")
+    data = cells.assign(ci_width=cells["ci_high"] - cells["ci_low"])
+    if len(columns) == 1:
+        return data.set_index(columns[0])[[value]].rename(columns={value: metric})
+    across = columns[1] if len(columns) == 2 else "cell"
+    if len(columns) > 2:
+        data = data.assign(cell=list(zip(*(data[c] for c in columns[1:]))))
+    grid = data.pivot(index=columns[0], columns=across, values=value)
+    return grid
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from finefcace.backbones import cut_into_stages, final_classifier, load_torchvision_backbone
+from finefcace.backbones import cut_into_stages, final_classifier, load_torchvision_backbone, pooled_feature_norm
 from finefcace.presets import MODEL_KEYS, get_preset
 
 ACTIVATIONS = ("elu", "relu")
@@ -237,7 +237,9 @@ class FineFACE(nn.Module):
     """FineFACE (paper §3.1, Fig. 2): N experts on one backbone plus their concatenation.
 
     Args:
-        backbone: a torchvision ResNet/ResNeXt/Wide-ResNet/DenseNet name.
+        backbone: a torchvision ResNet/ResNeXt/Wide-ResNet/DenseNet/ConvNeXt/Swin name
+            (:func:`finefcace.backbones.supported_backbones`; a plain ViT is refused, see
+            :data:`finefcace.backbones.PLAIN_VIT_REASON`).
         num_classes: K.
         experts: the stage (1-based, as the paper counts; negatives count from the end)
             each expert ends at, shallow to deep. Default: the last three stages.
@@ -411,11 +413,14 @@ def _resolve_experts(experts: Sequence[int] | None, num_stages: int) -> list[int
 
 
 class Baseline(nn.Module):
-    """The plain backbone classifier: trunk → global average pooling → Linear(K) (spec §4).
+    """The plain backbone classifier: trunk → global average pooling → the backbone's usual
+    head with K outputs (spec §4).
 
-    The Linear has the shape of torchvision's ``fc``/``classifier`` with K outputs.
-    :func:`finefcace.attention.baseline_class_activation_maps` gives its CAM (Ω_ori,
-    paper Fig. 3). Introduced in ``notebooks/04_training.ipynb``.
+    The Linear has the shape of torchvision's ``fc``/``classifier``/``head`` with K outputs;
+    ConvNeXt's head also normalises the pooled features first (its ``LayerNorm2d``, kept with
+    its weights as ``pooled_norm``; Swin's final LayerNorm acts on every location before the
+    pooling and is part of the last stage). :func:`finefcace.attention.baseline_class_activation_maps`
+    gives its CAM (Ω_ori, paper Fig. 3). Introduced in ``notebooks/04_training.ipynb``.
     """
 
     def __init__(self, backbone: str = "resnet50", num_classes: int = 2, *, weights: Any = None) -> None:
@@ -430,16 +435,19 @@ class Baseline(nn.Module):
         self.config = dict(backbone=backbone, num_classes=num_classes)
         self.min_input_size = max(MIN_INPUT_SIZE, stages[-1].stride)
         self.stages = nn.ModuleList(s.module for s in stages)
+        self.pooled_norm = pooled_feature_norm(torchvision_model)  # None except ConvNeXt
         self.classifier = nn.Linear(fc.in_features, num_classes)
 
     def backbone_parameters(self) -> list[nn.Parameter]:
-        return list(self.stages.parameters())
+        """The pretrained parameters: the stages and, for ConvNeXt, the pooled-feature LayerNorm."""
+        extra = list(self.pooled_norm.parameters()) if self.pooled_norm is not None else []
+        return list(self.stages.parameters()) + extra
 
     def head_parameters(self) -> list[nn.Parameter]:
         return list(self.classifier.parameters())
 
     def feature_map(self, x: Tensor) -> Tensor:
-        """The last convolutional map (B, C, h, w)."""
+        """The last stage's map (B, C, h, w)."""
         check_images(x, self.min_input_size)
         for stage in self.stages:
             x = stage(x)
@@ -447,10 +455,27 @@ class Baseline(nn.Module):
 
     def forward_with_map(self, x: Tensor) -> tuple[Tensor, Tensor]:
         maps = self.feature_map(x)
-        return self.classifier(maps.mean(dim=(2, 3))), maps
+        pooled = maps.mean(dim=(2, 3), keepdim=True)
+        if self.pooled_norm is not None:
+            pooled = self.pooled_norm(pooled)
+        return self.classifier(pooled.flatten(1)), maps
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_with_map(x)[0]
 
     def class_weights(self) -> Tensor:
-        return self.classifier.weight
+        """(K, C) weights of the classic CAM ``Ω(a, b) = w_k · x(a, b)`` (paper Fig. 3).
+
+        Without ``pooled_norm``: the Linear's weight (the logit is the mean of Ω plus the bias).
+        With ConvNeXt's LayerNorm (scale γ) on the pooled features v: the logit is
+        ``(1/σ(v)) Σ_c (u_kc - mean_c u_kc) v_c + const`` with ``u_k = W_k ⊙ γ``, and v is the
+        mean of x(a, b) over the locations, so ``w_k = u_k - mean(u_k)`` gives a CAM whose mean
+        is the logit up to one positive factor and a constant per image, which the min-max
+        normalisation of the attention step removes.
+        """
+        weights = self.classifier.weight
+        if self.pooled_norm is None:
+            return weights
+        if self.pooled_norm.weight is not None:
+            weights = weights * self.pooled_norm.weight
+        return weights - weights.mean(dim=1, keepdim=True)

@@ -6,7 +6,7 @@ Every helper takes results already computed (reports of ``finefcace.metrics``, t
 and draws nothing else: this module does not import the model code. matplotlib and seaborn are
 imported when a helper is first called, so ``import finefcace`` stays light.
 
-Introduced in ``notebooks/05_evaluation.ipynb`` (groups, decomposition, trade-off),
+Introduced in ``notebooks/05_evaluation.ipynb`` (groups, intersectional cells, decomposition, trade-off),
 ``notebooks/03_attention_crop.ipynb`` (attention overlays) and ``notebooks/04_training.ipynb``
 (training curves).
 """
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "group_accuracy_bars",
+    "intersectional_heatmap",
     "attention_overlays",
     "fairness_decomposition",
     "accuracy_fairness_scatter",
@@ -144,6 +145,75 @@ def group_accuracy_bars(reports: pd.DataFrame | Mapping[str, pd.DataFrame], *, m
         ax.legend(loc="best", fontsize="small", frameon=False)
         ax.set_title(title or f"Per-group {name}")
     return fig
+
+
+# ------------------------------------------------------------------------------------------
+# intersectional groups: per-cell value and interval width
+
+
+def _cell_label(level: Any) -> str:
+    return " / ".join(map(str, level)) if isinstance(level, tuple) else str(level)
+
+
+def intersectional_heatmap(report: pd.DataFrame, *, metric: str = "accuracy", title: str | None = None,
+                           cmap: str = "viridis") -> "Figure":
+    """Heatmaps of one per-cell metric of an intersectional report and of its interval width.
+
+    ``report``: :func:`finefcace.metrics.intersectional_report` (e.g. race x gender). Left: the
+    metric in every crossed cell (rows: the first crossed column, columns: the others), each
+    cell annotated with its value and its sample count n; right: the width of its bootstrap
+    interval (ci_high - ci_low, percentage points), the number to read before comparing two
+    cells. Cells flagged ``small`` (fewer than the report's ``min_group_size`` samples) are
+    hatched and their n is starred; empty cells are blank. Book: ``notebooks/05_evaluation.ipynb``.
+    """
+    from finefcace.metrics import intersectional_grid
+
+    values = intersectional_grid(report, metric, "value")
+    widths = intersectional_grid(report, metric, "ci_width").reindex_like(values)
+    counts = intersectional_grid(report, metric, "n").reindex_like(values)
+    small = intersectional_grid(report, metric, "small").reindex_like(values).fillna(False).astype(bool)
+    columns = list(report.attrs["group_columns"])
+    name = {"accuracy": "accuracy", "tpr": "TPR", "fpr": "FPR"}.get(metric, metric)
+    rows, cols = values.shape
+    with _plotting():
+        fig = new_figure(2.4 + 1.5 * cols * 2, 1.3 + 0.55 * rows)
+        axes = fig.subplots(1, 2, squeeze=True)
+        panels = ((axes[0], values, f"{name} (%)", cmap), (axes[1], widths, "interval width (points)", "magma_r"))
+        for ax, grid, label, colors in panels:
+            data = np.ma.masked_invalid(grid.to_numpy(dtype=float))
+            image = ax.imshow(data, cmap=colors, aspect="auto")
+            for i in range(rows):
+                for j in range(cols):
+                    n = counts.iat[i, j]
+                    count = f"n={int(n) if not pd.isna(n) else 0}{'*' if small.iat[i, j] else ''}"
+                    if np.ma.is_masked(data[i, j]):
+                        ax.text(j, i, f"empty\n{count}", ha="center", va="center", fontsize=7, color="0.4")
+                        continue
+                    shade = image.cmap(image.norm(data[i, j]))
+                    ink = "black" if 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] > 0.5 else "white"
+                    ax.text(j, i, f"{data[i, j]:.1f}\n{count}", ha="center", va="center", fontsize=7, color=ink)
+                    if small.iat[i, j]:
+                        ax.add_patch(_hatch(j, i))
+            ax.set_xticks(range(cols), [_cell_label(c) for c in grid.columns], fontsize=8)
+            ax.set_yticks(range(rows), [_cell_label(r) for r in grid.index], fontsize=8)
+            ax.set_xlabel(" / ".join(columns[1:]) if len(columns) > 1 else "", fontsize=8)
+            ax.set_ylabel(columns[0], fontsize=8)
+            bar = fig.colorbar(image, ax=ax, shrink=0.9, pad=0.02)
+            bar.set_label(label, fontsize=8)
+            bar.ax.tick_params(labelsize=7)
+        axes[0].set_title(f"{name} per cell", fontsize=9)
+        axes[1].set_title("width of its bootstrap interval", fontsize=9)
+        minimum = report.attrs.get("min_group_size")
+        fig.suptitle(title or f"Intersectional {name}: {' x '.join(columns)}"
+                     + (f" (hatched, n*: fewer than {minimum} samples)" if small.to_numpy().any() else ""),
+                     fontsize=10)
+    return fig
+
+
+def _hatch(x: float, y: float) -> Any:
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, hatch="///", edgecolor="0.5", linewidth=0)
 
 
 # ------------------------------------------------------------------------------------------

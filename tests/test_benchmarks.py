@@ -188,3 +188,16 @@ def test_table_only_regenerates_the_table_from_the_results_files(tiny_results):
     (out / "cost_table.md").unlink()
     assert main(["--table-only", "--out", str(out)]) is None
     assert "**tiny**" in (out / "cost_table.md").read_text()
+
+
+@pytest.mark.parametrize("groups", [1, 4, 96])
+def test_flop_count_of_a_grouped_convolution_backward_is_twice_its_forward(groups):
+    """torch's formula ignores the groups in the weight gradient (a depthwise 7x7 convolution,
+    ConvNeXt's, would count 98x its forward in backward); the benchmark's counter divides that
+    term by the groups, so forward + backward = 3x forward for every grouping, as for a dense one."""
+    conv = torch.nn.Conv2d(96, 96, 7, padding=3, groups=groups, bias=False)
+    x = torch.randn(2, 96, 28, 28, requires_grad=True)
+    forward = measure.count_flops(lambda: conv(x))
+    assert forward == 2 * 2 * 96 * (96 // groups) * 49 * 28 * 28
+    assert measure.count_flops(lambda: conv(x).sum().backward()) == 3 * forward
+    assert measure.count_flops(lambda: conv(x.detach()).sum().backward()) == 2 * forward  # weight gradient only

@@ -3,6 +3,7 @@ groups, agreement with fairlearn's MetricFrame, bootstrap intervals and seed agg
 
 from __future__ import annotations
 
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -458,3 +459,151 @@ def test_report_on_real_fairface_val_groups(realdata_dir):
     counts = labels.value_counts(["race", "gender"])
     assert groups.set_index(["race", "gender"])["n"].sort_index().equals(counts.sort_index().rename("n"))
     assert groups["ci_low"].notna().all()
+
+
+# ------------------------------------------------------------------------------------------
+# intersectional report (crossed groups, the paper's future work §6)
+
+
+def _crossed_table() -> pd.DataFrame:
+    """race x gender x binary target, confusion counts chosen per cell (TP, FN, FP, TN):
+    A/F (5, 1, 1, 3): acc 80, TPR 5/6, FPR 1/4;   A/M (5, 0, 0, 5): acc 100, TPR 100, FPR 0;
+    B/F (2, 2, 2, 2): acc 50, TPR 50, FPR 50;     B/M (5, 1, 2, 4): acc 75, TPR 5/6, FPR 2/6."""
+    counts = {("A", "F"): (5, 1, 1, 3), ("A", "M"): (5, 0, 0, 5), ("B", "F"): (2, 2, 2, 2), ("B", "M"): (5, 1, 2, 4)}
+    rows = []
+    for (race, gender), (tp, fn, fp, tn) in counts.items():
+        rows += [(race, gender, 1, 1)] * tp + [(race, gender, 1, 0)] * fn
+        rows += [(race, gender, 0, 1)] * fp + [(race, gender, 0, 0)] * tn
+    table = pd.DataFrame(rows, columns=["race", "gender", "y_true", "y_pred"])
+    return table.assign(label_true=table["y_true"].map({0: "not smiling", 1: "smiling"}))
+
+
+def _row(report: pd.DataFrame, metric: str, group: str = "all") -> pd.Series:
+    rows = report[(report["metric"] == metric) & (report["group"] == group)]
+    assert len(rows) == 1, (metric, group)
+    return rows.iloc[0]
+
+
+def test_intersectional_report_by_hand():
+    with pytest.warns(metrics.SmallGroupWarning, match="3 rate"):
+        report = metrics.intersectional_report(_crossed_table(), group_columns=("race", "gender"), min_group_size=5,
+                                               n_bootstrap=0)
+    assert list(report.columns) == ["metric", "group", "race", "gender", "n", "value", "ci_low", "ci_high",
+                                    "unit", "small"]
+    expected = {  # cell: (accuracy, TPR, FPR) in %, and the denominators (n, positives, negatives)
+        "A / F": ((80, 500 / 6, 25), (10, 6, 4)), "A / M": ((100, 100, 0), (10, 5, 5)),
+        "B / F": ((50, 50, 50), (8, 4, 4)), "B / M": ((75, 500 / 6, 200 / 6), (12, 6, 6)),
+    }
+    for cell, (values, sizes) in expected.items():
+        for metric, value, n in zip(("accuracy", "tpr", "fpr"), values, sizes):
+            row = _row(report, metric, cell)
+            assert row["value"] == pytest.approx(value) and row["n"] == n, (cell, metric)
+            assert row["small"] == (n < 5), (cell, metric)  # B/F TPR, A/F and B/F FPR rest on 4 samples
+    assert _row(report, "accuracy", "B / M")[["race", "gender"]].tolist() == ["B", "M"]
+    assert _row(report, "overall_accuracy")["value"] == pytest.approx(100 * 31 / 40)  # sample-weighted
+    worst, best = _row(report, "worst_group_accuracy", "B / F"), _row(report, "best_group_accuracy", "A / M")
+    assert (worst["value"], best["value"]) == (50.0, 100.0) and (worst["race"], worst["gender"]) == ("B", "F")
+    assert _row(report, "max_min_ratio")["value"] == pytest.approx(2.0)
+    assert _row(report, "max_min_ratio")["unit"] == "ratio"
+    assert _row(report, "degree_of_bias")["value"] == pytest.approx(np.std([80, 100, 50, 75], ddof=1))
+    assert _row(report, "worst_group_tpr", "B / F")["value"] == pytest.approx(50.0)
+    assert _row(report, "worst_group_fpr", "B / F")["value"] == pytest.approx(50.0)
+    assert _row(report, "tpr_gap")["value"] == pytest.approx(50.0)  # 100 - 50
+    assert _row(report, "fpr_gap")["value"] == pytest.approx(50.0)  # 50 - 0
+    assert _row(report, "equalized_odds_gap")["value"] == pytest.approx(100.0)
+    # summaries are flagged when they rest on a small rate
+    assert not _row(report, "worst_group_accuracy", "B / F")["small"] and not _row(report, "degree_of_bias")["small"]
+    assert _row(report, "worst_group_tpr", "B / F")["small"] and _row(report, "tpr_gap")["small"]
+    assert report.attrs["kind"] == "intersectional" and not report.attrs["target_crossed"]
+
+
+def test_intersectional_rates_are_metricframes_with_several_sensitive_features():
+    from fairlearn.metrics import MetricFrame, true_positive_rate
+    from sklearn.metrics import accuracy_score
+
+    table = _crossed_table()
+    report = metrics.intersectional_report(table, group_columns=["gender", "race"], n_bootstrap=0, min_group_size=1)
+    frame = MetricFrame(metrics={"accuracy": accuracy_score, "tpr": true_positive_rate}, y_true=table["y_true"],
+                        y_pred=table["y_pred"], sensitive_features=table[["gender", "race"]])
+    for (gender, race), row in frame.by_group.iterrows():
+        assert _row(report, "accuracy", f"{gender} / {race}")["value"] == pytest.approx(100 * row["accuracy"])
+        assert _row(report, "tpr", f"{gender} / {race}")["value"] == pytest.approx(100 * row["tpr"])
+
+
+def test_intersectional_small_group_flag_and_warning():
+    """Cells of 8-12 images under the default minimum (30): every rate flagged, one warning naming
+    them, values and intervals kept. A/M is error-free: its bootstrap interval collapses to
+    [100, 100], the false certainty the flag warns about."""
+    assert metrics.MIN_GROUP_SIZE == 30
+    with pytest.warns(metrics.SmallGroupWarning, match=r"A / M accuracy \(n=10\)"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # FPR of 4 negatives: some resamples draw none
+        report = metrics.intersectional_report(_crossed_table(), group_columns=("race", "gender"), n_bootstrap=300)
+    cells = report[report["race"].notna() & report["metric"].isin(["accuracy", "tpr", "fpr"])]
+    assert cells["small"].all() and cells["ci_low"].notna().all() and cells["value"].notna().all()
+    perfect = _row(report, "accuracy", "A / M")
+    assert (perfect["value"], perfect["ci_low"], perfect["ci_high"]) == (100.0, 100.0, 100.0)
+    assert _row(report, "degree_of_bias")["small"] and _row(report, "max_min_ratio")["small"]
+    # large cells and one small one: only the small one (and what rests on it) is flagged
+    rng = np.random.default_rng(0)
+    gender = np.concatenate([rng.choice(["F", "M"], 400), ["F"] * 12])  # no C / M image at all
+    big = pd.DataFrame({"race": ["A"] * 200 + ["B"] * 200 + ["C"] * 12, "gender": gender,
+                        "y_true": rng.integers(0, 2, 412)})
+    big["y_pred"] = np.where(rng.random(412) < 0.9, big["y_true"], 1 - big["y_true"])
+    with pytest.warns(metrics.SmallGroupWarning) as caught, \
+            pytest.warns(UndefinedMetricWarning, match="race=C, gender=M has no samples"):
+        report = metrics.intersectional_report(big, group_columns=("race", "gender"), n_bootstrap=0)
+    accuracy = report[report["metric"] == "accuracy"].set_index("group")
+    assert accuracy["small"].to_dict() == {"A / F": False, "A / M": False, "B / F": False, "B / M": False,
+                                           "C / F": True, "C / M": True}
+    assert accuracy.loc["C / M", "n"] == 0 and np.isnan(accuracy.loc["C / M", "value"])  # empty: NaN, flagged
+    (small_warning,) = [str(w.message) for w in caught if issubclass(w.category, metrics.SmallGroupWarning)]
+    assert "C / F accuracy (n=12)" in small_warning and "C / M" not in small_warning  # empty: warned elsewhere
+
+
+def test_intersectional_gender_by_target_attribute():
+    """Crossing with the target (label_true): the label is constant in every cell, so a cell's
+    accuracy is its gender's TPR (positive cells) or 1 - FPR (negative cells); no TPR/FPR rows."""
+    table = _crossed_table()
+    crossed = metrics.intersectional_report(table, group_columns=("gender", "label_true"), n_bootstrap=0,
+                                            min_group_size=1)
+    assert crossed.attrs["target_crossed"] and set(crossed["metric"]) >= {"accuracy", "worst_group_accuracy"}
+    assert not {"tpr", "fpr", "tpr_gap"} & set(crossed["metric"])
+    by_gender = metrics.intersectional_report(table, group_columns="gender", n_bootstrap=0, min_group_size=1)
+    for gender in ("F", "M"):
+        assert _row(crossed, "accuracy", f"{gender} / smiling")["value"] == pytest.approx(_row(by_gender, "tpr", gender)["value"])
+        assert _row(crossed, "accuracy", f"{gender} / not smiling")["value"] == \
+            pytest.approx(100 - _row(by_gender, "fpr", gender)["value"])
+    with pytest.raises(ValueError, match="label_true"):
+        metrics.intersectional_report(table, group_columns=("gender", "y_true"))
+
+
+def test_intersectional_missing_column_names_the_available_ones():
+    with pytest.raises(ValueError) as error:
+        metrics.intersectional_report(_crossed_table(), group_columns=("race", "age"))
+    message = str(error.value)
+    assert "['age']" in message and "available columns" in message
+    assert all(c in message for c in ("race", "gender", "y_true", "y_pred", "label_true"))
+    with pytest.raises(ValueError, match="name the columns"):
+        metrics.intersectional_report(_crossed_table(), group_columns=())
+
+
+@pytest.mark.filterwarnings("ignore::finefcace.metrics.UndefinedMetricWarning")  # 4 negatives: some resamples have none
+def test_intersectional_arrays_intervals_and_grid():
+    table = _crossed_table()
+    from_arrays = metrics.intersectional_report(y_true=table["y_true"], y_pred=table["y_pred"],
+                                                groups={"race": table["race"], "gender": table["gender"]},
+                                                group_columns=("race", "gender"), n_bootstrap=400, seed=1,
+                                                min_group_size=1)
+    from_table = metrics.intersectional_report(table, group_columns=("race", "gender"), n_bootstrap=400, seed=1,
+                                               min_group_size=1)
+    pd.testing.assert_frame_equal(from_arrays, from_table)
+    defined = from_table.dropna(subset=["value"])
+    assert ((defined["ci_low"] <= defined["value"] + 1e-9) & (defined["value"] <= defined["ci_high"] + 1e-9)).all()
+    grid = metrics.intersectional_grid(from_table)
+    assert grid.loc["A", "M"] == 100.0 and grid.loc["B", "F"] == 50.0 and list(grid.columns) == ["F", "M"]
+    width = metrics.intersectional_grid(from_table, value="ci_width")
+    assert width.loc["A", "M"] == 0.0 and width.loc["B", "F"] > width.loc["A", "F"] > 0
+    assert metrics.intersectional_grid(from_table, "tpr", "n").loc["B", "F"] == 4
+    with pytest.raises(ValueError, match="intersectional_report"):
+        metrics.intersectional_grid(gender_task_report(table, n_bootstrap=0))

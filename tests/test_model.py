@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torchvision
@@ -315,3 +317,94 @@ def test_config_rebuilds_the_same_architecture():
     clone.load_state_dict(model.state_dict())
     baseline = Baseline("resnet18", 4)
     Baseline(**baseline.config).load_state_dict(baseline.state_dict())
+
+
+# --------------------------------------------------------------------------- modern backbones (paper §6)
+
+MODERN = ("convnext_tiny", "swin_t")
+
+
+@pytest.fixture(scope="module")
+def modern_models() -> dict[str, FineFACE]:
+    return {name: tiny(name).eval() for name in MODERN}
+
+
+@pytest.mark.parametrize("name", MODERN)
+@pytest.mark.parametrize("size,sides", [(224, [28, 14, 7]), (448, [56, 28, 14])])
+def test_modern_backbone_expert_maps_at_224_and_448(modern_models, name, size, sides):
+    """Default experts = the last three of the four stages (strides 8, 16, 32): x_n and x''_n
+    at 224 and 448 px, from a meta-device copy (shapes only, no arithmetic)."""
+    model = modern_models[name]
+    assert model.expert_stages == [2, 3, 4] and model.expert_strides == [8, 16, 32]
+    assert model.expert_channels == [192, 384, 768]
+    meta = copy.deepcopy(model).to("meta")
+    with torch.no_grad():
+        features = meta.backbone_features(torch.zeros(1, 3, size, size, device="meta"))
+        heads = [meta.expert_head(n, f) for n, f in enumerate(features)]
+    assert [tuple(f.shape) for f in features] == [(1, c, s, s) for c, s in zip([192, 384, 768], sides)]
+    assert [tuple(maps.shape) for _, maps, _ in heads] == [(1, 32, s, s) for s in sides]
+
+
+@pytest.mark.parametrize("name", MODERN)
+def test_modern_backbone_forward_gives_channels_first_maps(modern_models, name):
+    model = modern_models[name]
+    with torch.no_grad():
+        features = model.backbone_features(torch.randn(2, 3, 64, 64))
+        out = model(torch.randn(2, 3, 64, 64))
+    assert [tuple(f.shape) for f in features] == [(2, 192, 8, 8), (2, 384, 4, 4), (2, 768, 2, 2)]
+    assert [tuple(m.shape) for m in out.maps] == [(2, 32, 8, 8), (2, 32, 4, 4), (2, 32, 2, 2)]
+    assert all(torch.isfinite(p).all() for p in [*out.expert_logits, out.concat_logits])
+
+
+def _torchvision_twin(model: Baseline, name: str, num_classes: int) -> nn.Module:
+    """The torchvision model holding the baseline's weights (stage layers back under their names)."""
+    reference = torchvision.models.get_model(name, num_classes=num_classes).eval()
+    features = {n for n, _ in reference.features.named_children()}
+    state = {}
+    for key, value in model.stages.state_dict().items():
+        layer_key = key.split(".", 1)[1]
+        state[("features." if layer_key.split(".")[0] in features else "") + layer_key] = value
+    head = "classifier.2" if name.startswith("convnext") else "head"
+    state.update({f"{head}.weight": model.classifier.weight, f"{head}.bias": model.classifier.bias})
+    if model.pooled_norm is not None:
+        state.update({f"classifier.0.{k}": v for k, v in model.pooled_norm.state_dict().items()})
+    reference.load_state_dict(state)
+    return reference
+
+
+@pytest.mark.parametrize("name", MODERN)
+def test_modern_baseline_is_the_torchvision_model_with_k_outputs(name):
+    """The baseline keeps the backbone's usual head: ConvNeXt's LayerNorm on the pooled features,
+    Swin's final LayerNorm (in the last stage) before the pooling."""
+    torch.manual_seed(0)
+    model = Baseline(name, 3).eval()
+    assert (model.pooled_norm is not None) == name.startswith("convnext")
+    with torch.no_grad():  # non-trivial LayerNorm affine parameters
+        for module in model.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    reference = _torchvision_twin(model, name, 3)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), atol=1e-4, rtol=1e-4)
+    everything = {id(p) for p in model.parameters()}
+    backbone, head = {id(p) for p in model.backbone_parameters()}, {id(p) for p in model.head_parameters()}
+    assert backbone.isdisjoint(head) and backbone | head == everything
+
+
+def test_convnext_baseline_cam_is_exact_through_the_layernorm():
+    """Ω_k = w_k · x(a, b) with w_k = u_k - mean(u_k), u_k = W_k ⊙ γ: its mean over the locations
+    is (logit_k - b_k - W_k · β) · σ(v), σ being the LayerNorm's per-image scale of the pooled v."""
+    torch.manual_seed(1)
+    model = Baseline("convnext_tiny", 3).eval()
+    norm = model.pooled_norm
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+        logits, maps = model.forward_with_map(torch.randn(2, 3, 64, 64))
+        cam = torch.einsum("bchw,kc->bkhw", maps, model.class_weights())
+        pooled = maps.mean(dim=(2, 3))
+        sigma = torch.sqrt(pooled.var(dim=1, unbiased=False) + norm.eps)
+        constant = model.classifier.bias + model.classifier.weight @ norm.bias
+    torch.testing.assert_close(cam.mean(dim=(2, 3)) / sigma[:, None], logits - constant, atol=1e-4, rtol=1e-4)

@@ -231,3 +231,35 @@ def test_training_curves_tolerates_whatever_columns_exist():
         plots.training_curves([{"epoch": 0, "note": "nothing"}])
     with pytest.raises(ValueError, match="empty"):
         plots.training_curves([])
+
+
+def test_intersectional_heatmap_draws_values_widths_and_flags():
+    from finefcace.metrics import SmallGroupWarning, intersectional_report
+
+    predictions = _predictions(lambda r, g: 0.75 if (r, g) == ("r3", "Female") else 0.92, n=600,
+                               races=("r1", "r2", "r3", "r4"))
+    rare = predictions["race"] == "r4"
+    predictions = predictions[~rare | (predictions.index % 5 == 0)]  # r4: ~30 images, ~15 per gender
+    with pytest.warns(SmallGroupWarning):
+        report = intersectional_report(predictions, group_columns=("race", "gender"), n_bootstrap=200)
+    fig = _strict(plots.intersectional_heatmap, report)
+    _render(fig, "intersectional_heatmap")
+    titled = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    value_ax, width_ax = titled["accuracy per cell"], titled["width of its bootstrap interval"]
+    assert [t.get_text() for t in value_ax.get_yticklabels()] == ["r1", "r2", "r3", "r4"]
+    assert [t.get_text() for t in value_ax.get_xticklabels()] == ["Female", "Male"]
+    cells = report[report["metric"] == "accuracy"].set_index("group")
+    texts = {t.get_text() for t in value_ax.texts}
+    for group, row in cells.iterrows():
+        star = "*" if row["small"] else ""
+        assert f"{row['value']:.1f}\nn={row['n']}{star}" in texts, group
+    widths = {t.get_text() for t in width_ax.texts}
+    for group, row in cells.iterrows():
+        assert f"{row['ci_high'] - row['ci_low']:.1f}\nn={row['n']}{'*' if row['small'] else ''}" in widths
+    assert cells.loc[["r4 / Female", "r4 / Male"], "small"].all() and not cells.loc["r1 / Female", "small"]
+    assert len(value_ax.patches) == 2 and "fewer than 30" in fig._suptitle.get_text()  # two hatched cells
+    assert value_ax.images[0].get_array()[2, 0] == pytest.approx(cells.loc["r3 / Female", "value"])
+    with pytest.raises(ValueError, match="per-cell 'tpr'"):
+        plots.intersectional_heatmap(intersectional_report(predictions.assign(label_true=predictions["y_true"]),
+                                                           group_columns=("gender", "label_true"), n_bootstrap=0,
+                                                           min_group_size=1), metric="tpr")

@@ -129,3 +129,21 @@ def test_predict_loader_runs_the_baseline():
         predict_loader(baseline, _loader(images), heads="concat")
     with pytest.raises(ValueError, match="no batches"):
         predict_loader(baseline, [])
+
+
+@pytest.mark.parametrize("backbone", ["convnext_tiny", "swin_t"])
+def test_fused_inference_on_modern_backbones(backbone):
+    """Fused inference (paper §3.3) on ConvNeXt and Swin at 64 px: the mean of the 2(N+1) logits
+    of the raw image and A_oval, finite, with CAMs on each expert's grid (8², 4², 2²)."""
+    torch.manual_seed(0)
+    model = FineFACE(backbone, 3, descriptor_dim=16)
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        model(torch.randn(8, 3, 64, 64))
+    model.eval()
+    images = torch.randn(4, 3, 64, 64)
+    raw, oval = _manual(model, images)
+    assert [tuple(c.shape) for c in class_activation_maps(model, raw)] == [(4, 8, 8), (4, 4, 4), (4, 2, 2)]
+    expected = torch.stack([*raw.expert_logits, raw.concat_logits, *oval.expert_logits, oval.concat_logits]).mean(0)
+    fused = fused_logits(model, images)
+    assert torch.isfinite(fused).all()
+    torch.testing.assert_close(fused, expected)

@@ -40,13 +40,16 @@ def stage_table(model: Any, input_size: int) -> "pd.DataFrame":
     ``input_size``, parameters, and which experts end there. Book: ``notebooks/02_experts.ipynb``."""
     import pandas as pd
 
+    from finefcace.backbones import stage_map_sizes
+
     rows = []
+    sizes = stage_map_sizes(list(model.stages), input_size)  # exact: ConvNeXt floors, ResNet/Swin pad
     for index, stage in enumerate(model.stages, start=1):
         stride, channels = model.stage_strides[index - 1], model.stage_channels[index - 1]
-        side = -(-input_size // stride)  # ceil: the convolutions pad
+        height, width = sizes[index - 1]
         ends = [f"e_{n + 1}" for n, m in enumerate(model.expert_stages) if m == index]
         rows.append({"stage": index, "layers": ", ".join(name for name, _ in stage.named_children()),
-                     "stride": stride, "channels": channels, "map": f"{side}x{side}",
+                     "stride": stride, "channels": channels, "map": f"{height}x{width}",
                      "parameters": _count(stage.parameters()), "expert ends here": ", ".join(ends) or "-"})
     return pd.DataFrame(rows).set_index("stage")
 
