@@ -17,6 +17,7 @@ import os
 
 import pandas as pd
 
+from finefcace.errors import DataError
 from finefcace.sources.celeba import celeba_table
 from finefcace.sources.fairface import fairface_table
 from finefcace.sources.lfwa import lfwa_table
@@ -34,6 +35,6 @@ def dataset_table(name: str, root: str | os.PathLike, **options) -> pd.DataFrame
     try:
         adapter = DATASETS[name]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)} (synthetic data is made by "
+        raise DataError(f"unknown dataset {name!r}; known: {sorted(DATASETS)} (synthetic data is made by "
                          f"finefcace.sources.synthetic.generate_synthetic)") from None
     return adapter(root, **options)

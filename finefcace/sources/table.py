@@ -21,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from finefcace.errors import DataError
+
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 GENDERS: list[str] = ["Female", "Male"]
 
@@ -35,12 +37,12 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = (
 def validate_table(table: pd.DataFrame, target: str | None = None) -> None:
     """Check the table contract (``path``, ``split`` in train/val/test, target present).
 
-    Raises ``ValueError`` naming the first offending rows and how to fix them.
+    Raises :class:`~finefcace.errors.DataError` naming the first offending rows and how to fix them.
     Introduced in ``notebooks/01_dataset_preparation.ipynb``.
     """
     missing = [c for c in ("path", "split") if c not in table.columns]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"dataset table lacks column(s) {missing}; a table needs 'path' (relative to the "
             f"image root) and 'split' (train/val/test). Columns present: {list(table.columns)}"
         )
@@ -48,19 +50,19 @@ def validate_table(table: pd.DataFrame, target: str | None = None) -> None:
     if bad.any():
         rows = table.index[bad][:5].tolist()
         values = table.loc[bad, "split"].unique()[:5].tolist()
-        raise ValueError(
+        raise DataError(
             f"dataset table: {int(bad.sum())} row(s) with a split outside {SPLITS} "
             f"(rows {rows}, values {values}); fix the 'split' column"
         )
     if target is not None:
         if target not in table.columns:
-            raise ValueError(
+            raise DataError(
                 f"target {target!r} is not a column of the table; available: {list(table.columns)}"
             )
         nan = table[target].isna()
         if nan.any():
             rows = table.index[nan][:5].tolist()
-            raise ValueError(
+            raise DataError(
                 f"target {target!r} is missing in {int(nan.sum())} row(s) (first rows {rows}); "
                 f"drop those rows or fill the labels"
             )
@@ -73,7 +75,7 @@ def classes_for(table: pd.DataFrame, target: str) -> list:
     column → its sorted distinct values. Introduced in ``notebooks/01_dataset_preparation.ipynb``.
     """
     if target not in table.columns:
-        raise ValueError(f"target {target!r} is not a column of the table; available: {list(table.columns)}")
+        raise DataError(f"target {target!r} is not a column of the table; available: {list(table.columns)}")
     if target == "gender":
         return list(GENDERS)
     values = pd.unique(table[target].dropna())

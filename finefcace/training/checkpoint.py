@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from finefcace.errors import UserError
+
 __all__ = [
     "CheckpointError",
     "atomic_save",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError):
     """A checkpoint is missing, unreadable or does not fit the model it is loaded into."""
 
 

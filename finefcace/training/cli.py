@@ -12,9 +12,11 @@ notebooks' ``parameters`` cells — read from ``--config file.yaml`` and changed
     python -m finefcace predict --run-dir runs/fairface --table utkface.csv --root UTKFace --out utk.csv
 
 Introduced in ``notebooks/04_training.ipynb`` (the "From the command line" section).
-Exit status: 0 done, 1 training failed (non-finite loss, ...), 2 bad configuration or
-data (the message names the key or file and the fix), 130 interrupted (``last.pt`` saved:
-run the same command again to resume).
+Exit status: 0 done, 1 training failed (non-finite loss, ...), 2 bad input — configuration,
+data, checkpoint, an output that would overwrite something (one line ``error: ...`` naming
+the key, file or row and the fix, no traceback: :mod:`finefcace.errors`; ``--debug`` shows
+the traceback too; nothing was written), 130 interrupted (``last.pt`` saved: run the same
+command again to resume).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--set", "-s", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                              help="change one key (value read as YAML); repeatable; dotted keys reach into overrides")
         command.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
+        command.add_argument("--debug", action="store_true",
+                             help="on bad input, also print the traceback (for reporting a bug)")
 
     train = commands.add_parser("train", help="train (or resume) the run a config describes")
     config_options(train, required=True)
@@ -109,10 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m finefcace`` and the ``finefcace`` script."""
     args = build_parser().parse_args(argv)
     _setup_logging(args.quiet)
-    from finefcace.training.checkpoint import CheckpointError
-    from finefcace.training.config import ConfigError
+    from finefcace import errors
     from finefcace.training.evaluation import evaluate_run
-    from finefcace.training.loaders import TrainingDataError
     from finefcace.training.trainer import NonFiniteLossError, TrainingInterrupted, train, train_or_load
 
     try:
@@ -133,9 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_group_accuracy(predictions))
         print(f"wrote {out}")
         return 0
-    except (ConfigError, TrainingDataError, CheckpointError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except (errors.UserError, *errors.ENVIRONMENT_ERRORS) as error:
+        return errors.report(error, debug=args.debug)
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from finefcace import presets
+from finefcace.errors import UserError
 from finefcace.training.typecheck import check_value, type_message
 
 __all__ = [
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A configuration key is unknown, mistyped or inconsistent; the message names the fix."""
 
 

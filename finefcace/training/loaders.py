@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from finefcace.errors import DataError
 from finefcace.sources.dataset import FaceTableDataset
 from finefcace.sources.table import classes_for, load_table, validate_table
 from finefcace.sources.transforms import test_transform, train_transform
@@ -42,7 +43,7 @@ __all__ = ["TrainingDataError", "TrainingData", "prepare_data", "mix_seed", "Epo
 logger = logging.getLogger(__name__)
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(DataError):
     """The dataset cannot be trained on (empty split, one class, too few images, ...)."""
 
 
