@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--cache-dir", type=Path, default=None,
                              help="where the resized copies go (default <out>/<dataset>_<size>px)")
         command.add_argument("--threads", type=int, default=4, help="threads for resizing (default 4)")
+        command.add_argument("--overwrite", action="store_true",
+                             help="replace <out>/<dataset>.csv when it exists (the report and problems list "
+                                  "are rewritten on every run)")
         if name == "fairface":
             command.add_argument("--labels", type=Path, default=None, help="folder of the label CSVs (default --root)")
             command.add_argument("--images", default=None, help="image folder under --root (default: found)")
@@ -81,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
                            help="override a bias knob, e.g. --knob cue_contrast=1,1,1,0.5 --knob noise=0")
     synthetic.add_argument("--threads", type=int, default=None)
+    synthetic.add_argument("--overwrite", action="store_true",
+                           help="write into --out even when it already holds files (same names are replaced)")
     for command in commands.choices.values():
         command.add_argument("--debug", action="store_true",
                              help="on bad input, also print the traceback (for reporting a bug)")
@@ -89,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check_arguments(args: argparse.Namespace) -> None:
     """Refuse options that cannot work, before anything is read or written (exit status 2)."""
-    from finefcace.errors import UserError
+    from finefcace.errors import UserError, check_output
     from finefcace.sources.images import MIN_CACHE_SIZE
 
     def refuse(message: str) -> None:
@@ -101,10 +106,14 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if threads is not None and threads < 1:
         refuse(f"--threads must be at least 1, got {threads}")
     if args.dataset == "synthetic":
-        from finefcace.sources.synthetic import check_generation
+        from finefcace.sources.synthetic import check_generation, resolve_bias
 
         check_generation(n_train=args.n_train, n_val=args.n_val, n_test=args.n_test, size=args.size)
+        resolve_bias(args.bias, **dict(_parse_knob(k) for k in args.knob))
+        check_output(args.out, folder=True, overwrite=args.overwrite)
         return
+    check_output(args.out / f"{args.dataset}.csv", overwrite=args.overwrite, option="the table",
+                 elsewhere="choose another --out folder")
     if not args.root.is_dir():
         refuse(f"--root {args.root} is not a folder; point it at the {args.dataset} download "
                "in its official layout (README: Where to put the real datasets)")

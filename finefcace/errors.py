@@ -22,9 +22,12 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TextIO
 
-__all__ = ["DataError", "ModelOutputError", "USER_ERROR_STATUS", "UserError", "notebook_handler", "report"]
+__all__ = ["DataError", "ModelOutputError", "USER_ERROR_STATUS", "UserError", "check_output", "notebook_handler",
+           "report"]
 
 #: The exit status of a command refused for bad input (argparse's usage errors use it too).
 USER_ERROR_STATUS = 2
@@ -48,6 +51,40 @@ class ModelOutputError(UserError):
 #: What an entry point also reports as a user error: the operating system's refusals that name
 #: the path (a missing file, a folder where a file was expected, no permission, a full disk).
 ENVIRONMENT_ERRORS: tuple[type[BaseException], ...] = (OSError,)
+
+
+def check_output(
+    path: str | os.PathLike,
+    *,
+    inputs: Mapping[str | os.PathLike, str] | None = None,
+    overwrite: bool = False,
+    option: str = "--out",
+    folder: bool = False,
+    elsewhere: str = "choose another file",
+) -> Path:
+    """Refuse an output that would destroy something, before anything is computed: one of the
+    command's ``inputs`` (``{path: what it is}``) — always, ``--overwrite`` or not — or, unless
+    ``overwrite``, an existing file (``folder=False``) or a folder that already holds files
+    (``folder=True``). A file where a folder is expected, or the reverse, is refused too.
+    ``option`` names the option in the message, ``elsewhere`` the other way out. Returns ``path``."""
+    path = Path(path)
+    target = path.resolve()
+    for source, what in (inputs or {}).items():
+        if source is not None and Path(source).resolve() == target:
+            raise UserError(f"{option} {path} is {what}: writing there would destroy it; write the output to "
+                            "another file (--overwrite does not change this)")
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{option} {path} is a file; give a folder (it is created when missing)")
+        if path.is_dir() and any(path.iterdir()) and not overwrite:
+            raise UserError(f"{option} {path} already holds files; choose a new or empty folder, or pass "
+                            "--overwrite to write over them")
+    else:
+        if path.is_dir():
+            raise UserError(f"{option} {path} is a folder; give the name of the file to write")
+        if path.exists() and not overwrite:
+            raise UserError(f"{option} {path} exists; {elsewhere}, or pass --overwrite to replace it")
+    return path
 
 
 def report(error: BaseException, *, debug: bool = False, stream: TextIO | None = None) -> int:

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--run-dir", help="run directory (default: the config's run_dir)")
     evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
     evaluate.add_argument("--out", help="CSV to write (default: <run_dir>/predictions_<split>.csv)")
+    evaluate.add_argument("--overwrite", action="store_true",
+                          help="replace --out when it exists (never the table read or a file of the run)")
 
     predict = commands.add_parser("predict", help="predictions of a run's best model on another dataset table")
     config_options(predict, required=False)
@@ -71,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--root", help="image folder of that table (default: the table's folder)")
     predict.add_argument("--split", default="test", choices=("train", "val", "test"))
     predict.add_argument("--out", required=True, help="CSV to write")
+    predict.add_argument("--overwrite", action="store_true",
+                         help="replace --out when it exists (never the table read or a file of the run)")
     return parser
 
 
@@ -128,10 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dir = _run_dir(args)
         if args.command == "evaluate":
             out = Path(args.out) if args.out else run_dir / f"predictions_{args.split}.csv"
-            predictions = evaluate_run(run_dir, split=args.split, out=out)
+            predictions = evaluate_run(run_dir, split=args.split, out=out, overwrite=args.overwrite)
         else:
-            predictions = evaluate_run(run_dir, split=args.split, table=args.table, root=args.root, out=args.out)
             out = Path(args.out)
+            predictions = evaluate_run(run_dir, split=args.split, table=args.table, root=args.root, out=out,
+                                       overwrite=args.overwrite)
         print(_group_accuracy(predictions))
         print(f"wrote {out}")
         return 0

@@ -12,7 +12,7 @@ its own test split or on another dataset's table (cross-dataset tests, paper Tab
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from finefcace import predict
+from finefcace.errors import check_output
 from finefcace.metrics import protected_columns
 from finefcace.model import FineFACE
 from finefcace.precision import amp_dtype_for, autocast
@@ -34,7 +35,7 @@ from finefcace.training import distributed
 from finefcace.training.config import ConfigError, TrainConfig
 from finefcace.training.loaders import TrainingDataError, eval_loader
 from finefcace.training.recipe import fusion_options
-from finefcace.training.run_directory import CONFIG_FILE, load_best_model
+from finefcace.training.run_directory import CONFIG_FILE, RUN_FILES, load_best_model, read_run_config
 
 __all__ = ["EXTRA_COLUMNS", "copied_columns", "evaluate_split", "predictions_table", "evaluate_run"]
 
@@ -146,6 +147,7 @@ def evaluate_run(
     table: str | Path | None = None,
     root: str | Path | None = None,
     out: str | Path | None = None,
+    overwrite: bool = False,
     device: str = "auto",
     batch_size: int | None = None,
     progress: bool = False,
@@ -153,13 +155,21 @@ def evaluate_run(
     """Predictions of a run's best model on ``split`` of its own table, or of another table
     with the same target (cross-dataset tests: train on FairFace, test on UTKFace).
 
-    Writes the predictions table to ``out`` when given. Book: ``notebooks/05_evaluation.ipynb``.
+    Writes the predictions table to ``out`` when given: never over the table it reads or a
+    file of the run, and over an existing file only with ``overwrite`` (checked before
+    anything is computed, :func:`finefcace.errors.check_output`). Book: ``notebooks/05_evaluation.ipynb``.
     """
     run_dir = Path(run_dir)
+    saved = read_run_config(run_dir)
+    table_path = Path(table) if table is not None else Path(saved.get("table") or "")
+    if out is not None:
+        inputs = {table_path: "the table this command reads"}
+        inputs.update({run_dir / name: f"part of the run in {run_dir}" for name in RUN_FILES})
+        out = check_output(out, inputs=inputs, overwrite=overwrite)
     resolved_device = distributed.resolve_device(device)
     model, config, classes, _ = load_best_model(run_dir, resolved_device)
-    saved = json.loads((run_dir / CONFIG_FILE).read_text()) if (run_dir / CONFIG_FILE).is_file() else {}
-    table_path = Path(table) if table is not None else Path(saved.get("table") or config.table)
+    if table is None and not saved.get("table"):
+        raise ConfigError(f"{run_dir / CONFIG_FILE} names no dataset table; pass the table to predict on")
     image_root = Path(root) if root is not None else (
         Path(saved["root"]) if table is None and saved.get("root") else table_path.parent)
     frame = load_table(table_path)
@@ -176,7 +186,8 @@ def evaluate_run(
     predictions = predictions_table(frame, evaluation, target=config.target, classes=classes,
                                     protected=config.protected if table is None else None)
     if out is not None:
-        out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        predictions.to_csv(out, index=False)
+        temporary = out.with_name(f".{out.name}.tmp")
+        predictions.to_csv(temporary, index=False)
+        os.replace(temporary, out)
     return predictions
