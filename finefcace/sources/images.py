@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from finefcace.sources.table import check_paths
+
 #: The smallest shorter side of a resized copy (:func:`cache_resized`), in pixels.
 MIN_CACHE_SIZE = 8
 
@@ -137,6 +139,7 @@ def cache_resized(
     from concurrent.futures import ThreadPoolExecutor
 
     root, out_root = Path(root), Path(out_root)
+    check_paths(table, "the table of the resized copies")  # every copy stays under out_root
     if size < MIN_CACHE_SIZE:
         raise ValueError(f"cache size must be at least {MIN_CACHE_SIZE} pixels, got {size}")
     if root.resolve() == out_root.resolve():

@@ -34,8 +34,9 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = (
 )
 
 
-def validate_table(table: pd.DataFrame, target: str | None = None) -> None:
-    """Check the table contract (``path``, ``split`` in train/val/test, target present).
+def validate_table(table: pd.DataFrame, target: str | None = None, *, source: str = "dataset table") -> None:
+    """Check the table contract (``path`` relative and inside the image root, ``split`` in
+    train/val/test, target present); ``source`` names the table in messages (e.g. its file).
 
     Raises :class:`~finefcace.errors.DataError` naming the first offending rows and how to fix them.
     Introduced in ``notebooks/01_dataset_preparation.ipynb``.
@@ -43,15 +44,16 @@ def validate_table(table: pd.DataFrame, target: str | None = None) -> None:
     missing = [c for c in ("path", "split") if c not in table.columns]
     if missing:
         raise DataError(
-            f"dataset table lacks column(s) {missing}; a table needs 'path' (relative to the "
+            f"{source} lacks column(s) {missing}; a table needs 'path' (relative to the "
             f"image root) and 'split' (train/val/test). Columns present: {list(table.columns)}"
         )
+    check_paths(table, source)
     bad = ~table["split"].isin(SPLITS)
     if bad.any():
         rows = table.index[bad][:5].tolist()
         values = table.loc[bad, "split"].unique()[:5].tolist()
         raise DataError(
-            f"dataset table: {int(bad.sum())} row(s) with a split outside {SPLITS} "
+            f"{source}: {int(bad.sum())} row(s) with a split outside {SPLITS} "
             f"(rows {rows}, values {values}); fix the 'split' column"
         )
     if target is not None:
@@ -66,6 +68,31 @@ def validate_table(table: pd.DataFrame, target: str | None = None) -> None:
                 f"target {target!r} is missing in {int(nan.sum())} row(s) (first rows {rows}); "
                 f"drop those rows or fill the labels"
             )
+
+
+def check_paths(table: pd.DataFrame, source: str = "dataset table") -> None:
+    """Refuse image paths that would leave the image root: absolute ones (``/x``, ``C:\\x``,
+    ``\\\\server\\x``), ones with a ``..`` part, and empty ones. Every image a table names is
+    read from — and every copy made of it written to — a place under the root the table is
+    given with (checked on the path's text: a symbolic link inside the root is followed).
+    Raises :class:`~finefcace.errors.DataError` naming the rows. Introduced in notebook 01.
+    """
+    text = table["path"].astype(str)
+    reasons = {
+        "absolute": text.str.match(r"^(?:[/\\]|[A-Za-z]:)"),
+        "climbing out with '..'": text.str.contains(r"(?:^|[/\\])\.\.(?:[/\\]|$)"),
+        "empty": table["path"].isna() | (text.str.strip() == ""),
+    }
+    problems = [(reason, mask) for reason, mask in reasons.items() if mask.any()]
+    if not problems:
+        return
+    count = int(sum(mask for _, mask in problems).astype(bool).sum())
+    shown = "; ".join(f"{reason}: rows {table.index[mask][:3].tolist()} "
+                      f"({', '.join(repr(p) for p in table.loc[mask, 'path'][:3])})" for reason, mask in problems)
+    raise DataError(
+        f"{source}: {count} row(s) whose 'path' leaves the image root — {shown}. A path must be relative "
+        "to the image root, without '..' parts: fix or drop those rows"
+    )
 
 
 def classes_for(table: pd.DataFrame, target: str) -> list:
@@ -94,7 +121,7 @@ def _is_binary(value: Any) -> bool:
 def load_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a dataset table written by :func:`save_table` (CSV). Introduced in notebook 01."""
     table = pd.read_csv(path, dtype={"path": str, "split": str}, keep_default_na=True)
-    validate_table(table)
+    validate_table(table, source=f"dataset table {os.fspath(path)} (rows count from 0 after the header)")
     return table
 
 
