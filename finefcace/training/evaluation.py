@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from finefcace import predict
-from finefcace.errors import check_output
+from finefcace.errors import ModelOutputError, check_output
 from finefcace.metrics import protected_columns
 from finefcace.model import FineFACE
 from finefcace.precision import amp_dtype_for, autocast
@@ -35,7 +35,8 @@ from finefcace.training import distributed
 from finefcace.training.config import ConfigError, TrainConfig
 from finefcace.training.loaders import TrainingDataError, eval_loader
 from finefcace.training.recipe import fusion_options
-from finefcace.training.run_directory import CONFIG_FILE, RUN_FILES, load_best_model, read_run_config
+from finefcace.training.run_directory import (BEST_CHECKPOINT, CONFIG_FILE, RUN_FILES, load_best_model,
+                                              read_run_config)
 
 __all__ = ["EXTRA_COLUMNS", "copied_columns", "evaluate_split", "predictions_table", "evaluate_run"]
 
@@ -66,6 +67,8 @@ def evaluate_split(
     :func:`finefcace.training.recipe.fusion_options`), gathered across ranks.
 
     Returns ``row_index``, ``y_true``, ``probabilities`` (numpy), ``accuracy`` and ``loss``.
+    Outputs that are not finite raise :class:`~finefcace.errors.ModelOutputError` (never an
+    accuracy computed from NaN scores, whose arg-max is class 0).
     """
     fusion = fusion_options(config)
     rows, labels, probabilities = [], [], []
@@ -100,6 +103,15 @@ def evaluate_split(
     result = {key: np.concatenate([g[key] for g in parts]) for key in ("row_index", "y_true", "probabilities")}
     order = np.argsort(result["row_index"], kind="stable")
     result = {key: value[order] for key, value in result.items()}
+    broken = ~np.isfinite(result["probabilities"]).all(axis=1)
+    if broken.any():
+        rows = result["row_index"][broken][:8].tolist()
+        raise ModelOutputError(
+            f"the model's outputs are not finite (NaN or inf) for {int(broken.sum())} of {len(broken)} images "
+            f"(table rows {rows}{'...' if broken.sum() > 8 else ''}): its weights hold NaN or inf (a training that "
+            "diverged) or its activations overflow, and every prediction it makes is meaningless. Use a checkpoint "
+            "saved before the divergence, or train again with lower learning rates (overrides: head_lr, backbone_lr) "
+            "or amp: false")
     y_pred = result["probabilities"].argmax(axis=1)
     result["y_pred"] = y_pred
     result["accuracy"] = float((y_pred == result["y_true"]).mean())
@@ -180,9 +192,12 @@ def evaluate_run(
         raise TrainingDataError(f"table {str(table_path)!r} has no rows with split == {split!r}")
     context = distributed.DistributedContext(device=resolved_device)
     loader = eval_loader(dataset, config, batch_size or resolved["batch_size"], context, resolved_device)
-    evaluation = evaluate_split(model, loader, config=config, device=resolved_device,
-                                amp_dtype=amp_dtype_for(config.amp, resolved_device), channels_last=False,
-                                context=context)
+    try:
+        evaluation = evaluate_split(model, loader, config=config, device=resolved_device,
+                                    amp_dtype=amp_dtype_for(config.amp, resolved_device), channels_last=False,
+                                    context=context)
+    except ModelOutputError as error:
+        raise ModelOutputError(f"{run_dir / BEST_CHECKPOINT}: {error}") from error
     predictions = predictions_table(frame, evaluation, target=config.target, classes=classes,
                                     protected=config.protected if table is None else None)
     if out is not None:

@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from finefcace.errors import ModelOutputError
 from finefcace.mutual_learning import baseline_iteration, finefcace_iteration, step_names
 from finefcace.precision import amp_dtype_for
 from finefcace.training import distributed
@@ -349,14 +350,22 @@ class _Run:
             self.sums["seconds"] += time.perf_counter() - started
         return outcome
 
+    def _evaluate(self, loader, when: str) -> dict[str, Any]:
+        """Scores of a split (:func:`evaluate_split`); outputs that are not finite stop the run
+        as a non-finite loss does (exit status 1: the training failed)."""
+        try:
+            return evaluate_split(self.model, loader, config=self.config, device=self.device,
+                                  amp_dtype=self.amp_dtype, channels_last=self.config.channels_last,
+                                  context=self.context, max_batches=self.config.max_eval_batches)
+        except ModelOutputError as error:
+            raise NonFiniteLossError(f"{when}: {error}") from error
+
     def _end_epoch(self) -> None:
         """Validate, record history, step the schedule, checkpoint, decide on early stopping."""
         config, context = self.config, self.context
         distributed.average_buffers(self.model, context)
         learning_rates = {f"lr_{g.get('name', i)}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)}
-        evaluation = evaluate_split(self.model, self.val_loader, config=config, device=self.device,
-                                    amp_dtype=self.amp_dtype, channels_last=config.channels_last,
-                                    context=context, max_batches=config.max_eval_batches)
+        evaluation = self._evaluate(self.val_loader, f"validation after epoch {self.epoch + 1}")
         # every rank's sums: the history describes the whole data, identically on every rank
         every_rank = distributed.all_gather_objects(dict(self.sums), context)
         total = {key: sum(s[key] for s in every_rank) for key in self.sums}
@@ -415,9 +424,7 @@ class _Run:
         }
         splits = [("val", self.val_loader)] + ([("test", self.test_loader)] if self.test_loader is not None else [])
         for split, loader in splits:
-            evaluation = evaluate_split(self.model, loader, config=config, device=self.device,
-                                        amp_dtype=self.amp_dtype, channels_last=config.channels_last,
-                                        context=context, max_batches=config.max_eval_batches)
+            evaluation = self._evaluate(loader, f"the {split} predictions of the best model")
             summary[f"{split}_accuracy"] = evaluation["accuracy"]
             table = predictions_table(self.data.table, evaluation, target=config.target,
                                       classes=self.data.classes, protected=config.protected)
