@@ -422,6 +422,8 @@ class _Run:
             "monitor": config.monitor, "best_metric": self.best_metric, "steps": self.global_step,
             "world_size": context.world_size, "device": str(self.device),
         }
+        if self.data.overlaps:
+            summary["split_overlap"] = self.data.overlaps  # image paths in two splits (warned at the start)
         splits = [("val", self.val_loader)] + ([("test", self.test_loader)] if self.test_loader is not None else [])
         for split, loader in splits:
             evaluation = self._evaluate(loader, f"the {split} predictions of the best model")
