@@ -101,7 +101,7 @@ def report(error: BaseException, *, debug: bool = False, stream: TextIO | None =
 def _environment_message(error: BaseException) -> str:
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
         return f"{error.strerror}: {error.filename}"
-    return f"{type(error).__name__}: {error}"
+    return str(error) or type(error).__name__
 
 
 def notebook_handler(shell, error_type, error, tb, tb_offset=None):  # noqa: ANN001 - IPython's signature

@@ -175,7 +175,7 @@ def evaluate_run(
     saved = read_run_config(run_dir)
     table_path = Path(table) if table is not None else Path(saved.get("table") or "")
     if out is not None:
-        inputs = {table_path: "the table this command reads"}
+        inputs = {table_path: "the table this command reads"} if table is not None or saved.get("table") else {}
         inputs.update({run_dir / name: f"part of the run in {run_dir}" for name in RUN_FILES})
         out = check_output(out, inputs=inputs, overwrite=overwrite)
     resolved_device = distributed.resolve_device(device)

@@ -73,6 +73,12 @@ def _locate_table(config: TrainConfig, context: distributed.DistributedContext |
     context = context or distributed.DistributedContext()
     table_path, root = _table_location(config)
     if config.synthetic is not None:
+        folder = table_path.parent
+        if not table_path.is_file() and folder.is_dir() and any(folder.iterdir()):
+            raise ConfigError(
+                f"config key 'root': {str(folder)!r} holds files but no labels.csv, and 'synthetic' would generate "
+                "its faces there, writing over files of the same names; point root at a new or empty folder "
+                "(or at a folder the synthetic faces were generated in)")
         if context.is_main and not table_path.is_file():
             _generate_synthetic(config, table_path.parent)
         distributed.barrier(context)
@@ -118,6 +124,12 @@ def prepare_data(config: TrainConfig, context: distributed.DistributedContext | 
         validate_table(table, config.target)
     except ValueError as error:
         raise ConfigError(f"config key 'target': {error}") from error
+    if config.protected is not None:
+        absent = [c for c in config.protected if c not in table.columns]
+        if absent:
+            raise ConfigError(f"config key 'protected': column(s) {absent} are not in the dataset table "
+                              f"{str(table_path)!r} (its columns: {list(table.columns)}); name columns it has, or "
+                              "null for the default (race/tone and gender)")
     splits = table["split"].value_counts().to_dict()
     if splits.get("train", 0) == 0:
         raise TrainingDataError(

@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import signal
+import tempfile
 import threading
 import time
 import warnings
@@ -37,6 +38,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from finefcace.backbones import _is_path_like
 from finefcace.errors import ModelOutputError
 from finefcace.mutual_learning import baseline_iteration, finefcace_iteration, step_names
 from finefcace.precision import amp_dtype_for
@@ -49,7 +51,8 @@ from finefcace.training.recipe import (build_model, build_optimizer, build_sched
                                        iteration_options, seed_everything)
 from finefcace.training.run_directory import (BEST_CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, HISTORY_CSV,
                                               HISTORY_JSON, LAST_CHECKPOINT, SUMMARY_FILE, TrainResult,
-                                              identity_differences, load_run, write_history, write_text_atomic)
+                                              identity_differences, load_run, read_run_config, write_history,
+                                              write_text_atomic)
 
 __all__ = [
     "NonFiniteLossError",
@@ -159,6 +162,28 @@ class _Run:
         return sums
 
     # ---------------------------------------------------------------- run directory
+    def check_run(self) -> None:
+        """What can be refused before anything is read or written: a ``run_dir`` that is a file,
+        cannot be written or holds a ``config.json`` that is not one, a weights file that is not there."""
+        config, run_dir = self.config, self.run_dir
+        weights = config.weights
+        if weights is not None and _is_path_like(weights) and not Path(weights).expanduser().is_file():
+            raise ConfigError(f"config key 'weights': {weights!r} does not exist; point it at a state-dict file of "
+                              "the torchvision backbone, use a torchvision weights name (IMAGENET1K_V1), or null")
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ConfigError(f"config key 'run_dir': {str(run_dir)!r} is a file, not a folder; choose another "
+                              "run_dir (it is created when missing)")
+        read_run_config(run_dir)  # a config.json that is not a run's is refused, naming it
+        existing = next(p for p in (run_dir, *run_dir.absolute().parents) if p.exists())
+        try:
+            if not existing.is_dir():
+                raise NotADirectoryError(20, "not a folder", str(existing))
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+        except OSError as error:
+            raise ConfigError(f"config key 'run_dir': {str(run_dir)!r} cannot be written ({error.strerror or error} "
+                              f"in {existing}); choose a folder you can write to") from None
+
     def prepare_run_dir(self) -> bool:
         """Create or check the run directory; True when a checkpoint should be resumed."""
         config = self.config
@@ -446,6 +471,7 @@ class _Run:
                            pd.DataFrame(self.history), summary, predictions)
 
     def run(self) -> TrainResult:
+        self.check_run()
         self.setup()
         resume = self.prepare_run_dir()
         self._last_saved: tuple[int, int] | None = None
