@@ -82,9 +82,19 @@ def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
 
 
 def identity_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """The identity keys (:meth:`finefcace.training.config.TrainConfig.identity`) whose values differ, sorted."""
-    keys = sorted(set(saved) | set(current))
-    return [k for k in keys if saved.get(k) != current.get(k)]
+    """The identity keys (:meth:`finefcace.training.config.TrainConfig.identity`) whose values
+    differ, sorted; inside a mapping (``overrides``, ``resolved``) the keys that differ there
+    (``resolved.head_lr``)."""
+    differences = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += [f"{key}.{k}" for k in sorted(set(old) | set(new), key=str) if old.get(k) != new.get(k)]
+        else:
+            differences.append(key)
+    return differences
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -106,7 +116,9 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
 
 def load_best_model(run_dir: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, TrainConfig, list, dict]:
     """(model in eval mode with the ``best.pt`` weights, its config, its classes, the checkpoint)."""
-    best = load_checkpoint(run_dir / BEST_CHECKPOINT, map_location=device)
+    best = load_checkpoint(run_dir / BEST_CHECKPOINT, map_location=device, advice=(
+        "train this run again: rerun its train command with --set resume=false (resume: false in a notebook), "
+        "which starts it over in the same run_dir"))
     config = TrainConfig.from_dict(best["config"])
     model = build_model(config.replace(weights=None), len(best["classes"]))
     model.load_state_dict(best["model"])
