@@ -118,9 +118,30 @@ def _is_binary(value: Any) -> bool:
         return False
 
 
-def load_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a dataset table written by :func:`save_table` (CSV). Introduced in notebook 01."""
+#: The file suffixes :func:`folder_table` takes for images.
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def folder_table(folder: str | os.PathLike, split: str = "test") -> pd.DataFrame:
+    """A table of the images under ``folder`` (any depth, sorted; no labels): ``path``
+    relative to ``folder`` and ``split``. What ``python -m finefcace predict --images`` reads."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"image folder {os.fspath(folder)!r} is not a folder; give the folder holding the images")
+    paths = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."))
+    if not paths:
+        raise DataError(f"image folder {os.fspath(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return pd.DataFrame({"path": paths, "split": split})
+
+
+def load_table(path: str | os.PathLike, *, default_split: str | None = None) -> pd.DataFrame:
+    """Read a dataset table written by :func:`save_table` (CSV). A table without a ``split``
+    column is refused, unless ``default_split`` names the split of all its rows (a table of
+    images to predict on). Introduced in notebook 01."""
     table = pd.read_csv(path, dtype={"path": str, "split": str}, keep_default_na=True)
+    if default_split is not None and "split" not in table.columns:
+        table.insert(1 if "path" in table.columns else 0, "split", default_split)
     validate_table(table, source=f"dataset table {os.fspath(path)} (rows count from 0 after the header)")
     return table
 

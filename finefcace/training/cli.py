@@ -10,6 +10,7 @@ notebooks' ``parameters`` cells — read from ``--config file.yaml`` and changed
     torchrun --nproc_per_node=4 -m finefcace train --config configs/fairface_resnet50_paper.yaml
     python -m finefcace evaluate --config configs/quick_synthetic_cpu.yaml
     python -m finefcace predict --run-dir runs/fairface --table utkface.csv --root UTKFace --out utk.csv
+    python -m finefcace predict --run-dir runs/fairface --images my_photos/ --out mine.csv
 
 Introduced in ``notebooks/04_training.ipynb`` (the "From the command line" section).
 Exit status: 0 done, 1 training failed (non-finite loss, ...), 2 bad input — configuration,
@@ -69,8 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="predictions of a run's best model on another dataset table")
     config_options(predict, required=False)
     predict.add_argument("--run-dir", help="run directory (default: the config's run_dir)")
-    predict.add_argument("--table", required=True, help="dataset table CSV (same target as the run)")
-    predict.add_argument("--root", help="image folder of that table (default: the table's folder)")
+    images = predict.add_mutually_exclusive_group(required=True)
+    images.add_argument("--table", help="dataset table CSV (same target as the run; without the target column, or "
+                                        "without 'split', it is predicted without accuracy / as one split)")
+    images.add_argument("--images", help="a folder of images to predict on (no labels, no table needed)")
+    predict.add_argument("--root", help="image folder of --table (default: the table's folder)")
     predict.add_argument("--split", default="test", choices=("train", "val", "test"))
     predict.add_argument("--out", required=True, help="CSV to write")
     predict.add_argument("--overwrite", action="store_true",
@@ -102,6 +106,8 @@ def _run_dir(args: argparse.Namespace) -> Path:
 
 
 def _group_accuracy(predictions) -> str:
+    if "y_true" not in predictions.columns:
+        return f"no labels: predictions only (no accuracy) for {len(predictions)} images"
     lines = [f"accuracy {float((predictions['y_true'] == predictions['y_pred']).mean()):.4f} "
              f"on {len(predictions)} images"]
     from finefcace.training.evaluation import copied_columns
@@ -135,8 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             predictions = evaluate_run(run_dir, split=args.split, out=out, overwrite=args.overwrite)
         else:
             out = Path(args.out)
-            predictions = evaluate_run(run_dir, split=args.split, table=args.table, root=args.root, out=out,
-                                       overwrite=args.overwrite)
+            predictions = evaluate_run(run_dir, split=args.split, table=args.table, root=args.root,
+                                       images=args.images, out=out, overwrite=args.overwrite)
         print(_group_accuracy(predictions))
         print(f"wrote {out}")
         return 0

@@ -24,12 +24,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from finefcace import predict
-from finefcace.errors import ModelOutputError, check_output
+from finefcace.errors import DataError, ModelOutputError, check_output
 from finefcace.metrics import protected_columns
 from finefcace.model import FineFACE
 from finefcace.precision import amp_dtype_for, autocast
 from finefcace.sources.dataset import FaceTableDataset
-from finefcace.sources.table import load_table
+from finefcace.sources.table import folder_table, load_table
 from finefcace.sources.transforms import test_transform
 from finefcace.training import distributed
 from finefcace.training.config import ConfigError, TrainConfig
@@ -158,14 +158,18 @@ def evaluate_run(
     split: str = "test",
     table: str | Path | None = None,
     root: str | Path | None = None,
+    images: str | Path | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
     device: str = "auto",
     batch_size: int | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Predictions of a run's best model on ``split`` of its own table, or of another table
-    with the same target (cross-dataset tests: train on FairFace, test on UTKFace).
+    """Predictions of a run's best model on ``split`` of its own table, of another table
+    with the same target (cross-dataset tests: train on FairFace, test on UTKFace), or of the
+    images in a folder (``images``). A table without the target column (or a folder) has no
+    labels: its predictions table has no ``y_true``/``label_true`` (so no accuracy can be
+    computed from it) and ``attrs["labelled"]`` is False; a table without ``split`` is all ``split``.
 
     Writes the predictions table to ``out`` when given: never over the table it reads or a
     file of the run, and over an existing file only with ``overwrite`` (checked before
@@ -173,6 +177,8 @@ def evaluate_run(
     """
     run_dir = Path(run_dir)
     saved = read_run_config(run_dir)
+    if images is not None and table is not None:
+        raise ConfigError("give a table or a folder of images to predict on, not both")
     table_path = Path(table) if table is not None else Path(saved.get("table") or "")
     if out is not None:
         inputs = {table_path: "the table this command reads"} if table is not None or saved.get("table") else {}
@@ -180,16 +186,25 @@ def evaluate_run(
         out = check_output(out, inputs=inputs, overwrite=overwrite)
     resolved_device = distributed.resolve_device(device)
     model, config, classes, _ = load_best_model(run_dir, resolved_device)
-    if table is None and not saved.get("table"):
-        raise ConfigError(f"{run_dir / CONFIG_FILE} names no dataset table; pass the table to predict on")
-    image_root = Path(root) if root is not None else (
-        Path(saved["root"]) if table is None and saved.get("root") else table_path.parent)
-    frame = load_table(table_path)
+    if images is not None:
+        frame, image_root = folder_table(images, split), Path(images)
+    else:
+        if table is None and not saved.get("table"):
+            raise ConfigError(f"{run_dir / CONFIG_FILE} names no dataset table; pass the table to predict on")
+        image_root = Path(root) if root is not None else (
+            Path(saved["root"]) if table is None and saved.get("root") else table_path.parent)
+        if not image_root.is_dir():
+            raise DataError(f"image root {str(image_root)!r} of table {str(table_path)!r} is not a folder; give the "
+                            "folder its paths are relative to")
+        frame = load_table(table_path, default_split=split if table is not None else None)
+    labelled = config.target in frame.columns
+    if not labelled:  # a placeholder the loader needs; dropped from the predictions below
+        frame = frame.assign(**{config.target: classes[0]})
     resolved = config.resolved()
     dataset = FaceTableDataset(frame, image_root, config.target, split=split, classes=classes,
                                transform=test_transform(resolved["input_size"]))
     if len(dataset) == 0:
-        raise TrainingDataError(f"table {str(table_path)!r} has no rows with split == {split!r}")
+        raise TrainingDataError(f"table {str(images or table_path)!r} has no rows with split == {split!r}")
     context = distributed.DistributedContext(device=resolved_device)
     loader = eval_loader(dataset, config, batch_size or resolved["batch_size"], context, resolved_device)
     try:
@@ -199,7 +214,11 @@ def evaluate_run(
     except ModelOutputError as error:
         raise ModelOutputError(f"{run_dir / BEST_CHECKPOINT}: {error}") from error
     predictions = predictions_table(frame, evaluation, target=config.target, classes=classes,
-                                    protected=config.protected if table is None else None)
+                                    protected=config.protected if table is None and images is None else None)
+    if not labelled:  # no true label, and not the placeholder copied as a protected column (gender)
+        predictions = predictions.drop(columns=[c for c in ("y_true", "label_true", config.target)
+                                                if c in predictions.columns])
+    predictions.attrs["labelled"] = labelled
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         temporary = out.with_name(f".{out.name}.tmp")

@@ -62,3 +62,25 @@ def test_a_loaded_table_is_named_in_the_message(tmp_path):
     (tmp_path / "t.csv").write_text("path,split\nok.jpg,train\n../up.jpg,test\n")
     with pytest.raises(DataError, match=r"t\.csv \(rows count from 0 after the header\): .*rows \[1\] \('\.\./up\.jpg'\)"):
         load_table(tmp_path / "t.csv")
+
+
+def test_a_folder_of_images_is_a_table_without_labels(tmp_path):
+    from finefcace.sources.table import folder_table
+
+    for name in ("b/2.JPG", "a/1.png", "notes.txt", ".hidden.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    table = folder_table(tmp_path)
+    assert table.to_dict("list") == {"path": ["a/1.png", "b/2.JPG"], "split": ["test", "test"]}
+    with pytest.raises(DataError, match="is not a folder"):
+        folder_table(tmp_path / "b" / "none")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no images"):
+        folder_table(tmp_path / "empty")
+
+
+def test_a_table_without_split_is_one_split_only_when_asked(tmp_path):
+    (tmp_path / "t.csv").write_text("path,gender\na.jpg,Male\n")
+    with pytest.raises(DataError, match=r"lacks column\(s\) \['split'\]"):
+        load_table(tmp_path / "t.csv")
+    assert load_table(tmp_path / "t.csv", default_split="test").columns.tolist() == ["path", "split", "gender"]
