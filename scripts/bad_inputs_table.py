@@ -70,8 +70,9 @@ def _verdict(result: dict) -> str:
         kinds.append("overwrote " + ", ".join(p.removeprefix("overwrote ") for p in problems if p.startswith("overwrote")))
     if any(p.startswith("wrote") for p in problems):
         kinds.append("wrote " + ", ".join(p.removeprefix("wrote ") for p in problems if p.startswith("wrote ")))
-    if not result["traceback"] and result["status"] == 0 and problems:
-        kinds.append("silent wrong result")
+    overwrote = any(p.startswith("overwrote") for p in problems)
+    if not result["traceback"] and result["status"] == 0 and problems and not overwrote:
+        kinds.append("silent wrong result")  # exit 0 where a refusal (or another result) was due
     elif not kinds and problems:
         kinds.append("; ".join(problems))
     return ", ".join(kinds) if kinds else "ok"
