@@ -325,11 +325,14 @@ def predictions_without_accuracy(rows):
 
 
 def two_output_classes(folder):
+    """A model saved (last.pt or best.pt) has the training split's 2 classes, not more."""
     import torch
 
-    best = torch.load(folder / "run" / "best.pt", weights_only=True) if (folder / "run" / "best.pt").exists() else None
-    if best is not None and len(best["classes"]) != 2:
-        return f"the model has {len(best['classes'])} output classes {best['classes']}, not the training split's 2"
+    for name in ("last.pt", "best.pt"):
+        if (folder / "run" / name).exists():
+            classes = torch.load(folder / "run" / name, weights_only=True)["classes"]
+            if len(classes) != 2:
+                return f"{name} has {len(classes)} output classes {classes}, not the training split's 2"
     return None
 
 
