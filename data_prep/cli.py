@@ -1,8 +1,11 @@
 """The ``data_prep`` command line: check a download, write its table; render synthetic faces.
 
 Exit status 0 when the table was written, 1 when the download has unusable images (missing
-or unreadable) and ``--drop-bad`` was not given (the problems are listed in
-``<out>/<dataset>_problems.csv``; no table is written), 2 on a usage error.
+or unreadable) and ``--drop-bad`` was not given, or its counts differ from the release under
+``--strict`` (the problems are listed in ``<out>/<dataset>_problems.csv``; no table is
+written), 2 on bad input — an option, a label file, a folder — reported as one line
+``error: ...`` naming the file, row or option and the fix (:mod:`finefcace.errors`; ``--debug``
+adds the traceback), with nothing written.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--cache-dir", type=Path, default=None,
                              help="where the resized copies go (default <out>/<dataset>_<size>px)")
         command.add_argument("--threads", type=int, default=4, help="threads for resizing (default 4)")
+        command.add_argument("--overwrite", action="store_true",
+                             help="replace <out>/<dataset>.csv when it exists (the report and problems list "
+                                  "are rewritten on every run)")
         if name == "fairface":
             command.add_argument("--labels", type=Path, default=None, help="folder of the label CSVs (default --root)")
             command.add_argument("--images", default=None, help="image folder under --root (default: found)")
@@ -78,7 +84,49 @@ def _parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
                            help="override a bias knob, e.g. --knob cue_contrast=1,1,1,0.5 --knob noise=0")
     synthetic.add_argument("--threads", type=int, default=None)
+    synthetic.add_argument("--overwrite", action="store_true",
+                           help="write into --out even when it already holds files (same names are replaced)")
+    for command in commands.choices.values():
+        command.add_argument("--debug", action="store_true",
+                             help="on bad input, also print the traceback (for reporting a bug)")
     return parser
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse options that cannot work, before anything is read or written (exit status 2)."""
+    from finefcace.errors import UserError, check_output
+    from finefcace.sources.images import MIN_CACHE_SIZE
+
+    def refuse(message: str) -> None:
+        raise UserError(message)
+
+    if args.out.exists() and not args.out.is_dir():
+        refuse(f"--out {args.out} is a file; give a folder (it is created when missing)")
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 1:
+        refuse(f"--threads must be at least 1, got {threads}")
+    if args.dataset == "synthetic":
+        from finefcace.sources.synthetic import check_generation, resolve_bias
+
+        check_generation(n_train=args.n_train, n_val=args.n_val, n_test=args.n_test, size=args.size)
+        resolve_bias(args.bias, **dict(_parse_knob(k) for k in args.knob))
+        check_output(args.out, folder=True, overwrite=args.overwrite)
+        return
+    check_output(args.out / f"{args.dataset}.csv", overwrite=args.overwrite, option="the table",
+                 elsewhere="choose another --out folder")
+    if not args.root.is_dir():
+        refuse(f"--root {args.root} is not a folder; point it at the {args.dataset} download "
+               "in its official layout (README: Where to put the real datasets)")
+    if args.dataset == "fairface" and not 0.0 <= args.val_fraction < 1.0:
+        refuse(f"--val-fraction must be in [0, 1), got {args.val_fraction} (e.g. 0.1: 10 % of train)")
+    if args.cache_size is not None:
+        if args.labels_only:
+            refuse("--cache-size needs the images: drop --labels-only")
+        if args.cache_size < MIN_CACHE_SIZE:
+            refuse(f"--cache-size must be at least {MIN_CACHE_SIZE} pixels, got {args.cache_size}")
+        if args.cache_dir is not None and args.cache_dir.resolve() == args.root.resolve():
+            refuse(f"--cache-dir {args.cache_dir} is the dataset root: the resized copies would replace "
+                   "the originals; give another folder")
 
 
 def _adapter_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -167,9 +215,6 @@ def _run_real(args: argparse.Namespace) -> int:
 
     image_root = root
     if args.cache_size:
-        if args.labels_only:
-            print("error: --cache-size needs the images (drop --labels-only)", file=sys.stderr)
-            return 2
         cache_dir = args.cache_dir or out / f"{name}_{args.cache_size}px"
         image_root = cache_resized(table, root, cache_dir, args.cache_size, threads=args.threads)
         print(f"resized copies (shorter side {args.cache_size} px) in {image_root}: train with root={image_root}")
@@ -200,13 +245,16 @@ def _run_real(args: argparse.Namespace) -> int:
 
 
 def _parse_knob(text: str) -> tuple[str, Any]:
+    from finefcace.errors import UserError
+
     if "=" not in text:
-        raise ValueError(f"--knob needs NAME=VALUE, got {text!r}")
+        raise UserError(f"--knob needs NAME=VALUE, got {text!r} (e.g. --knob noise=0)")
     name, value = text.split("=", 1)
     try:
         parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError):
-        raise ValueError(f"--knob {name}: cannot read {value!r} as a number or a list of numbers") from None
+        raise UserError(f"--knob {name}: cannot read {value!r} as a number or a list of numbers "
+                        "(e.g. --knob cue_contrast=1,1,1,0.5)") from None
     return name.strip(), parsed
 
 
@@ -226,12 +274,14 @@ def _run_synthetic(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m data_prep``; returns the exit status."""
+    from finefcace import errors
+
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        _check_arguments(args)
         if args.dataset == "synthetic":
             return _run_synthetic(args)
         return _run_real(args)
-    except (FileNotFoundError, ValueError, TypeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, TypeError) else 1
+    except (errors.UserError, *errors.ENVIRONMENT_ERRORS) as error:
+        return errors.report(error, debug=args.debug)

@@ -32,7 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finefcace.errors import DataError
+
 __all__ = [
+    "SuspiciousResultWarning",
     "UndefinedMetricWarning",
     "max_min_ratio",
     "degree_of_bias",
@@ -66,6 +69,12 @@ class UndefinedMetricWarning(UserWarning):
     left out of Max/Min, DoB, DEO and DEOdds."""
 
 
+class SuspiciousResultWarning(UserWarning):
+    """The figures are computed but say more about the model than about fairness: a group whose
+    accuracy is 0 (Max/Min is then infinite, as its definition gives) or one class predicted for
+    every image (what a model whose outputs are NaN does)."""
+
+
 # --------------------------------------------------------------------------------------------
 # the two scalar fairness summaries of the gender task
 
@@ -78,9 +87,23 @@ def _as_group_series(group_accuracies: Any) -> pd.Series:
     else:
         series = pd.Series(np.asarray(group_accuracies).ravel())
     try:
-        return series.astype(float)
+        series = series.astype(float)
     except (TypeError, ValueError) as err:
         raise ValueError(f"group accuracies must be numbers, got {list(series)!r}") from err
+    infinite = series.index[np.isinf(series.to_numpy())]
+    if len(infinite):
+        raise DataError(f"group accuracies must be finite (NaN marks an undefined group), got inf for group(s) "
+                        f"{', '.join(map(str, infinite))}: {list(series)!r}; they come from a broken computation")
+    return series
+
+
+def _warn_zero_groups(accuracies: Mapping[str, float], caller: str) -> None:
+    """Max/Min of group accuracies with a 0 among them is infinite: say which group, and why it may be."""
+    zero = [str(name) for name, value in accuracies.items() if value == 0]
+    if zero:
+        warnings.warn(f"{caller}: group(s) {', '.join(zero)} have accuracy 0, so Max/Min is infinite. A model that "
+                      "predicts one class for every image (one whose outputs are NaN, say) does this; check the "
+                      "predictions before reading the fairness figures", SuspiciousResultWarning, stacklevel=3)
 
 
 def _defined(group_accuracies: Any, what: str) -> np.ndarray:
@@ -98,9 +121,13 @@ def max_min_ratio(group_accuracies: Any) -> float:
 
     Accepts a sequence, a dict or a Series (its index names the groups). NaN groups are left
     out with a warning naming them; fewer than two defined groups gives NaN; a minimum of 0
-    gives ``inf``. Book: ``notebooks/05_evaluation.ipynb``.
+    gives ``inf``, as the definition does, with a :class:`SuspiciousResultWarning` naming the
+    group; an infinite accuracy is refused (:class:`~finefcace.errors.DataError`).
+    Book: ``notebooks/05_evaluation.ipynb``.
     """
-    values = _defined(group_accuracies, "max_min_ratio")
+    series = _as_group_series(group_accuracies)
+    _warn_zero_groups(series.dropna().to_dict(), "max_min_ratio")
+    values = _defined(series, "max_min_ratio")
     return float(_max_min(values[None, :])[0])
 
 
@@ -224,6 +251,19 @@ def _predictions_frame(predictions: pd.DataFrame | None, y_true: Any, y_pred: An
                          "protected columns, or pass group_columns=")
     if len(frame) == 0:
         raise ValueError(f"{caller}: the predictions table is empty")
+    for column in [c for c in frame.columns if str(c).startswith("prob_")]:
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+        bad = frame.index[~np.isfinite(values)]
+        if len(bad):
+            raise DataError(f"the predictions table's {column} has {len(bad)} value(s) that are not finite numbers "
+                            f"(rows {list(bad[:5])}{' ...' if len(bad) > 5 else ''}): it comes from a model whose "
+                            f"outputs are NaN or inf, so its y_pred means nothing ({caller} refuses it). Predict again "
+                            "with a working checkpoint")
+    predicted = frame["y_pred"].dropna().unique()
+    if len(predicted) == 1 and frame["y_true"].nunique() > 1:
+        guess = predicted[0].item() if hasattr(predicted[0], "item") else predicted[0]
+        warnings.warn(f"{caller}: every image is predicted as {guess!r}: the fairness figures describe a "
+                      "constant guess", SuspiciousResultWarning, stacklevel=3)
     for column in needed:
         missing = frame.index[frame[column].isna()]
         if len(missing):
@@ -469,7 +509,10 @@ def gender_task_report(predictions: pd.DataFrame | None = None, *, y_true: Any =
     groups), ``max_group_accuracy``, ``min_group_accuracy``, ``max_min_ratio`` and
     ``degree_of_bias`` (std of the group accuracies with ``ddof``). Values in percent except the
     ratio. ``group_columns`` defaults to race x gender, tone x gender or gender, whichever the
-    table has. Undefined groups are NaN, warned about, and left out of the summaries.
+    table has. Undefined groups are NaN, warned about, and left out of the summaries. A table
+    whose ``prob_*`` columns hold NaN or inf (a model with non-finite outputs) is refused
+    (:class:`~finefcace.errors.DataError`); a group at accuracy 0 (Max/Min infinite) and a
+    constant prediction are reported with a :class:`SuspiciousResultWarning`.
 
     Intervals: percentile bootstrap over test samples (``n_bootstrap`` resamples, ``seed``),
     resampling within each group when ``stratified`` (group sizes are fixed by the test set's
@@ -488,6 +531,7 @@ def gender_task_report(predictions: pd.DataFrame | None = None, *, y_true: Any =
     n_total = len(frame)
     overall = float((frame["y_true"] == frame["y_pred"]).mean())
     summaries = _gender_summaries(accuracy[None, :], np.array([overall]), ddof)
+    _warn_zero_groups({_group_label(g): accuracy[i] for i, g in enumerate(wanted)}, caller)
     group_low, group_high = np.full(len(wanted), np.nan), np.full(len(wanted), np.nan)
     summary_low = {m: np.nan for m in summaries}
     summary_high = {m: np.nan for m in summaries}

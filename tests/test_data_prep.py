@@ -92,7 +92,11 @@ def test_utkface_command_reports_malformed_names(tmp_path, capsys):
 def test_strict_counts_and_errors_name_the_problem(tmp_path, capsys):
     root = _fairface(tmp_path / "download", n_train=7, n_val=2)
     assert cli.main(["fairface", "--root", str(root), "--out", str(tmp_path / "t"), "--strict"]) == 1
-    assert cli.main(["celeba", "--root", str(tmp_path / "nothing"), "--out", str(tmp_path / "t")]) == 1
+    capsys.readouterr()
+    assert cli.main(["celeba", "--root", str(tmp_path / "nothing"), "--out", str(tmp_path / "t")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["celeba", "--root", str(tmp_path / "empty"), "--out", str(tmp_path / "t")]) == 2
     assert "list_attr_celeba.txt" in capsys.readouterr().err
 
 

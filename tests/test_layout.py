@@ -19,7 +19,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "finefcace"
 
 #: The paper's method: the modules at the top of the package.
-METHOD = {"attention", "backbones", "metrics", "model", "mutual_learning", "plots", "precision", "predict",
+#: ``errors`` sits with them: the bad-input family every layer raises (the metrics need it).
+METHOD = {"attention", "backbones", "errors", "metrics", "model", "mutual_learning", "plots", "precision", "predict",
           "presets"}
 #: The package's front door (``import finefcace``, ``python -m finefcace``): it gathers the public
 #: names of the method, the data and the engine, never the course.

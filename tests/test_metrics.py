@@ -607,3 +607,46 @@ def test_intersectional_arrays_intervals_and_grid():
     assert metrics.intersectional_grid(from_table, "tpr", "n").loc["B", "F"] == 4
     with pytest.raises(ValueError, match="intersectional_report"):
         metrics.intersectional_grid(gender_task_report(table, n_bootstrap=0))
+
+
+# --------------------------------------------------------------------------------------------
+# inputs that are not finite, and results that say more about the model than about fairness
+
+
+def _nan_model_predictions() -> pd.DataFrame:
+    """What a model whose outputs are NaN leaves: NaN probabilities, class 0 everywhere."""
+    return pd.DataFrame({"y_true": [0, 1] * 8, "y_pred": [0] * 16, "prob_0": [np.nan] * 16, "prob_1": [np.nan] * 16,
+                         "tone": ["tone_1", "tone_2"] * 8, "gender": ["Female"] * 8 + ["Male"] * 8})
+
+
+def test_predictions_of_a_model_with_non_finite_outputs_are_refused():
+    from finefcace.errors import DataError
+
+    with pytest.raises(DataError, match=r"prob_0 has 16 value\(s\) that are not finite.*gender_task_report"):
+        gender_task_report(_nan_model_predictions(), n_bootstrap=0)
+    with pytest.raises(DataError, match=r"prob_1 has 1 value"):
+        frame = _nan_model_predictions().assign(prob_0=0.5, prob_1=0.5)
+        frame.loc[3, "prob_1"] = np.inf
+        gender_task_report(frame, n_bootstrap=0)
+
+
+def test_a_zero_accuracy_group_gives_an_infinite_ratio_with_a_warning():
+    from finefcace.metrics import SuspiciousResultWarning
+
+    with pytest.warns(SuspiciousResultWarning, match="tone_1 have accuracy 0, so Max/Min is infinite"):
+        assert max_min_ratio({"tone_1": 0.0, "tone_2": 0.9}) == np.inf
+    frame = _nan_model_predictions().assign(prob_0=0.9, prob_1=0.1)  # a constant guess, finite
+    with pytest.warns(SuspiciousResultWarning) as caught:
+        report = gender_task_report(frame, n_bootstrap=0)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "every image is predicted as 0" in messages and "have accuracy 0" in messages
+    assert report.set_index("metric").loc["max_min_ratio", "value"] == np.inf
+
+
+def test_infinite_group_accuracies_are_refused():
+    from finefcace.errors import DataError
+
+    with pytest.raises(DataError, match="group accuracies must be finite.*group\\(s\\) 0"):
+        max_min_ratio([np.inf, 0.5])
+    with pytest.raises(DataError, match="must be finite"):
+        degree_of_bias({"a": 0.5, "b": -np.inf})

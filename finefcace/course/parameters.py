@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from finefcace.errors import UserError
 from finefcace.training.typecheck import check_value, type_message
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
 _KERNEL_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
 
 
-class ParameterError(ValueError):
+class ParameterError(UserError):
     """A notebook parameter is unknown, of the wrong type, or names a path that does not exist."""
 
 

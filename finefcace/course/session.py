@@ -52,7 +52,9 @@ def start(
     existing_paths: Iterable[str] | Mapping[str, str] = (),
     notebooks_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The first cell after the parameters: :func:`check_parameters` with the course's rules
+    """The first cell after the parameters: bad input shown as one line (from here on, a
+    :class:`finefcace.errors.UserError` in any cell shows ``error: <message>`` instead of a
+    traceback; ``FINEFCACE_DEBUG=1`` shows it), :func:`check_parameters` with the course's rules
     for paths, then work from the project root (relative paths in the profiles — ``data/...``,
     ``runs/...`` — mean the same as for ``python -m finefcace`` run from there), show the
     trainer's per-epoch log lines, show figures inline (also the ``Figure`` objects of
@@ -65,6 +67,7 @@ def start(
     (``makes_table``, chapter 1); a ``weights`` value that names a file must exist; the
     folders of ``cross_datasets`` must exist.
     """
+    _show_user_errors_as_one_line()
     fixes = dict(existing_paths) if isinstance(existing_paths, Mapping) else dict.fromkeys(existing_paths, "")
     declared = namespace.get("__annotations__", {})
     dataset, synthetic = namespace.get("dataset"), namespace.get("synthetic")
@@ -119,6 +122,20 @@ def start(
     except ImportError:  # pragma: no cover - pandas is a dependency
         pass
     return values
+
+
+def _show_user_errors_as_one_line() -> None:
+    """In a kernel, show a :class:`~finefcace.errors.UserError` as its message only
+    (:func:`finefcace.errors.notebook_handler`); outside IPython nothing changes."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        return
+    shell = get_ipython()
+    if shell is not None:
+        from finefcace.errors import UserError, notebook_handler
+
+        shell.set_custom_exc((UserError,), notebook_handler)
 
 
 def train_config(params: Mapping[str, Any], name: str | None = None, **changes: Any) -> "TrainConfig":

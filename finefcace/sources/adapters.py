@@ -17,9 +17,11 @@ import os
 
 import pandas as pd
 
+from finefcace.errors import DataError
 from finefcace.sources.celeba import celeba_table
 from finefcace.sources.fairface import fairface_table
 from finefcace.sources.lfwa import lfwa_table
+from finefcace.sources.table import check_paths
 from finefcace.sources.utkface import utkface_table
 
 __all__ = ["DATASETS", "dataset_table"]
@@ -34,6 +36,8 @@ def dataset_table(name: str, root: str | os.PathLike, **options) -> pd.DataFrame
     try:
         adapter = DATASETS[name]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)} (synthetic data is made by "
+        raise DataError(f"unknown dataset {name!r}; known: {sorted(DATASETS)} (synthetic data is made by "
                          f"finefcace.sources.synthetic.generate_synthetic)") from None
-    return adapter(root, **options)
+    table = adapter(root, **options)
+    check_paths(table, f"the {name} label files under {os.fspath(root)}")
+    return table

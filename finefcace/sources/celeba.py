@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from finefcace.errors import DataError
 from finefcace.sources.images import require_images
 from finefcace.sources.releases import SkippedRowsWarning
 from finefcace.sources.table import CELEBA_ATTRIBUTES, GENDERS
@@ -29,7 +30,7 @@ def read_celeba_attributes(path: str | os.PathLike) -> pd.DataFrame:
     ``name v1 … v40`` with −1/1, space-padded, CRLF. Returns ``image`` + 40 int 0/1 columns.
 
     A count that disagrees with the rows (a truncated file) is reported in a warning; values
-    other than −1/1 raise ``ValueError`` naming the line. Introduced in notebook 01.
+    other than −1/1 raise :class:`~finefcace.errors.DataError` naming the line. Introduced in notebook 01.
     """
     path = Path(path)
     if not path.is_file():
@@ -38,7 +39,7 @@ def read_celeba_attributes(path: str | os.PathLike) -> pd.DataFrame:
         declared = handle.readline().strip()
         names = handle.readline().split()
     if not declared.isdigit() or len(names) != 40:
-        raise ValueError(f"{path}: expected line 1 = image count and line 2 = the 40 attribute names "
+        raise DataError(f"{path}: expected line 1 = image count and line 2 = the 40 attribute names "
                          f"(got {declared!r} and {len(names)} names)")
     frame = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, names=["image", *names], dtype={"image": str},
                         engine="c")
@@ -46,7 +47,7 @@ def read_celeba_attributes(path: str | os.PathLike) -> pd.DataFrame:
     bad = ~values.isin([-1, 1]).all(axis=1)
     if bad.any():
         lines = (np.flatnonzero(bad.to_numpy()) + 3)[:5].tolist()
-        raise ValueError(f"{path}: {int(bad.sum())} row(s) with values other than -1/1 (lines {lines}); "
+        raise DataError(f"{path}: {int(bad.sum())} row(s) with values other than -1/1 (lines {lines}); "
                          f"download the file again")
     frame[names] = (values.to_numpy() > 0).astype(np.int64)
     if int(declared) != len(frame):
@@ -68,7 +69,7 @@ def read_celeba_partition(path: str | os.PathLike) -> pd.DataFrame:
     bad = ~frame["partition"].isin(list(_CELEBA_SPLITS))
     if bad.any():
         lines = (np.flatnonzero(bad.to_numpy()) + 1)[:5].tolist()
-        raise ValueError(f"{path}: partition values must be 0, 1 or 2 (lines {lines})")
+        raise DataError(f"{path}: partition values must be 0, 1 or 2 (lines {lines})")
     frame["split"] = frame.pop("partition").map(_CELEBA_SPLITS)
     return frame
 
@@ -94,7 +95,7 @@ def celeba_table(
     table = labels.merge(splits, on="image", how="left", validate="one_to_one")
     missing = table["split"].isna()
     if missing.any():
-        raise ValueError(f"{root / partition}: {int(missing.sum())} image(s) of the attribute file have no "
+        raise DataError(f"{root / partition}: {int(missing.sum())} image(s) of the attribute file have no "
                          f"partition (first: {table.loc[missing, 'image'].head(5).tolist()})")
     unlabelled = len(splits) - len(table)
     if unlabelled:
@@ -107,7 +108,7 @@ def celeba_table(
     table.attrs["dataset"] = "celeba"
     absent = [a for a in (*CELEBA_ATTRIBUTES, "Male") if a not in table.columns]
     if absent:
-        raise ValueError(f"{root / attributes}: attribute(s) {absent} missing from the header")
+        raise DataError(f"{root / attributes}: attribute(s) {absent} missing from the header")
     if check_images:
         require_images(table, root)
     return table

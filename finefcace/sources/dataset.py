@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from finefcace.errors import DataError
 from finefcace.sources.images import read_image, require_images
 from finefcace.sources.table import SPLITS, classes_for, validate_table
 
@@ -58,10 +59,10 @@ class FaceTableDataset(Dataset):
         keys = [_label_key(v) for v in self.table[target].tolist()]
         unknown = [(row, v) for row, v, k in zip(self.table.index, self.table[target], keys) if k not in lookup]
         if unknown:
-            raise ValueError(
+            raise DataError(
                 f"target {target!r}: {len(unknown)} row(s) have values outside the classes "
-                f"{self.classes} (first: row {unknown[0][0]} = {unknown[0][1]!r}); fix the labels "
-                f"or pass classes="
+                f"{self.classes} (first: row {unknown[0][0]} = {unknown[0][1]!r}): a model cannot predict a class "
+                f"it was not trained on; fix or drop those rows (or pass classes=)"
             )
         self.labels = np.array([lookup[k] for k in keys], dtype=np.int64)
         self.paths = self.table["path"].tolist()

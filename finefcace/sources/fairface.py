@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from finefcace.errors import DataError
 from finefcace.sources.images import require_images
 from finefcace.sources.releases import find_folder, refuse_rows
 from finefcace.sources.splits import stratified_validation_split
@@ -47,7 +48,7 @@ def read_fairface_labels(path: str | os.PathLike, split: str) -> pd.DataFrame:
     ``service_test`` (bool). Handles CRLF, a UTF-8 BOM, surrounding spaces, a leading folder
     before ``train/``/``val/`` (e.g. ``fairface/``), spreadsheet-damaged ages (``9-Mar``,
     ``03-Sep`` → ``3-9``; ``19-Oct``, ``Oct-19`` → ``10-19``) and booleans (``TRUE``);
-    anything else unexpected raises ``ValueError`` naming the line and the fix.
+    anything else unexpected raises :class:`~finefcace.errors.DataError` naming the line and the fix.
     Introduced in ``notebooks/01_dataset_preparation.ipynb``.
     """
     path = Path(path)
@@ -58,7 +59,7 @@ def read_fairface_labels(path: str | os.PathLike, split: str) -> pd.DataFrame:
     expected = ["file", "age", "gender", "race", "service_test"]
     missing = [c for c in expected if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; FairFace's header is {','.join(expected)} "
+        raise DataError(f"{path}: missing column(s) {missing}; FairFace's header is {','.join(expected)} "
                          f"(found {list(frame.columns)})")
     frame = frame[expected].apply(lambda column: column.str.strip())
     line = np.arange(len(frame)) + 2  # 1-based file line (the header is line 1)

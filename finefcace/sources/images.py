@@ -14,6 +14,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from finefcace.sources.table import check_paths
+
+#: The smallest shorter side of a resized copy (:func:`cache_resized`), in pixels.
+MIN_CACHE_SIZE = 8
+
 #: Grey used under transparent pixels: it equals the normalisation mean, so it becomes 0.
 _TRANSPARENT_FILL = (128, 128, 128)
 
@@ -134,8 +139,9 @@ def cache_resized(
     from concurrent.futures import ThreadPoolExecutor
 
     root, out_root = Path(root), Path(out_root)
-    if size < 8:
-        raise ValueError(f"cache size must be at least 8 pixels, got {size}")
+    check_paths(table, "the table of the resized copies")  # every copy stays under out_root
+    if size < MIN_CACHE_SIZE:
+        raise ValueError(f"cache size must be at least {MIN_CACHE_SIZE} pixels, got {size}")
     if root.resolve() == out_root.resolve():
         raise ValueError(f"the cache folder must differ from the dataset root ({root})")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from finefcace.errors import DataError
 from finefcace.sources.images import require_images
 from finefcace.sources.releases import SkippedRowsWarning
 from finefcace.sources.table import GENDERS
@@ -53,24 +54,24 @@ def read_lfwa_labels(attributes_file: str | os.PathLike) -> tuple[list[str], lis
     try:
         handle = h5py.File(attributes_file, "r")
     except OSError as error:
-        raise ValueError(f"{attributes_file} is not a MATLAB v7.3 (HDF5) file: {error}") from error
+        raise DataError(f"{attributes_file} is not a MATLAB v7.3 (HDF5) file: {error}") from error
     with handle as mat:
         for key in ("AttrName", "label", "name"):
             if key not in mat:
-                raise ValueError(f"{attributes_file}: no '{key}' variable (found {sorted(mat.keys())})")
+                raise DataError(f"{attributes_file}: no '{key}' variable (found {sorted(mat.keys())})")
         names = _mat_strings(mat, mat["AttrName"])
         images = [n.replace("\\", "/") for n in _mat_strings(mat, mat["name"])]
         labels = np.asarray(mat["label"])
     if labels.shape == (len(names), len(images)) and labels.shape[0] != labels.shape[1]:
         labels = labels.T  # MATLAB stores column-major: HDF5 shows A x N
     if labels.shape != (len(images), len(names)):
-        raise ValueError(f"{attributes_file}: label matrix {labels.shape} does not match "
+        raise DataError(f"{attributes_file}: label matrix {labels.shape} does not match "
                          f"{len(images)} names x {len(names)} attributes")
     values = set(np.unique(labels).tolist())
     if values <= {-1.0, 1.0}:
         labels = (labels > 0)
     elif not values <= {0.0, 1.0}:
-        raise ValueError(f"{attributes_file}: labels must be 0/1 (or -1/1), found {sorted(values)[:10]}")
+        raise DataError(f"{attributes_file}: labels must be 0/1 (or -1/1), found {sorted(values)[:10]}")
     return names, images, labels.astype(np.int64)
 
 
@@ -84,13 +85,13 @@ def _read_lfwa_indices(indices_file: Path, count: int) -> dict[str, np.ndarray]:
         out = {}
         for split, key in (("train", "indices_img_train"), ("test", "indices_img_test")):
             if key not in mat:
-                raise ValueError(f"{indices_file}: no '{key}' variable (found {sorted(mat.keys())})")
+                raise DataError(f"{indices_file}: no '{key}' variable (found {sorted(mat.keys())})")
             index = np.asarray(mat[key]).ravel()
             if index.size and (index.min() < 1 or index.max() > count or np.any(index != np.round(index))):
-                raise ValueError(f"{indices_file}: {key} must hold 1-based image numbers 1..{count}")
+                raise DataError(f"{indices_file}: {key} must hold 1-based image numbers 1..{count}")
             out[split] = index.astype(np.int64) - 1
     if np.intersect1d(out["train"], out["test"]).size:
-        raise ValueError(f"{indices_file}: some images are both in train and test")
+        raise DataError(f"{indices_file}: some images are both in train and test")
     return out
 
 
@@ -115,7 +116,7 @@ def lfwa_table(
     wrong = {name: (names[i] if i < len(names) else None) for name, i in LFWA_COLUMNS.items()
              if i >= len(names) or names[i].strip().lower() != name.lower()}
     if wrong:
-        raise ValueError(
+        raise DataError(
             f"{root / attributes}: attribute columns disagree with the expected LFWA+ layout "
             f"(expected name -> name found at its position: {wrong}); this is not the 73-attribute "
             f"lfw_att_73.mat the adapter knows"

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from finefcace.errors import DataError
+
 __all__ = ["EXPECTED_COUNTS", "SkippedRowsWarning", "find_folder", "refuse_rows"]
 
 
@@ -28,9 +30,9 @@ EXPECTED_COUNTS: dict[str, dict[str, int]] = {
 
 
 def refuse_rows(source: str, rows: list[tuple[int, object]], what: str, fix: str, total: int) -> None:
-    """Raise ``ValueError`` naming ``source``, the count and the first lines of the rows with ``what``."""
+    """Raise :class:`~finefcace.errors.DataError` naming ``source``, the count and the first lines of the rows with ``what``."""
     shown = "; ".join(f"line {line}: {value!r}" for line, value in rows[:5])
-    raise ValueError(f"{source}: {total} row(s) with {what} (first: {shown}). {fix}")
+    raise DataError(f"{source}: {total} row(s) with {what} (first: {shown}). {fix}")
 
 
 def find_folder(root: Path, candidates: Iterable[str], marker: str) -> str | None:

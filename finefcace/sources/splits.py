@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from finefcace.errors import UserError
+
 __all__ = ["stratified_validation_split"]
 
 
@@ -20,7 +22,7 @@ def stratified_validation_split(
     (10 % of ``train``, race × gender stratified). Introduced in notebook 01.
     """
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
+        raise UserError(f"validation fraction must be in [0, 1), got {fraction} (e.g. 0.1: 10 % of train)")
     rng = np.random.default_rng(seed)
     mask = np.zeros(len(groups), dtype=bool)
     keys = groups.groupby(list(groups.columns), sort=True, dropna=False).ngroup().to_numpy()

@@ -41,9 +41,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from finefcace.errors import UserError
 from finefcace.sources.table import CELEBA_ATTRIBUTES, GENDERS, save_table
 
 TONES: tuple[str, ...] = ("tone_1", "tone_2", "tone_3", "tone_4")
+#: The smallest image side the renderer draws a face at (pixels).
+MIN_SIZE = 16
 
 #: Mean skin colour per tone (RGB in [0, 1]), light to dark. Rendering parameters only.
 SKIN_RGB = np.array([
@@ -118,19 +121,26 @@ class SyntheticBias:
 
     def __post_init__(self) -> None:
         for name in ("tone_proportions", "cue_contrast"):
-            value = tuple(float(v) for v in getattr(self, name))
+            given = getattr(self, name)
+            if not isinstance(given, (list, tuple)) or not all(_is_number(v) for v in given):
+                raise SyntheticOptionError(f"bias knob {name!r} needs {len(TONES)} numbers (one per tone "
+                                           f"{TONES}), got {given!r} (e.g. {name}=1,1,0.8,0.3)")
+            value = tuple(float(v) for v in given)
             if len(value) != len(TONES):
-                raise ValueError(f"{name} needs {len(TONES)} values (one per {TONES}), got {value}")
-            if any(v < 0 for v in value):
-                raise ValueError(f"{name} must be non-negative, got {value}")
+                raise SyntheticOptionError(f"{name} needs {len(TONES)} values (one per {TONES}), got {value}")
+            if any(not v >= 0 or v == float("inf") for v in value):
+                raise SyntheticOptionError(f"{name} must be finite and non-negative, got {value}")
             object.__setattr__(self, name, value)
         if sum(self.tone_proportions) <= 0:
-            raise ValueError(f"tone_proportions must not all be 0, got {self.tone_proportions}")
+            raise SyntheticOptionError(f"tone_proportions must not all be 0, got {self.tone_proportions}")
+        for f in ("correlation", "position", "scale", "rotation", "lighting", "clutter", "noise"):
+            if not _is_number(getattr(self, f)):
+                raise SyntheticOptionError(f"bias knob {f!r} must be a number, got {getattr(self, f)!r}")
         if not 0.0 <= self.correlation <= 1.0:
-            raise ValueError(f"correlation must be in [0, 1], got {self.correlation}")
+            raise SyntheticOptionError(f"correlation must be in [0, 1], got {self.correlation}")
         for f in ("position", "scale", "rotation", "lighting", "clutter", "noise"):
-            if getattr(self, f) < 0:
-                raise ValueError(f"{f} must be non-negative, got {getattr(self, f)}")
+            if not 0 <= getattr(self, f) < float("inf"):
+                raise SyntheticOptionError(f"{f} must be finite and non-negative, got {getattr(self, f)}")
 
     @classmethod
     def neutral(cls, **overrides: Any) -> "SyntheticBias":
@@ -144,6 +154,25 @@ class SyntheticBias:
         return replace(self, position=0.0, scale=0.0, rotation=0.0, lighting=0.0, clutter=0.0, noise=0.0)
 
 
+class SyntheticOptionError(UserError, TypeError):
+    """A count, the size or a bias knob of the synthetic faces is unknown, mistyped or out of
+    range (a ``TypeError`` too, as an unknown keyword argument is)."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def check_generation(*, n_train: Any, n_val: Any, n_test: Any, size: Any) -> None:
+    """Refuse counts and sizes :func:`generate_synthetic` cannot render, before anything is written."""
+    for name, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+            raise SyntheticOptionError(f"synthetic option {name!r} must be a whole number >= 0, got {value!r}")
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < MIN_SIZE:
+        raise SyntheticOptionError(f"synthetic option 'size' must be a whole number of pixels >= {MIN_SIZE}, "
+                                   f"got {size!r}")
+
+
 def resolve_bias(bias: SyntheticBias | str | None = None, **knobs: Any) -> SyntheticBias:
     """``bias`` (a :class:`SyntheticBias`, ``"default"`` or ``"neutral"``) with ``knobs`` applied."""
     if bias is None or bias == "default":
@@ -153,11 +182,11 @@ def resolve_bias(bias: SyntheticBias | str | None = None, **knobs: Any) -> Synth
     elif isinstance(bias, SyntheticBias):
         base = bias
     else:
-        raise ValueError(f"bias must be a SyntheticBias, 'default' or 'neutral', got {bias!r}")
+        raise SyntheticOptionError(f"bias must be a SyntheticBias, 'default' or 'neutral', got {bias!r}")
     names = {f.name for f in fields(SyntheticBias)}
     unknown = sorted(set(knobs) - names)
     if unknown:
-        raise TypeError(f"unknown bias knob(s) {unknown}; the knobs are {sorted(names)}")
+        raise SyntheticOptionError(f"unknown bias knob(s) {unknown}; the knobs are {sorted(names)}")
     return replace(base, **knobs) if knobs else base
 
 
@@ -370,8 +399,8 @@ def for_each_chunk(
     several threads.
     """
     size = int(size)
-    if size < 16:
-        raise ValueError(f"size must be at least 16 pixels, got {size}")
+    if size < MIN_SIZE:
+        raise SyntheticOptionError(f"size must be at least {MIN_SIZE} pixels, got {size}")
     threads = default_threads() if threads is None else max(1, int(threads))
     starts = range(0, len(sample), CHUNK)
 
@@ -675,6 +704,7 @@ def generate_synthetic(
     """
     from PIL import Image
 
+    check_generation(n_train=n_train, n_val=n_val, n_test=n_test, size=size)
     bias = resolve_bias(bias, **bias_knobs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

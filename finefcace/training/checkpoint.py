@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from finefcace.errors import UserError
+
 __all__ = [
     "CheckpointError",
     "atomic_save",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError):
     """A checkpoint is missing, unreadable or does not fit the model it is loaded into."""
 
 
@@ -66,22 +68,29 @@ def _umask() -> int:
     return mask
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                    advice: str | None = None) -> dict[str, Any]:
     """Read a checkpoint written by the trainer, with ``torch.load(weights_only=True)``.
 
     Book: ``notebooks/04_training.ipynb``. Raises :class:`CheckpointError` naming the file
-    when it is missing or unreadable.
+    when it is missing or unreadable; ``advice`` is what the message tells the reader to do
+    about an unreadable one (each caller knows what works for its file).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - re-raised with the file named
         raise CheckpointError(
-            f"checkpoint {str(path)!r} could not be read ({type(error).__name__}: {error}); "
-            "it may be truncated or written by something else: delete it to start over"
+            f"checkpoint {str(path)!r} could not be read ({type(error).__name__}: {str(error).split('. ')[0][:160]}); "
+            "it is truncated "
+            f"or not a finefcace checkpoint: {advice or 'replace it with a good copy'}"
         ) from error
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(state).__name__}, not a finefcace checkpoint: "
+                              f"{advice or 'replace it with a good copy'}")
+    return state
 
 
 def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:

@@ -10,11 +10,14 @@ notebooks' ``parameters`` cells — read from ``--config file.yaml`` and changed
     torchrun --nproc_per_node=4 -m finefcace train --config configs/fairface_resnet50_paper.yaml
     python -m finefcace evaluate --config configs/quick_synthetic_cpu.yaml
     python -m finefcace predict --run-dir runs/fairface --table utkface.csv --root UTKFace --out utk.csv
+    python -m finefcace predict --run-dir runs/fairface --images my_photos/ --out mine.csv
 
 Introduced in ``notebooks/04_training.ipynb`` (the "From the command line" section).
-Exit status: 0 done, 1 training failed (non-finite loss, ...), 2 bad configuration or
-data (the message names the key or file and the fix), 130 interrupted (``last.pt`` saved:
-run the same command again to resume).
+Exit status: 0 done, 1 training failed (non-finite loss, ...), 2 bad input — configuration,
+data, checkpoint, an output that would overwrite something (one line ``error: ...`` naming
+the key, file or row and the fix, no traceback: :mod:`finefcace.errors`; ``--debug`` shows
+the traceback too; nothing was written), 130 interrupted (``last.pt`` saved: run the same
+command again to resume).
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--set", "-s", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                              help="change one key (value read as YAML); repeatable; dotted keys reach into overrides")
         command.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
+        command.add_argument("--debug", action="store_true",
+                             help="on bad input, also print the traceback (for reporting a bug)")
 
     train = commands.add_parser("train", help="train (or resume) the run a config describes")
     config_options(train, required=True)
@@ -59,14 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--run-dir", help="run directory (default: the config's run_dir)")
     evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
     evaluate.add_argument("--out", help="CSV to write (default: <run_dir>/predictions_<split>.csv)")
+    evaluate.add_argument("--overwrite", action="store_true",
+                          help="replace --out when it exists (never the table read or a file of the run)")
 
     predict = commands.add_parser("predict", help="predictions of a run's best model on another dataset table")
     config_options(predict, required=False)
     predict.add_argument("--run-dir", help="run directory (default: the config's run_dir)")
-    predict.add_argument("--table", required=True, help="dataset table CSV (same target as the run)")
-    predict.add_argument("--root", help="image folder of that table (default: the table's folder)")
+    images = predict.add_mutually_exclusive_group(required=True)
+    images.add_argument("--table", help="dataset table CSV (same target as the run; without the target column, or "
+                                        "without 'split', it is predicted without accuracy / as one split)")
+    images.add_argument("--images", help="a folder of images to predict on (no labels, no table needed)")
+    predict.add_argument("--root", help="image folder of --table (default: the table's folder)")
     predict.add_argument("--split", default="test", choices=("train", "val", "test"))
     predict.add_argument("--out", required=True, help="CSV to write")
+    predict.add_argument("--overwrite", action="store_true",
+                         help="replace --out when it exists (never the table read or a file of the run)")
     return parser
 
 
@@ -94,6 +106,8 @@ def _run_dir(args: argparse.Namespace) -> Path:
 
 
 def _group_accuracy(predictions) -> str:
+    if "y_true" not in predictions.columns:
+        return f"no labels: predictions only (no accuracy) for {len(predictions)} images"
     lines = [f"accuracy {float((predictions['y_true'] == predictions['y_pred']).mean()):.4f} "
              f"on {len(predictions)} images"]
     from finefcace.training.evaluation import copied_columns
@@ -109,10 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m finefcace`` and the ``finefcace`` script."""
     args = build_parser().parse_args(argv)
     _setup_logging(args.quiet)
-    from finefcace.training.checkpoint import CheckpointError
-    from finefcace.training.config import ConfigError
+    from finefcace import errors
     from finefcace.training.evaluation import evaluate_run
-    from finefcace.training.loaders import TrainingDataError
     from finefcace.training.trainer import NonFiniteLossError, TrainingInterrupted, train, train_or_load
 
     try:
@@ -126,16 +138,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dir = _run_dir(args)
         if args.command == "evaluate":
             out = Path(args.out) if args.out else run_dir / f"predictions_{args.split}.csv"
-            predictions = evaluate_run(run_dir, split=args.split, out=out)
+            predictions = evaluate_run(run_dir, split=args.split, out=out, overwrite=args.overwrite)
         else:
-            predictions = evaluate_run(run_dir, split=args.split, table=args.table, root=args.root, out=args.out)
             out = Path(args.out)
+            predictions = evaluate_run(run_dir, split=args.split, table=args.table, root=args.root,
+                                       images=args.images, out=out, overwrite=args.overwrite)
         print(_group_accuracy(predictions))
         print(f"wrote {out}")
         return 0
-    except (ConfigError, TrainingDataError, CheckpointError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except (errors.UserError, *errors.ENVIRONMENT_ERRORS) as error:
+        return errors.report(error, debug=args.debug)
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

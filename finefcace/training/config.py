@@ -18,13 +18,20 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import inspect
 import json
+import math
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from finefcace import presets
+from finefcace.errors import UserError
+from finefcace.model import ACTIVATIONS, HEADS, MIN_INPUT_SIZE, POOLINGS
+from finefcace.predict import COMBINES, VIEWS
 from finefcace.training.typecheck import check_value, type_message
 
 __all__ = [
@@ -37,9 +44,48 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A configuration key is unknown, mistyped or inconsistent; the message names the fix."""
 
+
+#: A range a number must lie in: (test, the range in words).
+Range = tuple[Callable[[Any], bool], str]
+_POSITIVE: Range = (lambda v: v > 0, "> 0")
+_NON_NEGATIVE: Range = (lambda v: v >= 0, ">= 0")
+_FRACTION: Range = (lambda v: 0 <= v <= 1, "in [0, 1]")
+_BELOW_ONE: Range = (lambda v: 0 <= v < 1, "in [0, 1)")
+_ABOVE_ZERO_TO_ONE: Range = (lambda v: 0 < v <= 1, "in (0, 1]")
+
+#: The type of every preset key and the range its value must lie in (None: any value of the
+#: type), checked on the values in force (the preset's, the top-level shortcuts and
+#: ``overrides``) when a config is made. Names and choices come from the modules that use them.
+PRESET_RULES: dict[str, tuple[Any, Range | None]] = {
+    "backbone": (str, None),                      # a supported torchvision name (checked below)
+    "experts": (list[int] | None, None),          # stages of that backbone (checked below)
+    "activation": (Literal[ACTIVATIONS], None),
+    "head": (Literal[HEADS], None),
+    "pooling": (Literal[POOLINGS], None),
+    "descriptor_dim": (int, (lambda v: v >= 4 and v % 2 == 0, "an even number >= 4")),
+    "descriptor_bn_momentum": (float, _ABOVE_ZERO_TO_ONE),
+    "threshold": (float, _FRACTION),
+    "pad": (float, (lambda v: 0 <= v < 0.5, "in [0, 0.5)")),
+    "concat_loss_weight": (float, _NON_NEGATIVE),
+    "region_draw": (Literal["batch", "sample"], None),
+    "steps_forward": (Literal["expert_only", "all_heads"], None),
+    "optimizer": (Literal["sgd"], None),
+    "head_lr": (float, _POSITIVE),
+    "backbone_lr": (float, _NON_NEGATIVE),        # 0 keeps the backbone as it is
+    "momentum": (float, _BELOW_ONE),
+    "weight_decay": (float, _NON_NEGATIVE),
+    "batch_size": (int, (lambda v: v >= 2, "at least 2 (BatchNorm cannot train on one image)")),
+    "input_size": (int, (lambda v: v >= MIN_INPUT_SIZE, f"at least {MIN_INPUT_SIZE} (the smallest input the "
+                                                         "backbones' stages and the attention regions work at)")),
+    "lr_schedule": (Literal["cosine"], None),
+    "checkpoint_selection": (Literal["val"], None),
+    "fusion_views": (list[Literal[VIEWS]], (lambda v: len(v) > 0, f"a non-empty list of {', '.join(VIEWS)}")),
+    "fusion_heads": (Literal["all", "concat", "experts"] | int, None),
+    "fusion_combine": (Literal[COMBINES], None),
+}
 
 # Preset keys that also have a top-level shortcut in TrainConfig (None there = preset value).
 _SHORTCUT_KEYS: tuple[str, ...] = (
@@ -185,16 +231,41 @@ class TrainConfig:
                 raise ConfigError(f"config key '{key}' must be >= 1 or null, got {value}")
         if self.workers < 0:
             raise ConfigError(f"config key 'workers' must be >= 0, got {self.workers}")
+        if not (math.isfinite(self.min_delta) and self.min_delta >= 0):
+            raise ConfigError(f"config key 'min_delta' must be a finite number >= 0, got {self.min_delta}")
+        if self.seed < 0:
+            raise ConfigError(f"config key 'seed' must be >= 0, got {self.seed}")
+        self._check_preset_values()
         resolved = self.resolved()
-        if self.method == "finefcace" and resolved["region_draw"] not in ("batch", "sample"):
-            raise ConfigError(
-                f"'region_draw' must be 'batch' or 'sample', got {resolved['region_draw']!r}"
-            )
-        if resolved.get("steps_forward") not in ("expert_only", "all_heads"):
-            raise ConfigError(
-                "preset key 'steps_forward' must be 'expert_only' or 'all_heads', "
-                f"got {resolved.get('steps_forward')!r}"
-            )
+        _check_model_keys(resolved["backbone"], resolved["experts"], self.weights)
+        _check_device(self.device)
+        if self.synthetic is not None:
+            _check_synthetic(self.synthetic)
+
+    def _check_preset_values(self) -> None:
+        """Every preset value in force against :data:`PRESET_RULES`; ``overrides`` are converted
+        in place where YAML left a number as text (``1e-3``)."""
+        converted = dict(self.overrides)
+        for key, value in self.resolved().items():
+            if key not in PRESET_RULES:
+                continue
+            annotation, allowed = PRESET_RULES[key]
+            if key in self.overrides:
+                label, where, example_key = f"'overrides.{key}'", "the config file's overrides", key
+            elif key in _SHORTCUT_KEYS and getattr(self, key) is not None:
+                label, where, example_key = f"config key {key!r}", "the config file", key
+            else:
+                label, where, example_key = f"preset {self.preset!r} key {key!r}", "overrides", key
+            fits, value = check_value(value, annotation)
+            if not fits:
+                raise ConfigError(type_message(label, example_key, value, annotation, where))
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{label} must be a finite number, got {value}")
+            if allowed is not None and not allowed[0](value):
+                raise ConfigError(f"{label} must be {allowed[1]}, got {value!r}")
+            if key in self.overrides:
+                converted[key] = value
+        object.__setattr__(self, "overrides", converted)
 
     # ------------------------------------------------------------------ presets
     def resolved(self) -> dict[str, Any]:
@@ -214,6 +285,74 @@ class TrainConfig:
         values = {k: v for k, v in self.to_dict().items() if k not in IDENTITY_IGNORED_KEYS}
         values["resolved"] = json.loads(json.dumps(self.resolved()))
         return values
+
+
+def _check_model_keys(backbone: str, experts: list[int] | None, weights: str | None) -> None:
+    """The backbone is a supported one, the experts are among its stages, a weights name is one
+    torchvision has for it."""
+    from finefcace import backbones
+
+    try:
+        backbones.check_backbone_name(backbone)
+    except ValueError as error:
+        raise ConfigError(f"config key 'backbone': {error}") from None
+    if experts is not None:
+        from finefcace.model import _resolve_experts
+
+        try:
+            _resolve_experts(experts, _stage_count(backbone))
+        except ValueError as error:
+            raise ConfigError(f"config key 'experts': {error}") from None
+    if weights is None:
+        return
+    if backbones._is_path_like(weights):
+        return  # a local file: whether it exists is checked when a run starts (the trainer's check_run)
+    try:
+        backbones.resolve_weights_name(backbone, weights)
+    except ValueError as error:
+        raise ConfigError(f"config key 'weights': {error}") from None
+
+
+@functools.lru_cache(maxsize=None)
+def _stage_count(backbone: str) -> int:
+    from finefcace.backbones import cut_into_stages, load_torchvision_backbone
+
+    return len(cut_into_stages(load_torchvision_backbone(backbone)))
+
+
+def _check_device(device: str) -> None:
+    """A device string torch understands (whether it is present is checked when the run starts)."""
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise ConfigError(f"config key 'device' is {device!r}, which torch does not know ({error}); use auto, cpu, "
+                          "cuda or cuda:<index>") from None
+
+
+def _check_synthetic(options: dict[str, Any]) -> None:
+    """The ``synthetic`` options: the arguments and bias knobs of ``generate_synthetic``."""
+    from finefcace.sources import synthetic
+
+    arguments = set(inspect.signature(synthetic.generate_synthetic).parameters) - {"out_dir", "bias_knobs"}
+    knobs = {f.name for f in dataclasses.fields(synthetic.SyntheticBias)}
+    unknown = sorted(set(options) - arguments - knobs)
+    if unknown:
+        raise ConfigError("config key 'synthetic': "
+                          + _unknown_key_message(unknown[0], arguments | knobs, where="synthetic option"))
+    missing = [k for k in ("n_train", "n_val", "n_test") if k not in options]
+    if missing:
+        raise ConfigError(f"config key 'synthetic' lacks {missing} (e.g. synthetic: {{n_train: 400, n_val: 100, "
+                          "n_test: 200})")
+    try:
+        synthetic.check_generation(n_train=options["n_train"], n_val=options["n_val"], n_test=options["n_test"],
+                                   size=options.get("size", synthetic.MIN_SIZE))
+        synthetic.resolve_bias(options.get("bias"), **{k: v for k, v in options.items() if k in knobs})
+    except UserError as error:
+        raise ConfigError(f"config key 'synthetic': {error}") from None
 
 
 def load_config(

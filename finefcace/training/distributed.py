@@ -38,6 +38,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from finefcace.training.config import ConfigError
+
 __all__ = [
     "DistributedContext",
     "init_distributed",
@@ -81,11 +83,19 @@ def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' requested but torch.cuda.is_available() is False; use device: cpu")
+            raise ConfigError("config key 'device' is 'cuda' but torch sees no CUDA GPU here "
+                              "(torch.cuda.is_available() is False); use device: cpu or auto")
         return torch.device("cuda", local_rank)
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise ConfigError(f"config key 'device' is {device!r}, which torch does not know ({error}); use auto, cpu, "
+                          "cuda or cuda:<index>") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available; use device: cpu")
+        raise ConfigError(f"config key 'device' is {device!r} but torch sees no CUDA GPU here; use device: cpu or auto")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ConfigError(f"config key 'device' is {device!r} but this machine has {torch.cuda.device_count()} "
+                          f"CUDA device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})")
     return resolved
 
 

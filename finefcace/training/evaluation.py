@@ -12,7 +12,7 @@ its own test split or on another dataset's table (cross-dataset tests, paper Tab
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,17 +24,19 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from finefcace import predict
+from finefcace.errors import DataError, ModelOutputError, check_output
 from finefcace.metrics import protected_columns
 from finefcace.model import FineFACE
 from finefcace.precision import amp_dtype_for, autocast
 from finefcace.sources.dataset import FaceTableDataset
-from finefcace.sources.table import load_table
+from finefcace.sources.table import folder_table, load_table
 from finefcace.sources.transforms import test_transform
 from finefcace.training import distributed
 from finefcace.training.config import ConfigError, TrainConfig
 from finefcace.training.loaders import TrainingDataError, eval_loader
 from finefcace.training.recipe import fusion_options
-from finefcace.training.run_directory import CONFIG_FILE, load_best_model
+from finefcace.training.run_directory import (BEST_CHECKPOINT, CONFIG_FILE, RUN_FILES, load_best_model,
+                                              read_run_config)
 
 __all__ = ["EXTRA_COLUMNS", "copied_columns", "evaluate_split", "predictions_table", "evaluate_run"]
 
@@ -65,6 +67,8 @@ def evaluate_split(
     :func:`finefcace.training.recipe.fusion_options`), gathered across ranks.
 
     Returns ``row_index``, ``y_true``, ``probabilities`` (numpy), ``accuracy`` and ``loss``.
+    Outputs that are not finite raise :class:`~finefcace.errors.ModelOutputError` (never an
+    accuracy computed from NaN scores, whose arg-max is class 0).
     """
     fusion = fusion_options(config)
     rows, labels, probabilities = [], [], []
@@ -99,6 +103,15 @@ def evaluate_split(
     result = {key: np.concatenate([g[key] for g in parts]) for key in ("row_index", "y_true", "probabilities")}
     order = np.argsort(result["row_index"], kind="stable")
     result = {key: value[order] for key, value in result.items()}
+    broken = ~np.isfinite(result["probabilities"]).all(axis=1)
+    if broken.any():
+        rows = result["row_index"][broken][:8].tolist()
+        raise ModelOutputError(
+            f"the model's outputs are not finite (NaN or inf) for {int(broken.sum())} of {len(broken)} images "
+            f"(table rows {rows}{'...' if broken.sum() > 8 else ''}): its weights hold NaN or inf (a training that "
+            "diverged) or its activations overflow, and every prediction it makes is meaningless. Use a checkpoint "
+            "saved before the divergence, or train again with lower learning rates (overrides: head_lr, backbone_lr) "
+            "or amp: false")
     y_pred = result["probabilities"].argmax(axis=1)
     result["y_pred"] = y_pred
     result["accuracy"] = float((y_pred == result["y_true"]).mean())
@@ -145,38 +158,70 @@ def evaluate_run(
     split: str = "test",
     table: str | Path | None = None,
     root: str | Path | None = None,
+    images: str | Path | None = None,
     out: str | Path | None = None,
+    overwrite: bool = False,
     device: str = "auto",
     batch_size: int | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Predictions of a run's best model on ``split`` of its own table, or of another table
-    with the same target (cross-dataset tests: train on FairFace, test on UTKFace).
+    """Predictions of a run's best model on ``split`` of its own table, of another table
+    with the same target (cross-dataset tests: train on FairFace, test on UTKFace), or of the
+    images in a folder (``images``). A table without the target column (or a folder) has no
+    labels: its predictions table has no ``y_true``/``label_true`` (so no accuracy can be
+    computed from it) and ``attrs["labelled"]`` is False; a table without ``split`` is all ``split``.
 
-    Writes the predictions table to ``out`` when given. Book: ``notebooks/05_evaluation.ipynb``.
+    Writes the predictions table to ``out`` when given: never over the table it reads or a
+    file of the run, and over an existing file only with ``overwrite`` (checked before
+    anything is computed, :func:`finefcace.errors.check_output`). Book: ``notebooks/05_evaluation.ipynb``.
     """
     run_dir = Path(run_dir)
+    saved = read_run_config(run_dir)
+    if images is not None and table is not None:
+        raise ConfigError("give a table or a folder of images to predict on, not both")
+    table_path = Path(table) if table is not None else Path(saved.get("table") or "")
+    if out is not None:
+        inputs = {table_path: "the table this command reads"} if table is not None or saved.get("table") else {}
+        inputs.update({run_dir / name: f"part of the run in {run_dir}" for name in RUN_FILES})
+        out = check_output(out, inputs=inputs, overwrite=overwrite)
     resolved_device = distributed.resolve_device(device)
     model, config, classes, _ = load_best_model(run_dir, resolved_device)
-    saved = json.loads((run_dir / CONFIG_FILE).read_text()) if (run_dir / CONFIG_FILE).is_file() else {}
-    table_path = Path(table) if table is not None else Path(saved.get("table") or config.table)
-    image_root = Path(root) if root is not None else (
-        Path(saved["root"]) if table is None and saved.get("root") else table_path.parent)
-    frame = load_table(table_path)
+    if images is not None:
+        frame, image_root = folder_table(images, split), Path(images)
+    else:
+        if table is None and not saved.get("table"):
+            raise ConfigError(f"{run_dir / CONFIG_FILE} names no dataset table; pass the table to predict on")
+        image_root = Path(root) if root is not None else (
+            Path(saved["root"]) if table is None and saved.get("root") else table_path.parent)
+        if not image_root.is_dir():
+            raise DataError(f"image root {str(image_root)!r} of table {str(table_path)!r} is not a folder; give the "
+                            "folder its paths are relative to")
+        frame = load_table(table_path, default_split=split if table is not None else None)
+    labelled = config.target in frame.columns
+    if not labelled:  # a placeholder the loader needs; dropped from the predictions below
+        frame = frame.assign(**{config.target: classes[0]})
     resolved = config.resolved()
     dataset = FaceTableDataset(frame, image_root, config.target, split=split, classes=classes,
                                transform=test_transform(resolved["input_size"]))
     if len(dataset) == 0:
-        raise TrainingDataError(f"table {str(table_path)!r} has no rows with split == {split!r}")
+        raise TrainingDataError(f"table {str(images or table_path)!r} has no rows with split == {split!r}")
     context = distributed.DistributedContext(device=resolved_device)
     loader = eval_loader(dataset, config, batch_size or resolved["batch_size"], context, resolved_device)
-    evaluation = evaluate_split(model, loader, config=config, device=resolved_device,
-                                amp_dtype=amp_dtype_for(config.amp, resolved_device), channels_last=False,
-                                context=context)
+    try:
+        evaluation = evaluate_split(model, loader, config=config, device=resolved_device,
+                                    amp_dtype=amp_dtype_for(config.amp, resolved_device), channels_last=False,
+                                    context=context)
+    except ModelOutputError as error:
+        raise ModelOutputError(f"{run_dir / BEST_CHECKPOINT}: {error}") from error
     predictions = predictions_table(frame, evaluation, target=config.target, classes=classes,
-                                    protected=config.protected if table is None else None)
+                                    protected=config.protected if table is None and images is None else None)
+    if not labelled:  # no true label, and not the placeholder copied as a protected column (gender)
+        predictions = predictions.drop(columns=[c for c in ("y_true", "label_true", config.target)
+                                                if c in predictions.columns])
+    predictions.attrs["labelled"] = labelled
     if out is not None:
-        out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        predictions.to_csv(out, index=False)
+        temporary = out.with_name(f".{out.name}.tmp")
+        predictions.to_csv(temporary, index=False)
+        os.replace(temporary, out)
     return predictions

@@ -7,7 +7,8 @@ Introduced in ``notebooks/04_training.ipynb``; the table format and the transfor
 - :func:`prepare_data` finds the dataset table (or generates the synthetic set) and refuses,
   before anything trains, what cannot be trained on (:class:`TrainingDataError`): an empty
   train or validation split (model selection never uses the test split, ``book/decisions.md``),
-  a single class, too few images per process;
+  a single class, a class that only another split has (the training split fixes the classes),
+  too few images per process; image paths in two splits are reported (:func:`split_overlaps`);
 - :class:`EpochShardSampler` and :func:`train_loader`: a training order that is a pure
   function of (seed, epoch), sharded over the processes of multi-process training
   (:mod:`finefcace.training.distributed`), each sample's random augmentation seeded by (seed, epoch,
@@ -30,8 +31,9 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from finefcace.sources.dataset import FaceTableDataset
-from finefcace.sources.table import classes_for, load_table, validate_table
+from finefcace.errors import DataError
+from finefcace.sources.dataset import FaceTableDataset, _label_key
+from finefcace.sources.table import SPLITS, classes_for, load_table, validate_table
 from finefcace.sources.transforms import test_transform, train_transform
 from finefcace.training import distributed
 from finefcace.training.config import ConfigError, TrainConfig
@@ -42,7 +44,7 @@ __all__ = ["TrainingDataError", "TrainingData", "prepare_data", "mix_seed", "Epo
 logger = logging.getLogger(__name__)
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(DataError):
     """The dataset cannot be trained on (empty split, one class, too few images, ...)."""
 
 
@@ -58,6 +60,7 @@ class TrainingData:
     train: FaceTableDataset
     val: FaceTableDataset
     test: FaceTableDataset | None
+    overlaps: dict[str, int] = dataclasses.field(default_factory=dict)  # "train/test" -> paths in both
 
 
 def _plain(value: Any) -> Any:
@@ -70,6 +73,12 @@ def _locate_table(config: TrainConfig, context: distributed.DistributedContext |
     context = context or distributed.DistributedContext()
     table_path, root = _table_location(config)
     if config.synthetic is not None:
+        folder = table_path.parent
+        if not table_path.is_file() and folder.is_dir() and any(folder.iterdir()):
+            raise ConfigError(
+                f"config key 'root': {str(folder)!r} holds files but no labels.csv, and 'synthetic' would generate "
+                "its faces there, writing over files of the same names; point root at a new or empty folder "
+                "(or at a folder the synthetic faces were generated in)")
         if context.is_main and not table_path.is_file():
             _generate_synthetic(config, table_path.parent)
         distributed.barrier(context)
@@ -115,7 +124,12 @@ def prepare_data(config: TrainConfig, context: distributed.DistributedContext | 
         validate_table(table, config.target)
     except ValueError as error:
         raise ConfigError(f"config key 'target': {error}") from error
-    classes = [_plain(c) for c in classes_for(table, config.target)]
+    if config.protected is not None:
+        absent = [c for c in config.protected if c not in table.columns]
+        if absent:
+            raise ConfigError(f"config key 'protected': column(s) {absent} are not in the dataset table "
+                              f"{str(table_path)!r} (its columns: {list(table.columns)}); name columns it has, or "
+                              "null for the default (race/tone and gender)")
     splits = table["split"].value_counts().to_dict()
     if splits.get("train", 0) == 0:
         raise TrainingDataError(
@@ -136,6 +150,13 @@ def prepare_data(config: TrainConfig, context: distributed.DistributedContext | 
             f"training split of {str(table_path)!r}: a classifier needs at least two; check the "
             "'target' key or the table's labels"
         )
+    classes = [_plain(c) for c in classes_for(table[table["split"] == "train"], config.target)]
+    _check_label_space(table, config.target, classes, table_path)
+    overlaps = split_overlaps(table)
+    for pair, paths in overlaps.items():
+        logger.warning("dataset table %s: %d image path(s) are in both the %s and the %s split (first: %s): the "
+                       "later split's scores are then not on unseen images; drop those rows from one of them",
+                       table_path, len(paths), *pair.split("/"), paths[:3])
     share = splits["train"] // world_size
     if share < 2:
         raise TrainingDataError(
@@ -153,7 +174,41 @@ def prepare_data(config: TrainConfig, context: distributed.DistributedContext | 
                                 transform=test_transform(size))
     else:
         logger.warning("table %s has no test split: no predictions_test.csv will be written", table_path)
-    return TrainingData(table, root, table_path, classes, train, val, test)
+    return TrainingData(table, root, table_path, classes, train, val, test,
+                        {pair: len(paths) for pair, paths in overlaps.items()})
+
+
+def _check_label_space(table: pd.DataFrame, target: str, classes: list, table_path: Path) -> None:
+    """The training split fixes the classes (the model's outputs): a label met only in another
+    split is an error naming it and the split, never an extra output class."""
+    known = {_label_key(c) for c in classes}
+    for split in SPLITS:
+        rows = table[table["split"] == split]
+        unknown = rows[[_label_key(v) not in known for v in rows[target].tolist()]]
+        if len(unknown):
+            value = _plain(unknown[target].iloc[0])
+            where = ("is not one of the classes of target" if split == "train"
+                     else "is not among the classes the training split fixes for target")
+            raise TrainingDataError(
+                f"class {value!r} in split {split!r} of {str(table_path)!r} (rows {unknown.index[:5].tolist()}, "
+                f"{len(unknown)} in all) {where} {target!r} ({classes}): a model has one output per class of "
+                "the training split and cannot learn one it never sees; fix or drop those rows, or give the "
+                "training split examples of it")
+
+
+def split_overlaps(table: pd.DataFrame) -> dict[str, list[str]]:
+    """Image paths that are in two splits (``"train/test" -> paths``, normalised: ``./a/b`` is
+    ``a/b``). Book: ``notebooks/01_dataset_preparation.ipynb`` (same images in two splits)."""
+    import posixpath
+
+    paths = {split: set(table.loc[table["split"] == split, "path"].map(lambda p: posixpath.normpath(str(p))))
+             for split in SPLITS}
+    found = {}
+    for first, second in (("train", "val"), ("train", "test"), ("val", "test")):
+        common = sorted(paths[first] & paths[second])
+        if common:
+            found[f"{first}/{second}"] = common
+    return found
 
 
 def mix_seed(*values: int) -> int:

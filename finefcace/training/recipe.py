@@ -30,11 +30,16 @@ def build_model(config: TrainConfig, num_classes: int) -> FineFACE | Baseline:
     Book: ``notebooks/04_training.ipynb``.
     """
     resolved = config.resolved()
-    if config.method == "baseline":
-        return Baseline(resolved["backbone"], num_classes, weights=config.weights)
-    model_keys = {k: resolved[k] for k in ("experts", "activation", "head", "pooling",
-                                           "descriptor_dim", "descriptor_bn_momentum")}
-    return FineFACE(resolved["backbone"], num_classes, weights=config.weights, **model_keys)
+    try:
+        if config.method == "baseline":
+            return Baseline(resolved["backbone"], num_classes, weights=config.weights)
+        model_keys = {k: resolved[k] for k in ("experts", "activation", "head", "pooling",
+                                               "descriptor_dim", "descriptor_bn_momentum")}
+        return FineFACE(resolved["backbone"], num_classes, weights=config.weights, **model_keys)
+    except ValueError as error:  # a model key or weights file the config names (the message says which)
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"the model this config describes cannot be built: {error}") from error
 
 
 def build_optimizer(model: FineFACE | Baseline, resolved: dict[str, Any]) -> torch.optim.SGD:

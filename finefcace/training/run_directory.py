@@ -25,10 +25,10 @@ import torch
 from torch import nn
 
 from finefcace.training.checkpoint import load_checkpoint
-from finefcace.training.config import TrainConfig
+from finefcace.training.config import ConfigError, TrainConfig
 from finefcace.training.recipe import build_model
 
-__all__ = ["TrainResult", "load_run", "load_best_model", "write_text_atomic", "write_history",
+__all__ = ["TrainResult", "load_run", "load_best_model", "read_run_config", "write_text_atomic", "write_history",
            "identity_differences"]
 
 #: The files of a run directory.
@@ -38,6 +38,8 @@ BEST_CHECKPOINT = "best.pt"
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 SUMMARY_FILE = "summary.json"
+#: The files that make a run (what evaluate/predict read, never write over).
+RUN_FILES: tuple[str, ...] = (CONFIG_FILE, LAST_CHECKPOINT, BEST_CHECKPOINT, HISTORY_CSV, HISTORY_JSON, SUMMARY_FILE)
 #: Version of the layout of ``last.pt`` and ``best.pt``.
 CHECKPOINT_FORMAT = 1
 
@@ -80,14 +82,43 @@ def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
 
 
 def identity_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """The identity keys (:meth:`finefcace.training.config.TrainConfig.identity`) whose values differ, sorted."""
-    keys = sorted(set(saved) | set(current))
-    return [k for k in keys if saved.get(k) != current.get(k)]
+    """The identity keys (:meth:`finefcace.training.config.TrainConfig.identity`) whose values
+    differ, sorted; inside a mapping (``overrides``, ``resolved``) the keys that differ there
+    (``resolved.head_lr``)."""
+    differences = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += [f"{key}.{k}" for k in sorted(set(old) | set(new), key=str) if old.get(k) != new.get(k)]
+        else:
+            differences.append(key)
+    return differences
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """The document a run's ``config.json`` holds (``{}`` when there is none); a file that is
+    not that document is refused naming it and the fix."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        return {}
+    try:
+        document = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path} is not valid JSON ({error}); it is not the config.json a run writes. Restore "
+                          f"it, or start the run over: move {run_dir} away (or delete it) and train again") from error
+    if not isinstance(document, dict) or not isinstance(document.get("identity", {}), dict):
+        raise ConfigError(f"{path} does not hold a run's configuration (a JSON object with 'config' and 'identity'); "
+                          f"restore it, or move {run_dir} away and train again")
+    return document
 
 
 def load_best_model(run_dir: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, TrainConfig, list, dict]:
     """(model in eval mode with the ``best.pt`` weights, its config, its classes, the checkpoint)."""
-    best = load_checkpoint(run_dir / BEST_CHECKPOINT, map_location=device)
+    best = load_checkpoint(run_dir / BEST_CHECKPOINT, map_location=device, advice=(
+        "train this run again: rerun its train command with --set resume=false (resume: false in a notebook), "
+        "which starts it over in the same run_dir"))
     config = TrainConfig.from_dict(best["config"])
     model = build_model(config.replace(weights=None), len(best["classes"]))
     model.load_state_dict(best["model"])

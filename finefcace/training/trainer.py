@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import signal
+import tempfile
 import threading
 import time
 import warnings
@@ -37,6 +38,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from finefcace.backbones import _is_path_like
+from finefcace.errors import ModelOutputError
 from finefcace.mutual_learning import baseline_iteration, finefcace_iteration, step_names
 from finefcace.precision import amp_dtype_for
 from finefcace.training import distributed
@@ -47,8 +50,9 @@ from finefcace.training.loaders import EpochShardSampler, eval_loader, mix_seed,
 from finefcace.training.recipe import (build_model, build_optimizer, build_scheduler, compile_in_place,
                                        iteration_options, seed_everything)
 from finefcace.training.run_directory import (BEST_CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, HISTORY_CSV,
-                                              HISTORY_JSON, LAST_CHECKPOINT, SUMMARY_FILE, TrainResult,
-                                              identity_differences, load_run, write_history, write_text_atomic)
+                                              HISTORY_JSON, LAST_CHECKPOINT, RUN_FILES, SUMMARY_FILE, TrainResult,
+                                              identity_differences, load_run, read_run_config, write_history,
+                                              write_text_atomic)
 
 __all__ = [
     "NonFiniteLossError",
@@ -158,25 +162,61 @@ class _Run:
         return sums
 
     # ---------------------------------------------------------------- run directory
+    def check_run(self) -> None:
+        """What can be refused before anything is read or written: a ``run_dir`` that is a file,
+        cannot be written or holds a ``config.json`` that is not one, a weights file that is not there."""
+        config, run_dir = self.config, self.run_dir
+        weights = config.weights
+        if weights is not None and _is_path_like(weights) and not Path(weights).expanduser().is_file():
+            raise ConfigError(f"config key 'weights': {weights!r} does not exist; point it at a state-dict file of "
+                              "the torchvision backbone, use a torchvision weights name (IMAGENET1K_V1), or null")
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ConfigError(f"config key 'run_dir': {str(run_dir)!r} is a file, not a folder; choose another "
+                              "run_dir (it is created when missing)")
+        saved = read_run_config(run_dir)  # a config.json that is not a run's is refused, naming it
+        if saved:
+            differences = identity_differences(saved.get("identity", {}), config.identity())
+            if differences and not config.overwrite:
+                raise ConfigError(
+                    f"run directory {str(run_dir)!r} holds a run with a different configuration "
+                    f"(keys that differ: {', '.join(differences)}); choose another 'run_dir', or set "
+                    "overwrite: true to start this run over there"
+                )
+        else:
+            checkpoints = [name for name in (LAST_CHECKPOINT, BEST_CHECKPOINT) if (run_dir / name).exists()]
+            if checkpoints and not config.overwrite:
+                raise ConfigError(
+                    f"run directory {str(run_dir)!r} holds {' and '.join(checkpoints)} but no {CONFIG_FILE}: they "
+                    "belong to a run whose configuration is unknown and would be replaced; move them away or "
+                    "choose another 'run_dir', or set overwrite: true to start this run over there")
+        existing = next(p for p in (run_dir, *run_dir.absolute().parents) if p.exists())
+        try:
+            if not existing.is_dir():
+                raise NotADirectoryError(20, "not a folder", str(existing))
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+        except OSError as error:
+            raise ConfigError(f"config key 'run_dir': {str(run_dir)!r} cannot be written ({error.strerror or error} "
+                              f"in {existing}); choose a folder you can write to") from None
+
     def prepare_run_dir(self) -> bool:
         """Create or check the run directory; True when a checkpoint should be resumed."""
         config = self.config
         config_file = self.run_dir / CONFIG_FILE
         current = config.identity()
         resume = False
-        if config_file.is_file():
-            saved = json.loads(config_file.read_text()).get("identity", {})
-            differences = identity_differences(saved, current)
-            if differences and not config.overwrite:
-                raise ConfigError(
-                    f"run directory {str(self.run_dir)!r} holds a run with a different configuration "
-                    f"(keys that differ: {', '.join(differences)}); choose another 'run_dir', or set "
-                    "overwrite: true to start this run over there"
-                )
+        self._resume_state = None
+        if config_file.is_file():  # check_run refused a different configuration without overwrite
+            differences = identity_differences(read_run_config(self.run_dir).get("identity", {}), current)
             if differences or not config.resume:
                 self._clear_run_dir()
             else:
                 resume = (self.run_dir / LAST_CHECKPOINT).is_file()
+        if resume:
+            self._resume_state = self._checked_last_checkpoint(current)
+        elif config.overwrite and self.context.is_main:
+            self._clear_run_dir()
+        self._remove_orphaned_temporaries()
         distributed.barrier(self.context)
         if self.context.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -187,6 +227,37 @@ class _Run:
             write_text_atomic(config_file, json.dumps(document, indent=1, default=str))
         distributed.barrier(self.context)
         return resume
+
+    def _checked_last_checkpoint(self, current: dict[str, Any]) -> dict[str, Any]:
+        """``last.pt``, read, once it is known to be this run's (same identity as the config)."""
+        path = self.run_dir / LAST_CHECKPOINT
+        state = load_checkpoint(path, map_location=self.device, advice=(
+            "delete it, or rerun with --set resume=false (resume: false): the run then starts over"))
+        try:
+            saved = TrainConfig.from_dict(state.get("config", {})).identity()
+        except ConfigError as error:
+            saved = {"config": f"unreadable ({error})"}
+        differences = identity_differences(saved, current)
+        if differences:
+            raise ConfigError(
+                f"{path} was saved by a run with another configuration (what differs: {', '.join(differences)}), "
+                f"not the one {CONFIG_FILE} and this config describe; resuming it would mix two runs. Move it away, "
+                "or rerun with --set resume=false (resume: false) to start this run over")
+        return state
+
+    def _remove_orphaned_temporaries(self) -> None:
+        """Delete the temporary files an interrupted save left (``.last.pt.*.tmp``, ``.config.json.tmp``, ...)."""
+        if not self.context.is_main or not self.run_dir.is_dir():
+            return
+        names = (LAST_CHECKPOINT, BEST_CHECKPOINT, *RUN_FILES, "predictions_test.csv", "predictions_val.csv")
+        orphans = [p for p in self.run_dir.glob(".*.tmp")
+                   if any(p.name == f".{n}.tmp" or p.name.startswith(f".{n}.") for n in names) and p.is_file()]
+        if orphans:
+            size = sum(p.stat().st_size for p in orphans)
+            for path in orphans:
+                path.unlink()
+            logger.warning("removed %d temporary file(s) an interrupted save left in %s (%s; %.1f MB)", len(orphans),
+                           self.run_dir, ", ".join(p.name for p in orphans), size / 1e6)
 
     def _clear_run_dir(self) -> None:
         if not self.context.is_main:
@@ -231,7 +302,8 @@ class _Run:
             }, self.run_dir / BEST_CHECKPOINT)
 
     def restore(self) -> None:
-        state = load_checkpoint(self.run_dir / LAST_CHECKPOINT, map_location=self.device)
+        state = self._resume_state  # read and checked by prepare_run_dir
+        self._resume_state = None
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -349,14 +421,22 @@ class _Run:
             self.sums["seconds"] += time.perf_counter() - started
         return outcome
 
+    def _evaluate(self, loader, when: str) -> dict[str, Any]:
+        """Scores of a split (:func:`evaluate_split`); outputs that are not finite stop the run
+        as a non-finite loss does (exit status 1: the training failed)."""
+        try:
+            return evaluate_split(self.model, loader, config=self.config, device=self.device,
+                                  amp_dtype=self.amp_dtype, channels_last=self.config.channels_last,
+                                  context=self.context, max_batches=self.config.max_eval_batches)
+        except ModelOutputError as error:
+            raise NonFiniteLossError(f"{when}: {error}") from error
+
     def _end_epoch(self) -> None:
         """Validate, record history, step the schedule, checkpoint, decide on early stopping."""
         config, context = self.config, self.context
         distributed.average_buffers(self.model, context)
         learning_rates = {f"lr_{g.get('name', i)}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)}
-        evaluation = evaluate_split(self.model, self.val_loader, config=config, device=self.device,
-                                    amp_dtype=self.amp_dtype, channels_last=config.channels_last,
-                                    context=context, max_batches=config.max_eval_batches)
+        evaluation = self._evaluate(self.val_loader, f"validation after epoch {self.epoch + 1}")
         # every rank's sums: the history describes the whole data, identically on every rank
         every_rank = distributed.all_gather_objects(dict(self.sums), context)
         total = {key: sum(s[key] for s in every_rank) for key in self.sums}
@@ -413,11 +493,11 @@ class _Run:
             "monitor": config.monitor, "best_metric": self.best_metric, "steps": self.global_step,
             "world_size": context.world_size, "device": str(self.device),
         }
+        if self.data.overlaps:
+            summary["split_overlap"] = self.data.overlaps  # image paths in two splits (warned at the start)
         splits = [("val", self.val_loader)] + ([("test", self.test_loader)] if self.test_loader is not None else [])
         for split, loader in splits:
-            evaluation = evaluate_split(self.model, loader, config=config, device=self.device,
-                                        amp_dtype=self.amp_dtype, channels_last=config.channels_last,
-                                        context=context, max_batches=config.max_eval_batches)
+            evaluation = self._evaluate(loader, f"the {split} predictions of the best model")
             summary[f"{split}_accuracy"] = evaluation["accuracy"]
             table = predictions_table(self.data.table, evaluation, target=config.target,
                                       classes=self.data.classes, protected=config.protected)
@@ -437,16 +517,15 @@ class _Run:
                            pd.DataFrame(self.history), summary, predictions)
 
     def run(self) -> TrainResult:
+        self.check_run()
         self.setup()
         resume = self.prepare_run_dir()
         self._last_saved: tuple[int, int] | None = None
         if resume:
             self.restore()
             self._last_saved = (self.epoch, self.batch)
-            if (self.run_dir / SUMMARY_FILE).is_file():
-                summary = json.loads((self.run_dir / SUMMARY_FILE).read_text())
-                if summary.get("finished"):
-                    return load_run(self.run_dir, device=self.device)
+            if _finished(self.run_dir / SUMMARY_FILE):
+                return load_run(self.run_dir, device=self.device)
         with _Signals() as signals:
             while self.epoch < self.config.epochs and not self.stopped_early:
                 outcome = self._epoch(signals)
@@ -467,6 +546,14 @@ class _Run:
                                        None)
                 self._end_epoch()
         return self.finish()
+
+
+def _finished(summary_file: Path) -> bool:
+    """Whether ``summary.json`` says the run finished (one that cannot be read says it did not)."""
+    try:
+        return bool(json.loads(summary_file.read_text()).get("finished"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def train(config: TrainConfig | dict[str, Any] | str | Path, **changes: Any) -> TrainResult:
@@ -510,8 +597,8 @@ def train_or_load(config: TrainConfig | dict[str, Any] | str | Path, **changes: 
     run_dir = Path(config.run_dir)
     summary_file, config_file = run_dir / SUMMARY_FILE, run_dir / CONFIG_FILE
     if summary_file.is_file() and config_file.is_file() and (run_dir / BEST_CHECKPOINT).is_file():
-        saved = json.loads(config_file.read_text()).get("identity")
-        if saved == config.identity() and json.loads(summary_file.read_text()).get("finished"):
+        saved = read_run_config(run_dir).get("identity")
+        if saved == config.identity() and _finished(summary_file):
             logger.info("loading the finished run in %s (same configuration)", run_dir)
             device = distributed.resolve_device(config.device)
             return load_run(run_dir, device=device)

@@ -9,12 +9,15 @@ type in words, what came instead, and how to write it in the file. No paper sect
 the course's own machinery.
 
 The small set of types the two use: ``bool``, ``int``, ``float`` (an int is accepted and
-converted), ``str`` (a ``pathlib.Path`` too), ``X | None``, ``list[X]`` (a tuple too),
-``dict[K, V]``, ``Literal[...]``, ``Any``; a string annotation is accepted unchecked.
+converted, and so is a number in exponent form that YAML read as text: PyYAML follows YAML
+1.1, where ``1e-3`` without a dot is a string, not ``0.001``), ``str`` (a ``pathlib.Path``
+too), ``X | None``, ``list[X]`` (a tuple too), ``dict[K, V]``, ``Literal[...]``, ``Any``; a
+string annotation is accepted unchecked.
 """
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from pathlib import Path
@@ -22,10 +25,13 @@ from typing import Any, Literal
 
 __all__ = ["check_value", "type_example", "type_message", "type_name"]
 
+#: A number in exponent form without a dot (``1e-3``, ``5E4``): YAML 1.1 reads it as text.
+_EXPONENT_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
 
 def check_value(value: Any, annotation: Any) -> tuple[bool, Any]:
-    """``(fits, converted value)``: does ``value`` fit ``annotation``; ints become floats
-    where a float is expected, tuples lists, paths strings."""
+    """``(fits, converted value)``: does ``value`` fit ``annotation``; ints (and exponent-form
+    text such as ``"1e-3"``) become floats where a float is expected, tuples lists, paths strings."""
     origin = typing.get_origin(annotation)
     arguments = typing.get_args(annotation)
     if annotation is Any or isinstance(annotation, str):
@@ -61,6 +67,8 @@ def check_value(value: Any, annotation: Any) -> tuple[bool, Any]:
     if annotation is int:
         return isinstance(value, int) and not isinstance(value, bool), value
     if annotation is float:
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            return True, float(value)
         fits = isinstance(value, (int, float)) and not isinstance(value, bool)
         return fits, float(value) if fits else value
     if annotation is str:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from finefcace.errors import DataError
 from finefcace.sources.dataset import FaceTableDataset
 from finefcace.sources.images import ImageReadError, cache_resized, read_image, scan_images
 from finefcace.sources.transforms import test_transform
@@ -79,3 +80,12 @@ def test_cache_resized_keeps_layout_and_aspect(tmp_path, image_root):
     assert dataset[0][0].shape == (3, 16, 16)
     with pytest.raises(ValueError, match="must differ"):
         cache_resized(table, root, root, 20)
+
+
+def test_cache_resized_writes_nothing_outside_its_folder(tmp_path, image_root):
+    root, table = image_root
+    escaping = table.copy()
+    escaping.loc[escaping.index[0], "path"] = "../" * 3 + "outside.jpg"
+    with pytest.raises(DataError, match="leaves the image root"):
+        cache_resized(escaping, root, tmp_path / "cache" / "in", 20)
+    assert not (tmp_path / "cache").exists()

@@ -52,7 +52,22 @@ def test_shortcuts_and_overrides_change_the_resolved_values():
         ({"patience": 0}, r"'patience' must be >= 1 or null"),
         ({"workers": -1}, r"'workers' must be >= 0"),
         ({"pooling": "gmp", "overrides": {"pooling": "gap"}}, r"'pooling' is set both"),
-        ({"overrides": {"steps_forward": "some"}}, r"'steps_forward' must be 'expert_only' or 'all_heads'"),
+        ({"overrides": {"steps_forward": "some"}}, r"'overrides.steps_forward' must be one of 'expert_only', 'all_heads'"),
+        # every preset value in force is typed and range-checked, overrides included
+        ({"overrides": {"head_lr": "fast"}}, r"'overrides.head_lr' must be float, got str 'fast'"),
+        ({"overrides": {"head_lr": -0.01}}, r"'overrides.head_lr' must be > 0, got -0.01"),
+        ({"overrides": {"backbone_lr": float("nan")}}, r"'overrides.backbone_lr' must be a finite number, got nan"),
+        ({"overrides": {"momentum": 1.5}}, r"'overrides.momentum' must be in \[0, 1\)"),
+        ({"overrides": {"fusion_views": []}}, r"'overrides.fusion_views' must be a non-empty list of raw, oval"),
+        ({"input_size": 8}, r"config key 'input_size' must be at least 64 \(the smallest input"),
+        ({"batch_size": 1}, r"config key 'batch_size' must be at least 2 \(BatchNorm"),
+        ({"backbone": "resnet9000"}, r"config key 'backbone': unsupported backbone 'resnet9000'"),
+        ({"backbone": "resnet18", "experts": [9]}, r"config key 'experts': expert stage 9 is not a stage.*1\.\.5"),
+        ({"weights": "IMAGENET_BOGUS", "backbone": "resnet18"}, r"config key 'weights': unknown weights 'IMAGENET_BOGUS'"),
+        ({"device": "gpu0"}, r"config key 'device' is 'gpu0', which torch does not know"),
+        ({"min_delta": -1}, r"'min_delta' must be a finite number >= 0"),
+        ({"synthetic": {"n_trian": 8}}, r"config key 'synthetic': unknown synthetic option key 'n_trian'; did you mean 'n_train'"),
+        ({"synthetic": {"n_train": -1, "n_val": 2, "n_test": 2}}, r"config key 'synthetic': .*'n_train' must be a whole"),
     ],
 )
 def test_bad_keys_and_types_fail_naming_the_key_and_the_fix(values, pattern):
@@ -63,6 +78,16 @@ def test_bad_keys_and_types_fail_naming_the_key_and_the_fix(values, pattern):
 def test_numbers_are_accepted_where_floats_are_expected():
     assert load_config({"min_delta": 0}).min_delta == 0.0
     assert isinstance(load_config({"min_delta": 0}).min_delta, float)
+
+
+def test_yaml_exponent_numbers_are_numbers(tmp_path):
+    """PyYAML reads ``1e-3`` (no dot) as text: accepted as 0.001, and stored as a number."""
+    path = tmp_path / "run.yaml"
+    path.write_text("overrides: {head_lr: 1e-3, backbone_lr: 2E-4}\nmin_delta: 1e-4\n")
+    config = load_config(path)
+    assert config.overrides == {"head_lr": 0.001, "backbone_lr": 0.0002} and config.min_delta == 0.0001
+    assert config.resolved()["head_lr"] == 0.001 and config.to_dict()["overrides"]["head_lr"] == 0.001
+    assert load_config(path, ["overrides.head_lr=5e-3"]).overrides["head_lr"] == 0.005
 
 
 def test_yaml_files_and_set_assignments(tmp_path):
@@ -95,7 +120,7 @@ def test_identity_ignores_where_and_how_a_run_shows_itself():
 
 
 def test_to_dict_round_trips():
-    config = load_config({"experts": [3, 4, 5], "overrides": {"pad": 0.2}, "synthetic": {"n_train": 10}})
+    config = load_config({"experts": [3, 4, 5], "overrides": {"pad": 0.2}, "synthetic": {"n_train": 10, "n_val": 4, "n_test": 4}})
     assert TrainConfig.from_dict(config.to_dict()) == config
     assert config.replace(epochs=7).epochs == 7
 

@@ -29,3 +29,51 @@ def test_shards_are_disjoint_equal_and_cover_whole_batches():
     # a last batch of one is dropped (BatchNorm cannot train on it)
     single = EpochShardSampler(9, batch_size=4, seed=0)
     assert len(single) == 8 and single.batches_per_epoch() == 2
+
+
+def _table_on_disk(tmp_path, labels, paths=None):
+    """A dataset table of tiny images: ``labels`` is {split: [label, ...]}."""
+    import pandas as pd
+    from PIL import Image
+
+    rows = []
+    for split, values in labels.items():
+        for i, value in enumerate(values):
+            rows.append({"path": f"{split}/{i}.png", "split": split, "Smiling": value})
+    table = pd.DataFrame(rows)
+    if paths:
+        table["path"] = [paths.get(i, p) for i, p in enumerate(table["path"])]
+    for path in set(table["path"]):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / path)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    from finefcace.training.config import TrainConfig
+
+    return TrainConfig(method="baseline", table=str(tmp_path / "t.csv"), target="Smiling", run_dir=str(tmp_path / "run"))
+
+
+def test_the_training_split_fixes_the_classes(tmp_path):
+    import pytest
+
+    from finefcace.training.loaders import TrainingDataError, prepare_data
+
+    config = _table_on_disk(tmp_path, {"train": [0, 1, 0, 1], "val": [0, 1], "test": [0, 2, 1]})
+    with pytest.raises(TrainingDataError, match=r"class 2 in split 'test' .*rows \[7\].*training split fixes .*\[0, 1\]"):
+        prepare_data(config)
+    config = _table_on_disk(tmp_path, {"train": ["a", "b", "a", "b"], "val": ["a", "c"], "test": ["a"]})
+    with pytest.raises(TrainingDataError, match=r"class 'c' in split 'val'"):
+        prepare_data(config)
+    data = prepare_data(_table_on_disk(tmp_path, {"train": [0, 1, 0, 1], "val": [0, 1], "test": [1, 0]}))
+    assert data.classes == [0, 1] and data.overlaps == {}
+
+
+def test_images_in_two_splits_are_reported(tmp_path, caplog):
+    from finefcace.training.loaders import prepare_data, split_overlaps
+
+    config = _table_on_disk(tmp_path, {"train": [0, 1, 0, 1], "val": [0, 1], "test": [0, 1]},
+                            paths={6: "./train/0.png", 7: "val/1.png"})
+    with caplog.at_level("WARNING"):
+        data = prepare_data(config)
+    assert data.overlaps == {"train/test": 1, "val/test": 1}
+    assert "1 image path(s) are in both the train and the test split (first: ['train/0.png'])" in caplog.text
+    assert split_overlaps(data.table) == {"train/test": ["train/0.png"], "val/test": ["val/1.png"]}

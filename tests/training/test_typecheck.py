@@ -15,6 +15,10 @@ from finefcace.training.typecheck import check_value, type_message, type_name
     (int, 3, True, 3),
     (int, True, False, True),
     (float, 2, True, 2.0),
+    (float, "1e-3", True, 0.001),       # YAML 1.1 reads 1e-3 (no dot) as text
+    (float | None, " 2E4", True, 20000.0),
+    (float, "0.5", False, "0.5"),       # other quoted numbers stay refused: quotes were written on purpose
+    (int, "1e3", False, "1e3"),
     (str, Path("a/b"), True, "a/b"),
     (list[int], (1, 2), True, [1, 2]),
     (list[int], [1, "2"], False, [1, "2"]),
