@@ -50,7 +50,7 @@ def test_truncated_and_corrupt_images_raise_naming_the_file(tmp_path):
     for path in (truncated, garbage):
         with pytest.raises(ImageReadError, match=path.name) as info:
             read_image(path)
-        assert "download it again" in str(info.value)
+        assert "Download it again" in str(info.value) and "--drop-bad" in str(info.value)
     with pytest.raises(FileNotFoundError, match="nothere.jpg"):
         read_image(tmp_path / "nothere.jpg")
 
