@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import zlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +21,7 @@ RACES = ["White", "Black", "Latino_Hispanic", "East Asian", "Southeast Asian", "
 
 def _jpg(path, size=(16, 16)):
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(len(str(path)))
+    rng = np.random.default_rng(zlib.crc32(str(path).encode()))  # distinct files: no accidental duplicates
     Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path, format="JPEG")
 
 
