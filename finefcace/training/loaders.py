@@ -155,12 +155,12 @@ def prepare_data(config: TrainConfig, context: distributed.DistributedContext | 
     if splits.get("test", 0):
         test = FaceTableDataset(table, root, config.target, split="test", classes=classes,
                                 transform=test_transform(size))
+    else:
+        logger.warning("table %s has no test split: no predictions_test.csv will be written", table_path)
     images = decoded_images(table, root, size, cache_folder(config.image_cache, table_path), context)
     for dataset in (train, val, test):
         if dataset is not None:
             dataset.images = images
-    else:
-        logger.warning("table %s has no test split: no predictions_test.csv will be written", table_path)
     return TrainingData(table, root, table_path, classes, train, val, test)
 
 
