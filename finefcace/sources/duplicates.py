@@ -165,8 +165,9 @@ class DuplicateReport:
             columns = ", ".join(f"{c}: {n}" for c, n in self.conflicting_by_column.items())
             shown = "; ".join(" = ".join(f"{p} ({v})" for p, v in zip(e["paths"], e["labels"]))
                               for e in self.examples[:3])
-            done = ("left out (no label can be trusted; conflicting='keep_one' keeps one copy)"
-                    if self.policy == "drop" else "kept as one copy each (the path that sorts first)")
+            done = ("left out (no label can be trusted; the option duplicates='keep_one', data_prep --duplicates "
+                    "keep_one, keeps one copy instead)"
+                    if self.policy == "drop" else "reduced to one copy each (the path that sorts first)")
             text += f" (groups differing in {columns}; e.g. {shown}): {self.rows_left_out} files {done}"
         return text + "; copies that agree are kept, in one split"
 

@@ -29,3 +29,36 @@ def test_shards_are_disjoint_equal_and_cover_whole_batches():
     # a last batch of one is dropped (BatchNorm cannot train on it)
     single = EpochShardSampler(9, batch_size=4, seed=0)
     assert len(single) == 8 and single.batches_per_epoch() == 2
+
+
+def test_a_run_meets_no_bad_image_mid_epoch_it_is_refused_before_training(tmp_path):
+    """The policy: every image a run reads is decoded before the first batch (the decoded-image cache);
+    an unusable one stops the run there, naming every such file and the fix; nothing is written."""
+    import pandas as pd
+    import pytest
+
+    from finefcace.training.config import TrainConfig
+    from finefcace.training.loaders import TrainingDataError, prepare_data
+    from finefcace.training.trainer import train
+    from tests.sources.bad_images import BAD_FILES, UNUSABLE, write_bad_files
+
+    good, _ = write_bad_files(tmp_path / "photos")
+    paths = good * 3 + sorted(BAD_FILES)
+    table = pd.DataFrame({"path": paths, "split": [("train", "val")[i % 2] for i in range(len(paths))],
+                          "gender": [("Male", "Female")[i // 2 % 2] for i in range(len(paths))]})
+    table.to_csv(tmp_path / "table.csv", index=False)
+    config = {"table": str(tmp_path / "table.csv"), "root": str(tmp_path / "photos"), "backbone": "resnet18",
+              "input_size": 32, "batch_size": 2, "device": "cpu", "progress": False, "run_dir": str(tmp_path / "run"),
+              "image_cache": str(tmp_path / "cache")}
+    with pytest.raises(TrainingDataError) as info:
+        train(config)
+    for name in UNUSABLE:
+        assert name in str(info.value)
+    assert "--drop-bad" in str(info.value)
+    assert not (tmp_path / "run").exists()
+    usable = table[~table["path"].isin(UNUSABLE)]
+    usable.to_csv(tmp_path / "usable.csv", index=False)
+    data = prepare_data(TrainConfig.from_dict({**config, "table": str(tmp_path / "usable.csv")}))
+    assert data.train.images is not None and data.train.images is data.val.images  # decoded once, shared
+    image, _, _ = data.train[0]
+    assert tuple(image.shape) == (3, 32, 32)
