@@ -62,9 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", default="real_photographs", help="results file stem")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64], help="input sizes (px)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--patience", type=int, default=3, help="early stopping on validation accuracy")
-    parser.add_argument("--max-train", type=int, default=6000,
+    parser.add_argument("--max-train", type=int, default=5000,
                         help="training images kept (stratified subset of the training split; 0: all)")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split (fixed)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -99,14 +99,49 @@ def make_tables(args: argparse.Namespace) -> tuple[dict[str, str], dict]:
         path = save_table(table, folder / f"{name}.csv")
         tables[name] = str(path)
         preparation = table.attrs["preparation"]
-        notes[name] = {"root": str(root), "rows": len(table), "rows_per_split": table["split"].value_counts().to_dict(),
-                       "duplicates": preparation["duplicates_message"],
+        notes[name] = {"rows": len(table), "rows_per_split": table["split"].value_counts().to_dict(),
+                       "duplicates": duplicate_summary(preparation["duplicates"]),
                        "groups_in_two_splits": len(straddling_groups(table)),
                        "skipped_names": len(table.attrs.get("skipped", [])),
-                       "warnings": [str(w.message)[:400] for w in caught]}
+                       "warnings": [w.category.__name__ for w in caught]}  # counts only: no file names kept
         if "train_rows_before_limit" in preparation:
             notes[name]["train_rows_before_limit"] = preparation["train_rows_before_limit"]
     return tables, notes
+
+
+def duplicate_summary(record: dict) -> str:
+    """The duplicate check in counts (file names, which carry UTKFace's labels, are left out)."""
+    if not record["groups"]:
+        return "no byte-identical images"
+    columns = ", ".join(f"{c} {n}" for c, n in record["conflicting_by_column"].items())
+    text = (f"{record['groups']} groups of byte-identical images ({record['files_in_groups']} files), "
+            f"{record['conflicting']} of them with conflicting labels")
+    if record["conflicting"]:
+        text += f" (differing in {columns}), whose {record['rows_left_out']} files were left out"
+    return text
+
+
+#: The options naming data folders: the command in the caption shows placeholders for them.
+DATA_OPTIONS = {"--utkface": "<UTKFace folder>", "--fairface": "<FairFace folder>", "--celeba": "<CelebA folder>"}
+
+
+def regenerate_command(argv: list[str]) -> str:
+    """The command line that regenerates the results, data folders as placeholders."""
+    words, skip = [], False
+    for i, word in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if word == "--report-only":
+            continue
+        if word in DATA_OPTIONS and i + 1 < len(argv):
+            words += [word, DATA_OPTIONS[word]]
+            skip = True
+        elif word.split("=")[0] in DATA_OPTIONS:
+            words += [word.split("=")[0], DATA_OPTIONS[word.split("=")[0]]]
+        else:
+            words.append(shlex.quote(word))
+    return "python experiments/real_photographs.py " + " ".join(words)
 
 
 # ---------------------------------------------------------------------------- attention crop
@@ -165,13 +200,16 @@ def run(args: argparse.Namespace) -> Path:
             for size in args.sizes for method, label in METHODS]
     cross = {name: CrossDataset(tables[name], str(getattr(args, name))) for name in ("fairface", "celeba")
              if name in tables}
-    command = "python experiments/real_photographs.py " + " ".join(
-        shlex.quote(a) for a in sys.argv[1:] if a != "--report-only")
+    command = regenerate_command(sys.argv[1:])
     results = run_study(args.name, base, arms, args.seeds, args.runs_root, cross_datasets=cross,
                         n_bootstrap=args.bootstrap, measure=crop_measures,
                         groupings={"race": ["race"], "gender": ["gender"]}, command=command)
     results.meta.update(tables=notes, sizes=args.sizes, max_train=args.max_train, split_seed=args.split_seed,
                         total_wall_seconds=time.perf_counter() - started)
+    # the record names the data folders by role, not by where they lay on the machine that ran it
+    results.meta["base_config"]["root"] = DATA_OPTIONS["--utkface"]
+    for name, cross_dataset in results.meta["cross_datasets"].items():
+        cross_dataset["root"] = DATA_OPTIONS[f"--{name}"]
     path = results.to_json(args.results / f"{args.name}.json")
     print(f"wrote {path}")
     return path
@@ -372,7 +410,7 @@ def report(args: argparse.Namespace) -> Path:
         f"<!-- Generated by experiments/real_photographs.py from {args.name}.json; do not edit by hand. -->",
         "",
         f"**What produced these numbers.** Real UTKFace photographs (200 × 200 aligned crops; "
-        f"{utk['rows']:,} images after the duplicate check — {utk['duplicates']}), split train / val / test by a "
+        f"{utk['rows']:,} images after the duplicate check: {utk['duplicates']}), split train / val / test by a "
         f"seeded race × gender stratified split (seed {meta['split_seed']}; {utk['rows_per_split'].get('val', 0):,} "
         f"validation and {utk['rows_per_split'].get('test', 0):,} test images; "
         f"{utk['groups_in_two_splits']} content hashes in two splits), trained on {subsample}. "
@@ -410,7 +448,7 @@ def report(args: argparse.Namespace) -> Path:
     for name in cross:
         table = meta["tables"][name]
         label = {"fairface": "FairFace", "celeba": "CelebA"}[name]
-        lines += [f"Cross-dataset: the {label} download used whole as a test set ({table['rows']:,} images; never "
+        lines += [f"Cross-dataset: the {label} download used whole as a test set ({table['rows']:,} images, never "
                   f"trained on; {table['duplicates']}):", "", *summary_table(results, name), ""]
         if name == "fairface":
             lines += ["FairFace accuracy per race (mean ± sd over seeds):", "",
