@@ -158,7 +158,10 @@ def crop_measures(config, run_dir: Path) -> dict[str, float]:
     from finefcace.training.loaders import cache_folder, decoded_images
     from finefcace.training.run_directory import load_best_model
 
-    model, config, classes, _ = load_best_model(run_dir)
+    from finefcace.training.distributed import resolve_device
+
+    device = resolve_device(config.device)
+    model, config, classes, _ = load_best_model(run_dir, device)
     if not isinstance(model, FineFACE):
         return {}
     resolved = config.resolved()
@@ -171,12 +174,13 @@ def crop_measures(config, run_dir: Path) -> dict[str, float]:
     deepest = 0
     with torch.inference_mode():
         for images, _, _ in make_loader(dataset, batch_size=64, train=False, workers=0):
+            images = images.to(device)
             output = model(images)
             deepest = int(output.maps[-1].shape[-1])
             cams = attention.class_activation_maps(model, output)
             maps = [*attention.attention_maps(cams, (size, size)), attention.overall_attention_map(cams, (size, size))]
             shares.append([attention.box_fractions(attention.boxes_from_maps(m, resolved["threshold"], resolved["pad"]),
-                                                   (size, size)) for m in maps])
+                                                   (size, size)).cpu() for m in maps])
     result = {"deepest_map_side": float(deepest)}
     for j in range(len(shares[0])):
         name = "A_oval" if j == len(shares[0]) - 1 else f"A_{j + 1}"
