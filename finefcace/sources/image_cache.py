@@ -68,6 +68,18 @@ class DecodedImages:
     def __contains__(self, path: str) -> bool:
         return path in self.index
 
+    def __getstate__(self) -> dict:
+        """Loader workers started by spawning reopen the array file instead of receiving a copy."""
+        state = dict(self.__dict__)
+        if self.file is not None:
+            state["array"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.array is None:
+            self.array = np.load(self.file, mmap_mode="r")
+
     def image(self, path: str) -> Image.Image:
         """The decoded, resized image of ``path`` (a copy: the transforms may change it)."""
         return Image.fromarray(np.array(self.array[self.index[path]]), "RGB")

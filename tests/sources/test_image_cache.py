@@ -41,6 +41,18 @@ def test_the_cache_is_read_back_and_follows_the_files(image_root, tmp_path):
     assert decode_images(table, root, 24, tmp_path / "cache").side == resize_size(24)
 
 
+def test_loader_workers_reopen_the_cache_file(image_root, tmp_path):
+    import pickle
+
+    import numpy as np
+
+    root, table = image_root
+    images = decode_images(table, root, 16, tmp_path / "cache")
+    copy = pickle.loads(pickle.dumps(images))
+    assert len(pickle.dumps(images)) < 10_000  # the pixels are not pickled: a worker maps the file
+    np.testing.assert_array_equal(np.asarray(copy.image(table["path"].iloc[2])), np.asarray(images.image(table["path"].iloc[2])))
+
+
 def test_too_many_pixels_to_store_are_only_checked_and_the_check_remembered(image_root, tmp_path):
     root, table = image_root
     assert decode_images(table, root, 16, tmp_path / "cache", max_bytes=10) is None
