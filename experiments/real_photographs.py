@@ -27,6 +27,7 @@ photographs (``--sizes 64 96 128 --seeds 0 1``) reuses the 64 px runs of this on
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -193,6 +194,7 @@ def run(args: argparse.Namespace) -> Path:
     from finefcace.training.study import Arm, CrossDataset, run_study
 
     started = time.perf_counter()
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     tables, notes = make_tables(args)
     base = {
         "table": tables["utkface"], "root": str(args.utkface), "target": "gender", "backbone": "resnet18",
@@ -209,7 +211,9 @@ def run(args: argparse.Namespace) -> Path:
                         n_bootstrap=args.bootstrap, measure=crop_measures,
                         groupings={"race": ["race"], "gender": ["gender"]}, command=command)
     results.meta.update(tables=notes, sizes=args.sizes, max_train=args.max_train, split_seed=args.split_seed,
-                        total_wall_seconds=time.perf_counter() - started)
+                        total_wall_seconds=time.perf_counter() - started,
+                        load_average=[round(load_before, 1),
+                                      round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None])
     # the record names the data folders by role, not by where they lay on the machine that ran it
     results.meta["base_config"]["root"] = DATA_OPTIONS["--utkface"]
     for name, cross_dataset in results.meta["cross_datasets"].items():
@@ -396,6 +400,13 @@ def statement(results, size: int) -> str:
             f"overall accuracy, {favour['degree_of_bias']} of {n} on DoB. " + verdict)
 
 
+def _load_note(load: list | None) -> str:
+    """The machine's load average when the experiment started and ended (other work shares the cores)."""
+    if not load or load[0] is None:
+        return ""
+    return f" (load average {load[0]} at the start, {load[1]} at the end, on {os.cpu_count()} cores)"
+
+
 def report(args: argparse.Namespace) -> Path:
     from finefcace.training.study import StudyResults, grouped_name
 
@@ -422,7 +433,8 @@ def report(args: argparse.Namespace) -> Path:
         f"data, epochs, early stopping (patience {meta['base_config']['patience']} on validation accuracy) and "
         f"batch size. Seeds {meta['seeds']} (the seed sets initialisation and data order; the split is fixed). "
         f"{meta['hardware']}; {meta['date'][:10]}; the whole experiment took "
-        f"{meta.get('total_wall_seconds', meta['wall_seconds']) / 60:.0f} min of wall time. "
+        f"{meta.get('total_wall_seconds', meta['wall_seconds']) / 60:.0f} min of wall time"
+        f"{_load_note(meta.get('load_average'))}. "
         f"Regenerate: `{meta['command']}`.",
         "",
         "**The result, in plain words (generated from the numbers below).** " + statement(results, size),
