@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", default="real_photographs", help="results file stem")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64], help="input sizes (px)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--patience", type=int, default=3, help="early stopping on validation accuracy")
     parser.add_argument("--max-train", type=int, default=5000,
                         help="training images kept (stratified subset of the training split; 0: all)")
