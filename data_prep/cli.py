@@ -20,6 +20,22 @@ from pathlib import Path
 from typing import Any
 
 REAL_DATASETS = ("fairface", "utkface", "lfwa", "celeba")
+SPLIT_CHOICES = ("official", "seeded", "test")
+
+_EPILOG = """\
+images: every image is checked before a table is written (existence; with --decode, decoding).
+  Unusable images (missing; unreadable: truncated, corrupt, empty or not an image; too_large: above
+  finefcace.sources.images.MAX_IMAGE_PIXELS = 40 megapixels, refused before decoding; too_small: below
+  8 px) stop the command with exit 1 and no table, unless --drop-bad leaves them out. Images that are
+  read fine but converted (CMYK, grayscale, ...), rotated (EXIF orientation, applied), misnamed (a PNG
+  named .jpg) or tiny (< 32 px) are only reported. Every problem is listed in <out>/<dataset>_problems.csv,
+  written on every run that looks at the images.
+training: a run never meets an unreadable image mid-epoch: every image it will read is decoded once
+  before the first batch (the decoded-image cache), and an image that fails stops the run there,
+  naming each file and this command (policy: refuse before training).
+duplicates: byte-identical files are grouped by content hash; groups whose labels disagree are
+  reported and left out (--duplicates keep_one keeps one copy); copies that agree stay in one split.
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,31 +51,47 @@ def _parser() -> argparse.ArgumentParser:
         ("lfwa", "LFWA+: lfw_att_73.mat, indices_train_test.mat, lfw/<Name>/<Name>_NNNN.jpg"),
         ("celeba", "CelebA: list_attr_celeba.txt, list_eval_partition.txt, img_align_celeba/"),
     ):
-        command = commands.add_parser(name, help=help_text, description=help_text)
+        command = commands.add_parser(name, help=help_text, description=help_text, epilog=_EPILOG,
+                                      formatter_class=argparse.RawDescriptionHelpFormatter)
         command.add_argument("--root", required=True, type=Path, help="folder holding the official layout")
         command.add_argument("--out", type=Path, default=Path("data/tables"),
                              help="where to write <dataset>.csv and the report (default data/tables)")
         command.add_argument("--decode", action="store_true",
-                             help="open every image (finds truncated/corrupt files; slower)")
+                             help="open every image (finds truncated, corrupt, empty, oversized and too small "
+                                  "files; slower); the problems list <dataset>_problems.csv is always written")
         command.add_argument("--labels-only", action="store_true",
-                             help="read the labels only; do not look at the images")
+                             help="read the labels only; do not look at the images (no duplicate check)")
         command.add_argument("--drop-bad", action="store_true",
-                             help="leave missing/unreadable images out of the table instead of failing")
+                             help="leave unusable images (missing, unreadable, too large, too small) out of the "
+                                  "table instead of failing")
         command.add_argument("--strict", action="store_true",
                              help="fail when the counts differ from the official release")
+        command.add_argument("--splits", choices=SPLIT_CHOICES, default=None,
+                             help="official: the release's split; seeded: train/val/test stratified by protected "
+                                  "group x target, copies of one photo kept together; test: every row test (a "
+                                  "cross-dataset test set). Default: " +
+                                  ("test (UTKFace has no official split)" if name == "utkface" else "official"))
+        command.add_argument("--target", default="gender", help="the target a seeded split is stratified by")
+        command.add_argument("--val-fraction", type=float, default=0.1,
+                             help="share of the validation split (seeded; FairFace's official: of train)")
+        command.add_argument("--test-fraction", type=float, default=0.2, help="share of the test split (seeded)")
+        command.add_argument("--seed", type=int, default=0, help="seed of the seeded splits and of --max-train")
+        command.add_argument("--max-train", type=int, default=None,
+                             help="keep about this many training images (stratified; the rest are left out)")
+        command.add_argument("--duplicates", choices=("drop", "keep_one"), default="drop",
+                             help="byte-identical images with conflicting labels: leave every copy out (drop, "
+                                  "default) or keep the copy whose path sorts first (keep_one)")
         command.add_argument("--cache-size", type=int, default=None,
                              help="also write copies resized to this shorter side (pixels)")
         command.add_argument("--cache-dir", type=Path, default=None,
                              help="where the resized copies go (default <out>/<dataset>_<size>px)")
-        command.add_argument("--threads", type=int, default=4, help="threads for resizing (default 4)")
+        command.add_argument("--threads", type=int, default=4, help="threads for hashing and resizing (default 4)")
         command.add_argument("--overwrite", action="store_true",
                              help="replace <out>/<dataset>.csv when it exists (the report and problems list "
                                   "are rewritten on every run)")
         if name == "fairface":
             command.add_argument("--labels", type=Path, default=None, help="folder of the label CSVs (default --root)")
             command.add_argument("--images", default=None, help="image folder under --root (default: found)")
-            command.add_argument("--val-fraction", type=float, default=0.1)
-            command.add_argument("--seed", type=int, default=0, help="seed of the validation split")
         elif name == "utkface":
             command.add_argument("--images", default=None, help="image folder under --root (default: UTKFace/ or --root)")
         elif name == "lfwa":
@@ -140,18 +172,20 @@ def _adapter_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"attributes": args.attributes, "partition": args.partition, "images": args.images}
 
 
-def _count_checks(name: str, table, skipped: list[str]) -> list[str]:
-    """Differences from the official release's sizes (a partial download, another version)."""
+def _count_checks(name: str, table, skipped: list[str], official: bool) -> list[str]:
+    """Differences from the official release's sizes (a partial download, another version);
+    ``table`` as the adapter read it (before the split protocol)."""
     from finefcace.sources.releases import EXPECTED_COUNTS
 
     expected = EXPECTED_COUNTS[name]
     notes = []
     if name == "fairface":
-        found = {"train": int((table["split"] != "test").sum()), "val": int((table["split"] == "test").sum())}
+        release_val = (table["split"] == "test") if official else (table["split"] == "val")
+        found = {"train": int((~release_val).sum()), "val": int(release_val.sum())}
         for split, count in found.items():
             if count != expected[split]:
                 notes.append(f"fairface_label_{split}.csv has {count} rows; the release has {expected[split]}")
-    elif name == "celeba":
+    elif name == "celeba" and official:
         for split in ("train", "val", "test"):
             count = int((table["split"] == split).sum())
             if count != expected[split]:
@@ -168,21 +202,24 @@ def _count_checks(name: str, table, skipped: list[str]) -> list[str]:
 
 def _run_real(args: argparse.Namespace) -> int:
     # imported here so that --help answers at once
-    from finefcace.sources.adapters import dataset_table
-    from finefcace.sources.images import cache_resized, scan_images
+    from finefcace.sources.adapters import DEFAULT_SPLITS, adapter_table
+    from finefcace.sources.duplicates import DuplicateImagesWarning
+    from finefcace.sources.images import UNUSABLE_PROBLEMS, cache_resized, scan_images
+    from finefcace.sources.preparation import finish_table
     from finefcace.sources.releases import SkippedRowsWarning
     from finefcace.sources.table import save_table
 
     name, root, out = args.dataset, args.root, args.out
+    splits = args.splits or DEFAULT_SPLITS[name]
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedRowsWarning)
-        table = dataset_table(name, root, check_images=False, **_adapter_options(args))
+        table = adapter_table(name, root, splits=splits, check_images=False, **_adapter_options(args))
     adapter_warnings = [str(w.message) for w in caught if issubclass(w.category, SkippedRowsWarning)]
     for message in adapter_warnings:
         print(f"warning: {message}")
     skipped = list(table.attrs.get("skipped", []))
-    count_notes = _count_checks(name, table, skipped)
+    count_notes = _count_checks(name, table, skipped, official=splits == "official")
     for note in count_notes:
         print(f"count check: {note}")
     if count_notes and args.strict:
@@ -195,23 +232,41 @@ def _run_real(args: argparse.Namespace) -> int:
     problems = None
     if not args.labels_only:
         problems = scan_images(table, root, decode=args.decode)
-        unusable = problems[problems["problem"].isin(["missing", "unreadable"])]
+        problems.to_csv(problems_file, index=False, lineterminator="\n")  # always: an empty list is an answer
+        unusable = problems[problems["problem"].isin(UNUSABLE_PROBLEMS)]
         unusable_count = int(unusable["path"].nunique())
         if len(problems):
-            problems.to_csv(problems_file, index=False, lineterminator="\n")
             summary = problems["problem"].value_counts().to_dict()
             print(f"images needing attention: {summary} (listed in {problems_file})")
-        elif problems_file.exists():
-            problems_file.unlink()
+        else:
+            print(f"images: no problem found ({'decoded' if args.decode else 'existence checked'}; "
+                  f"{problems_file} is empty)")
         if unusable_count:
             first = unusable["path"].head(5).tolist()
             if not args.drop_bad:
-                print(f"error: {unusable_count} of {len(table)} images are missing or unreadable under {root} "
-                      f"(first: {first}); complete the download, or rerun with --drop-bad to leave them out. "
-                      f"No table written.", file=sys.stderr)
+                print(f"error: {unusable_count} of {len(table)} images are unusable under {root} "
+                      f"({unusable['problem'].value_counts().to_dict()}; first: {first}; each with its reason in "
+                      f"{problems_file}); complete the download or replace them, or rerun with --drop-bad to leave "
+                      f"them out. No table written.", file=sys.stderr)
                 return 1
             table = table[~table["path"].isin(set(unusable["path"]))].reset_index(drop=True)
-            print(f"left out {unusable_count} missing/unreadable images (--drop-bad)")
+            print(f"left out {unusable_count} unusable images (--drop-bad)")
+    elif splits == "seeded":
+        print("warning: --labels-only: duplicates are not checked, so the seeded split may put copies of one "
+              "photo in two splits")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DuplicateImagesWarning)
+        table = finish_table(table, None if args.labels_only else root, splits=splits, target=args.target,
+                             duplicates=args.duplicates, val_fraction=args.val_fraction,
+                             test_fraction=args.test_fraction, seed=args.seed, max_train=args.max_train,
+                             threads=args.threads)
+    duplicate_warnings = [str(w.message) for w in caught if issubclass(w.category, DuplicateImagesWarning)]
+    for message in duplicate_warnings:
+        print(f"warning: {message}")
+    preparation = table.attrs["preparation"]
+    if not duplicate_warnings:
+        print(f"duplicates: {preparation['duplicates_message']}")
 
     image_root = root
     if args.cache_size:
@@ -236,10 +291,12 @@ def _run_real(args: argparse.Namespace) -> int:
         "count_checks": count_notes,
         "images_checked": "no (--labels-only)" if args.labels_only else ("decoded" if args.decode else "existence"),
         "image_problems": {} if problems is None else problems["problem"].value_counts().to_dict(),
+        "problems_file": None if problems is None else str(problems_file),
         "dropped_images": unusable_count if args.drop_bad else 0,
+        "preparation": preparation,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    (out / f"{name}_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"{name}_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"{name}: {len(table)} rows {report['rows_per_split']} → {table_file} (images under {image_root})")
     return 0
 

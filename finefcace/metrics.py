@@ -998,12 +998,17 @@ def intersectional_grid(report: pd.DataFrame, metric: str = "accuracy", value: s
 # several training seeds
 
 
-def task_report(predictions: pd.DataFrame, target: str, *, n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
+def task_report(predictions: pd.DataFrame, target: str, *, n_bootstrap: int = 1000, seed: int = 0,
+                group_columns: Sequence[str] | None = None) -> pd.DataFrame:
     """The paper's report for a task (§4.3): gender classification — accuracy per protected
-    group, Max/Min, DoB (:func:`gender_task_report`); an attribute — accuracy, TPR, DEO,
-    DEOdds across genders (:func:`attribute_task_report`). Book: ``notebooks/05_evaluation.ipynb``."""
+    group, Max/Min, DoB (:func:`gender_task_report`; ``group_columns`` other than the default
+    race × gender, e.g. race alone); an attribute — accuracy, TPR, DEO, DEOdds across genders
+    (:func:`attribute_task_report`). Book: ``notebooks/05_evaluation.ipynb``."""
     if target == "gender":
-        return gender_task_report(predictions, n_bootstrap=n_bootstrap, seed=seed)
+        return gender_task_report(predictions, group_columns=group_columns, n_bootstrap=n_bootstrap, seed=seed)
+    if group_columns is not None:
+        raise ValueError(f"task_report: group_columns apply to the gender task; an attribute ({target!r}) is "
+                         f"reported across genders")
     return attribute_task_report({target: predictions}, protected="gender", n_bootstrap=n_bootstrap, seed=seed)
 
 

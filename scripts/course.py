@@ -2,6 +2,7 @@
 
     python scripts/course.py --profile configs/quick.yaml        # what `make book` runs
     python scripts/course.py --profile configs/paper_fairface.yaml --only 04_training
+    python scripts/course.py --profile configs/utkface_cpu.yaml --set root=../shared/realfaces/utkface
 
 Steps
 1. Read the notebook order from ``_toc.yml`` (the book's table of contents is the one list).
@@ -70,6 +71,21 @@ def load_profile(path: Path | None) -> dict:
     params = yaml.safe_load(path.read_text()) or {}
     if not isinstance(params, dict):
         raise CourseError(f"profile {path} must be a mapping of parameter: value")
+    return params
+
+
+def apply_settings(params: dict, settings: list[str]) -> dict:
+    """The profile with ``KEY=VALUE`` settings applied (``--set``; the value read as YAML:
+    ``root=data/x``, ``epochs=2``, ``cross_datasets={fairface: data/ff}``)."""
+    params = dict(params)
+    for setting in settings:
+        key, separator, value = setting.partition("=")
+        if not separator or not key.strip():
+            raise CourseError(f"--set expects KEY=VALUE, got {setting!r} (e.g. --set root=../shared/realfaces/utkface)")
+        try:
+            params[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as error:
+            raise CourseError(f"--set {key}: cannot read {value!r} as YAML ({error})") from None
     return params
 
 
@@ -218,12 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None,
                         help="execute only these notebook stems (no book build)")
     parser.add_argument("--skip-build", action="store_true", help="execute notebooks only")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="change one profile key (value read as YAML), e.g. --set root=../shared/realfaces/utkface")
     args = parser.parse_args(argv)
     root = args.root.resolve()
     started = time.perf_counter()
     html = root / "_build" / "html"
     try:
-        params = load_profile(args.profile)
+        params = apply_settings(load_profile(args.profile), args.settings)
         stems = notebook_order(root)
         if args.only is not None:
             unknown = sorted(set(args.only) - set(stems))
@@ -233,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(html, ignore_errors=True)  # no stale book survives a failed run
         profile_name = args.profile.stem if args.profile else "notebook defaults"
+        if args.settings:
+            profile_name += " with " + ", ".join(args.settings)
         execute_notebooks(root, stems, params, profile_name=profile_name)
         if args.only is None and not args.skip_build:
             html = build_book(root)

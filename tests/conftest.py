@@ -34,6 +34,17 @@ def project_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def realfaces_dir() -> Path:
+    """`../shared/realfaces` beside the checkout (or $FINEFCACE_REALFACES): real, labelled photographs
+    (UTKFace, a FairFace sample, a CelebA sample) in their official layouts; skip when absent."""
+    candidate = Path(os.environ.get("FINEFCACE_REALFACES", PROJECT_ROOT.parent / "shared" / "realfaces"))
+    if not (candidate / "utkface").is_dir():
+        pytest.skip(f"real photographs not found at {candidate} (a fresh clone has none; set FINEFCACE_REALFACES "
+                    "to the folder holding utkface/, fairface/ and celeba/ in their official layouts)")
+    return candidate
+
+
+@pytest.fixture(scope="session")
 def realdata_dir() -> Path:
     """`../shared/realdata` beside the checkout (or $FINEFCACE_REALDATA); skip when absent."""
     candidate = Path(os.environ.get("FINEFCACE_REALDATA", PROJECT_ROOT.parent / "shared" / "realdata"))

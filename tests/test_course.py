@@ -133,3 +133,16 @@ def test_a_profile_key_no_notebook_declares_stops_the_run_before_anything_runs(t
     assert "'nn'" in result.stderr and "did you mean 'n'" in result.stderr, result.stderr
     assert not (project / "book" / "notebooks" / "01_ok.ipynb").exists()
     assert not (project / "_build" / "html").exists()
+
+
+def test_set_changes_profile_keys_from_the_command_line(tmp_path):
+    """`--set root=...` points a profile at a download without editing it (CI: ../shared/realfaces)."""
+    project = make_project(tmp_path, {"01_n": _notebook_with("n: int = 2\nd: dict = {}", "print('n is', n, 'd is', d)")})
+    (project / "profile.yaml").write_text("n: 7\n")
+    result = run_course(project, "--profile", str(project / "profile.yaml"), "--skip-build", "--set", "n=9",
+                        "--set", "d={a: x/y}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "n is 9 d is {'a': 'x/y'}" in (project / "book" / "notebooks" / "01_n.ipynb").read_text()
+    assert "with n=9, d={a: x/y}" in (project / "book" / "notebooks" / "execution_status.md").read_text()
+    result = run_course(project, "--profile", str(project / "profile.yaml"), "--set", "n")
+    assert result.returncode != 0 and "--set expects KEY=VALUE" in result.stderr

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import zlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +21,7 @@ RACES = ["White", "Black", "Latino_Hispanic", "East Asian", "Southeast Asian", "
 
 def _jpg(path, size=(16, 16)):
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(len(str(path)))
+    rng = np.random.default_rng(zlib.crc32(str(path).encode()))  # distinct files: no accidental duplicates
     Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path, format="JPEG")
 
 
@@ -135,3 +137,59 @@ def test_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
     assert info.value.code == 2
+
+
+def _utkface_with_bad_files(tmp_path):
+    """A UTKFace layout: real (or synthetic) photos, a copy filed under another gender, and the bad files."""
+    import shutil
+
+    from tests.sources.bad_images import BAD_FILES, write_bad_files
+
+    scratch = tmp_path / "scratch"
+    good, _ = write_bad_files(scratch)
+    folder = tmp_path / "utk" / "UTKFace"
+    folder.mkdir(parents=True)
+    names = {}
+    for i, name in enumerate(good + sorted(BAD_FILES)):
+        label = f"{20 + i}_{i % 2}_{i % 5}_2017011600{i:04d}.jpg.chip.jpg"
+        shutil.copy(scratch / name, folder / label)
+        names[label] = name
+    shutil.copy(folder / next(iter(names)), folder / "21_1_0_201701160099.jpg.chip.jpg")  # the same photo, other gender
+    for i in range(100):  # ten ordinary photos per race x gender: enough for a seeded split
+        _jpg(folder / f"{30 + i}_{i % 2}_{i % 5}_2017011700{i:04d}.jpg.chip.jpg", (40, 40))
+    return tmp_path / "utk", names
+
+
+def test_data_prep_names_every_bad_file_and_always_writes_its_problems_list(tmp_path, capsys):
+    from tests.sources.bad_images import BAD_FILES, UNUSABLE
+
+    root, names = _utkface_with_bad_files(tmp_path)
+    out = tmp_path / "tables"
+    assert cli.main(["utkface", "--root", str(root), "--out", str(out), "--decode", "--splits", "seeded"]) == 1
+    error = capsys.readouterr().err
+    assert f"{len(UNUSABLE)} of" in error and "--drop-bad" in error and not (out / "utkface.csv").exists()
+    problems = pd.read_csv(out / "utkface_problems.csv")
+    found = {names[p.split("/")[-1]]: problem for p, problem in zip(problems["path"], problems["problem"])
+             if p.split("/")[-1] in names}
+    assert found == BAD_FILES
+    assert cli.main(["utkface", "--root", str(root), "--out", str(out), "--decode", "--splits", "seeded",
+                     "--drop-bad"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 groups of byte-identical images (2 files); 1 of them with conflicting labels" in printed
+    report = json.loads((out / "utkface_report.json").read_text())
+    assert report["dropped_images"] == len(UNUSABLE)
+    assert report["preparation"]["duplicates"]["conflicting"] == 1
+    assert report["preparation"]["groups_in_two_splits"] == 0
+    table = load_table(out / "utkface.csv")
+    assert set(table["split"]) == {"train", "val", "test"} and "content_hash" in table.columns
+    clean = tmp_path / "clean"
+    (clean / "UTKFace").mkdir(parents=True)
+    _jpg(clean / "UTKFace" / "25_0_0_20170116174525125.jpg.chip.jpg", (40, 40))
+    assert cli.main(["utkface", "--root", str(clean), "--out", str(tmp_path / "t2"), "--decode"]) == 0
+    assert pd.read_csv(tmp_path / "t2" / "utkface_problems.csv").empty  # written, and empty: an answer
+
+
+def test_data_prep_help_states_the_bad_image_policy(project_root):
+    result = subprocess.run([sys.executable, "-m", "data_prep", "utkface", "--help"], cwd=project_root,
+                            capture_output=True, text=True, timeout=120)
+    assert "refuse before training" in result.stdout and "MAX_IMAGE_PIXELS" in result.stdout

@@ -4,7 +4,10 @@ Paper §4.1 (datasets and training protocol). Introduced in
 ``notebooks/01_dataset_preparation.ipynb``: the synthetic faces are rendered once
 (:mod:`finefcace.sources.synthetic`), a real dataset's official layout is read by its adapter
 (:mod:`finefcace.sources.adapters`; ``python -m data_prep`` checks a download) and its table written
-once; the group counts show what the fairness metrics will break results down by.
+once (split by the profile's ``dataset_options``: e.g. a seeded split of UTKFace, which has
+none; byte-identical photos grouped and conflicting ones left out); the datasets of
+``cross_datasets`` become whole test sets; the group counts show what the fairness metrics
+will break results down by.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "SYNTHETIC_ROOT",
     "TABLES_DIR",
+    "cross_table_location",
     "group_counts",
     "prepare_dataset",
     "table_location",
@@ -45,6 +49,40 @@ def table_location(dataset: str, root: str | None, table: str | None) -> Path:
     if dataset == "synthetic":
         return Path(root or SYNTHETIC_ROOT) / "labels.csv"
     return Path(TABLES_DIR) / f"{dataset}.csv"
+
+
+def cross_table_location(dataset: str) -> Path:
+    """Where the table of a cross-dataset test set lives (every row ``test``):
+    ``data/tables/cross/<dataset>.csv``, apart from the tables a profile trains on."""
+    return Path(TABLES_DIR) / "cross" / f"{dataset}.csv"
+
+
+def _source_file(path: Path) -> Path:
+    """The note beside a table the course made: which download and options it came from."""
+    return path.with_name(path.stem + ".source.json")
+
+
+def _real_table(dataset: str, root: str, path: Path, options: Mapping[str, Any]) -> "pd.DataFrame":
+    """A real dataset's table at ``path``, made by its adapter unless ``path`` holds it already:
+    made by the course from the same download and options (its ``.source.json`` says so), or by
+    someone else (no note: ``python -m data_prep`` or by hand), which is read back as it is."""
+    import warnings
+
+    from finefcace.sources.adapters import dataset_table
+    from finefcace.sources.table import load_table, save_table
+
+    source = {"dataset": dataset, "root": str(Path(root).resolve()), "options": dict(options)}
+    note = _source_file(path)
+    if path.is_file() and (not note.is_file() or json.loads(note.read_text()) == source):
+        return load_table(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = dataset_table(dataset, root, **options)
+    for warning in caught:  # shown once, where the table is made: skipped names, duplicates
+        print(f"{warning.category.__name__}: {warning.message}")
+    save_table(frame, path)
+    note.write_text(json.dumps(source, indent=2) + "\n")
+    return frame
 
 
 def _synthetic_is_current(root: Path, options: Mapping[str, Any]) -> bool:
@@ -72,7 +110,8 @@ def _synthetic_is_current(root: Path, options: Mapping[str, Any]) -> bool:
 
 def prepare_dataset(dataset: str, root: str | None, table: str | None = None,
                     synthetic: Mapping[str, Any] | None = None, *,
-                    input_size: int | None = None) -> tuple["pd.DataFrame", Path]:
+                    input_size: int | None = None, options: Mapping[str, Any] | None = None,
+                    target: str = "gender", cross: bool = False) -> tuple["pd.DataFrame", Path]:
     """The course's dataset table, made once and reused (chapter 01). Returns (table, path).
 
     - ``dataset="synthetic"``: render :func:`finefcace.sources.synthetic.generate_synthetic` into
@@ -80,13 +119,18 @@ def prepare_dataset(dataset: str, root: str | None, table: str | None = None,
       (same split sizes, image size, seed and bias knobs): then it is read back. The image
       size defaults to ``input_size``, as in the trainer.
     - a real dataset (``fairface``, ``utkface``, ``lfwa``, ``celeba``): its adapter
-      (:func:`finefcace.sources.adapters.dataset_table`) reads the official layout under ``root`` and
-      the table is written to ``table`` (default ``data/tables/<dataset>.csv``); an existing
-      table is read back.
+      (:func:`finefcace.sources.adapters.dataset_table`, with ``options`` — the profile's
+      ``dataset_options``: ``splits``, ``seed``, ``val_fraction``, ``test_fraction``,
+      ``max_train``, ``duplicates`` — and ``target``, which a seeded split is stratified by)
+      reads the official layout under ``root`` and the table is written to ``table`` (default
+      ``data/tables/<dataset>.csv``), with a note of its source beside it; a table made from
+      the same download and options, or one the course did not make, is read back.
+    - ``cross=True``: the dataset as a whole cross-dataset test set (``splits="test"``), at
+      :func:`cross_table_location`.
 
     Book: ``notebooks/01_dataset_preparation.ipynb``.
     """
-    from finefcace.sources.table import load_table, save_table
+    from finefcace.sources.table import load_table
 
     path = table_location(dataset, root, table)
     if dataset == "synthetic":
@@ -97,23 +141,22 @@ def prepare_dataset(dataset: str, root: str | None, table: str | None = None,
         if path != folder / "labels.csv":
             raise ParameterError(f"for synthetic data the table is <root>/labels.csv ({folder / 'labels.csv'}); "
                                  f"leave 'table' unset (got {str(path)!r})")
-        options = dict(synthetic)
+        rendering = dict(synthetic)
         if input_size is not None:
-            options.setdefault("size", input_size)
-        if not _synthetic_is_current(folder, options):
+            rendering.setdefault("size", input_size)
+        if not _synthetic_is_current(folder, rendering):
             from finefcace.sources.synthetic import generate_synthetic
 
-            generate_synthetic(folder, **options)
-        return load_table(path), path
-    if path.is_file():
+            generate_synthetic(folder, **rendering)
         return load_table(path), path
     if root is None:
         raise ParameterError(f"dataset {dataset!r} needs 'root': the folder holding its official layout")
-    from finefcace.sources.adapters import dataset_table
-
-    frame = dataset_table(dataset, root)
-    save_table(frame, path)
-    return frame, path
+    options = dict(options or {})
+    if cross:
+        path, options = cross_table_location(dataset), {**options, "splits": "test"}
+    elif options.get("splits") == "seeded" or "max_train" in options:
+        options.setdefault("target", target)
+    return _real_table(dataset, root, path, options), path
 
 
 def group_counts(table: "pd.DataFrame", columns: Iterable[str] | None = None) -> "pd.DataFrame":

@@ -33,10 +33,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from finefcace.training.run_directory import TrainResult
 
 __all__ = [
+    "DATASET_NAMES",
     "cli_command",
     "describe_run",
     "evaluate_on",
     "figure_batch",
+    "profile_notes",
     "run_table",
     "split_loader",
     "start",
@@ -97,6 +99,8 @@ def start(
     import sys
 
     values = check_parameters(namespace, existing_paths=fixes, notebooks_dir=notebooks_dir)
+    for note in profile_notes(values, declared):
+        print(note)
     os.chdir(project_root())
     log = logging.getLogger("finefcace")
     if not any(getattr(h, "_finefcace_course", False) for h in log.handlers):
@@ -136,6 +140,22 @@ def _show_user_errors_as_one_line() -> None:
         from finefcace.errors import UserError, notebook_handler
 
         shell.set_custom_exc((UserError,), notebook_handler)
+#: Dataset names as the book writes them.
+DATASET_NAMES = {"synthetic": "the synthetic faces", "fairface": "FairFace", "utkface": "UTKFace", "lfwa": "LFWA+",
+                 "celeba": "CelebA"}
+
+
+def profile_notes(values: Mapping[str, Any], declared: Iterable[str]) -> list[str]:
+    """Notes on the parts of a chapter a profile skips, printed by :func:`start`: the
+    attribute task (Tables 6-8) needs CelebA's (or the synthetic faces') attribute labels."""
+    notes = []
+    dataset = values.get("dataset")
+    if "attributes" in declared and not values.get("attributes"):
+        name = DATASET_NAMES.get(dataset, dataset)
+        reason = (f"{name} has no attribute labels" if dataset not in ("celeba", "synthetic")
+                  else "the profile lists no attributes")
+        notes.append(f"Note: {reason}: the attribute task (the paper's Tables 6-8) is skipped under this profile.")
+    return notes
 
 
 def train_config(params: Mapping[str, Any], name: str | None = None, **changes: Any) -> "TrainConfig":

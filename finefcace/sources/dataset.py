@@ -10,7 +10,7 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from finefcace.errors import DataError
 from finefcace.sources.images import read_image, require_images
 from finefcace.sources.table import SPLITS, classes_for, validate_table
 
+if TYPE_CHECKING:  # pragma: no cover
+    from finefcace.sources.image_cache import DecodedImages
+
 
 class FaceTableDataset(Dataset):
     """A ``torch`` dataset over a dataset table: item ``i`` is ``(image, label, row_index)``.
@@ -30,7 +33,9 @@ class FaceTableDataset(Dataset):
     can be joined back to every column, protected attributes included). ``split`` keeps only
     that split. With ``check_images`` (default) every image file must exist, or
     ``FileNotFoundError`` names the missing paths here, before any training starts.
-    Introduced in ``notebooks/01_dataset_preparation.ipynb``.
+    ``images``: the table's images decoded once (:func:`finefcace.sources.image_cache.decode_images`
+    at the transform's input size; settable later as the ``images`` attribute) — then no file is
+    read per item. Introduced in ``notebooks/01_dataset_preparation.ipynb``.
     """
 
     def __init__(
@@ -43,6 +48,7 @@ class FaceTableDataset(Dataset):
         classes: Sequence | None = None,
         transform: Callable | None = None,
         check_images: bool = True,
+        images: "DecodedImages | None" = None,
     ) -> None:
         validate_table(table, target)
         if split is not None and split not in SPLITS:
@@ -52,6 +58,7 @@ class FaceTableDataset(Dataset):
         self.split = split
         self.classes = list(classes) if classes is not None else classes_for(table, target)
         self.transform = transform
+        self.images = images
         self.table = table[table["split"] == split] if split is not None else table
         if len(self.table) == 0:
             warnings.warn(f"FaceTableDataset: no rows for split {split!r}", stacklevel=2)
@@ -74,7 +81,8 @@ class FaceTableDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[Any, int, int]:
-        image = read_image(self.root / self.paths[i])
+        path = self.paths[i]
+        image = self.images.image(path) if self.images is not None else read_image(self.root / path)
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.labels[i]), int(self.row_indices[i])

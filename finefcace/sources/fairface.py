@@ -114,12 +114,17 @@ def fairface_table(
     images: str | None = None,
     val_fraction: float = 0.1,
     seed: int = 0,
+    official_split: bool = True,
     check_images: bool = True,
 ) -> pd.DataFrame:
-    """FairFace as a dataset table (spec/data.md protocol).
+    """FairFace as a dataset table (the field's protocol).
 
     ``test`` = FairFace's ``val`` (its test set was never released); ``val`` = a seeded,
     race × gender stratified ``val_fraction`` of ``train``; ``train`` = the rest.
+    With ``official_split=False`` the rows keep the release's ``train``/``val`` names and the
+    ``val`` label file may be absent (a partial copy, e.g. train images only): the caller
+    splits them (:func:`finefcace.sources.preparation.finish_table`, ``splits="seeded"`` or
+    ``"test"``).
     Labels are read from ``labels`` (default ``root``); images from ``root/images`` where
     ``images`` defaults to ``fairface-img-margin025-trainval`` (or the margin125 variant, or
     ``root`` itself if ``train/`` lies directly there). Columns: ``path``, ``split``,
@@ -129,15 +134,25 @@ def fairface_table(
     root = Path(root)
     label_dir = Path(labels) if labels is not None else root
     train = read_fairface_labels(label_dir / "fairface_label_train.csv", "train")
-    test = read_fairface_labels(label_dir / "fairface_label_val.csv", "val")
+    val_file = label_dir / "fairface_label_val.csv"
+    if official_split and not val_file.is_file():
+        raise FileNotFoundError(
+            f"FairFace label file not found: {val_file}. The official protocol tests on FairFace's val split; "
+            f"this copy has none. Download fairface_label_val.csv and the val images, or split the rows you "
+            f"have: splits='seeded' (python -m data_prep fairface --splits seeded) trains on them, "
+            f"splits='test' makes them a cross-dataset test set")
+    test = read_fairface_labels(val_file, "val") if val_file.is_file() else train.iloc[:0].copy()
     if images is None:
         images = find_folder(root, _FAIRFACE_IMAGE_FOLDERS, "train")
         if images is None:
             images = "" if (root / "train").is_dir() else _FAIRFACE_IMAGE_FOLDERS[0]
     prefix = f"{images.strip('/')}/" if images else ""
-    validation = stratified_validation_split(train[["race", "gender"]], val_fraction, seed)
-    train["split"] = np.where(validation, "val", "train")
-    test["split"] = "test"
+    if official_split:
+        validation = stratified_validation_split(train[["race", "gender"]], val_fraction, seed)
+        train["split"] = np.where(validation, "val", "train")
+        test["split"] = "test"
+    else:
+        train["split"], test["split"] = "train", "val"
     table = pd.concat([train, test], ignore_index=True)
     table.insert(0, "path", prefix + table.pop("file"))
     table = table[["path", "split", "gender", "race", "age", "service_test"]]

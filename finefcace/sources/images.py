@@ -1,18 +1,28 @@
-"""Reading and checking a dataset table's images: any stored mode read as RGB, missing and
-unreadable files named before training, resized copies for faster decoding.
+"""Reading and checking a dataset table's images: any stored mode read as RGB and upright,
+missing, unreadable, oversized and too-small files named before training, resized copies for
+faster decoding.
 
-Introduced in the book in ``notebooks/01_dataset_preparation.ipynb``; ``python -m data_prep``
-runs the checks over a whole download.
+The limits (one documented place): an image may hold at most :data:`MAX_IMAGE_PIXELS`
+pixels (width × height; a larger one — a decompression bomb, or an unreduced photograph — is
+refused before it is decoded) and must be at least :data:`MIN_IMAGE_SIDE` pixels on its
+shorter side (smaller holds no face; a 1×1 file is a placeholder, not a photo). Images with
+an EXIF orientation are turned upright when read. Introduced in the book in
+``notebooks/01_dataset_preparation.ipynb``; ``python -m data_prep <dataset> --decode`` runs
+the checks over a whole download and writes every problem to ``<dataset>_problems.csv``.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["ImageReadError", "MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE", "TINY_IMAGE_SIDE", "UNUSABLE_PROBLEMS",
+           "cache_resized", "missing_images", "read_image", "require_images", "scan_images"]
 
 from finefcace.sources.table import check_paths
 
@@ -22,9 +32,35 @@ MIN_CACHE_SIZE = 8
 #: Grey used under transparent pixels: it equals the normalisation mean, so it becomes 0.
 _TRANSPARENT_FILL = (128, 128, 128)
 
+#: Most pixels (width × height) an image may hold: 40 megapixels, e.g. 7,300 × 5,500. Larger
+#: files are refused before decoding (a 438 KB PNG can declare 20,000 × 20,000 pixels and take
+#: 1.2 GB to decode). Face datasets ship crops of a few hundred pixels; reduce a larger photo
+#: first (``read_image(path, max_pixels=...)`` accepts another limit).
+MAX_IMAGE_PIXELS = 40_000_000
+#: Shorter side below which an image is refused (it cannot hold a face).
+MIN_IMAGE_SIDE = 8
+#: Shorter side below which an image is read but reported (``tiny``: the transforms upsample it).
+TINY_IMAGE_SIDE = 32
+#: Problems of :func:`scan_images` that make an image unusable (its row must be dropped).
+UNUSABLE_PROBLEMS: tuple[str, ...] = ("missing", "unreadable", "too_large", "too_small")
+#: File suffixes and the formats they promise (a PNG named ``.jpg`` is read by its content).
+_SUFFIX_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF",
+                   ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+
 
 class ImageReadError(OSError):
-    """An image file exists but cannot be decoded (truncated, corrupt, not an image)."""
+    """An image file exists but cannot be used: truncated, corrupt, empty, not an image, above
+    :data:`MAX_IMAGE_PIXELS` or below :data:`MIN_IMAGE_SIDE`. The message names the file and
+    the fix; :attr:`problem` is the :func:`scan_images` problem name."""
+
+    def __init__(self, message: str, problem: str = "unreadable") -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+#: What to do about an unusable image (every message ends with it).
+_ADVICE = ("Download it again or replace it, or leave its row out: `python -m data_prep <dataset> --root <folder> "
+           "--decode` lists every such file and `--drop-bad` writes the table without them")
 
 
 def missing_images(table: pd.DataFrame, root: str | os.PathLike) -> list[str]:
@@ -48,25 +84,69 @@ def require_images(table: pd.DataFrame, root: str | os.PathLike) -> None:
         )
 
 
-def read_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image as 8-bit RGB, whatever it was stored as.
+def _load(path: Path, max_pixels: int) -> tuple[Image.Image, list[tuple[str, str]]]:
+    """The decoded image, upright (EXIF orientation applied), and the notices about it
+    (``converted``, ``rotated``, ``misnamed``, ``tiny``); :class:`ImageReadError` when unusable."""
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"cannot read image {path}: the file is empty (0 bytes). {_ADVICE}.")
+    notes: list[tuple[str, str]] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise _too_large(path, f"{width}x{height} pixels", max_pixels)
+                if min(width, height) < MIN_IMAGE_SIDE:
+                    raise ImageReadError(
+                        f"image {path} is {width}x{height} pixels, below the minimum of {MIN_IMAGE_SIDE} px on its "
+                        f"shorter side (finefcace.sources.images.MIN_IMAGE_SIDE): it cannot hold a face (a "
+                        f"placeholder or a failed download?). {_ADVICE}.", "too_small")
+                image.load()
+                stored_format, mode = image.format, image.mode
+                orientation = image.getexif().get(0x0112, 1)
+                upright = ImageOps.exif_transpose(image) if orientation not in (None, 1) else image
+                rgb = _to_rgb(upright)
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise _too_large(path, f"too large to open ({error})", max_pixels) from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageReadError(
+            f"cannot read image {path}: {error}. The file is truncated, corrupt or not an image. {_ADVICE}."
+        ) from error
+    if mode != "RGB":
+        notes.append(("converted", f"stored as {mode}, read as RGB"))
+    if orientation not in (None, 1):
+        notes.append(("rotated", f"EXIF orientation {orientation}: turned upright when read"))
+    promised = _SUFFIX_FORMATS.get(path.suffix.lower())
+    if promised is not None and stored_format is not None and stored_format != promised:
+        notes.append(("misnamed", f"a {stored_format} file named {path.suffix}: read by its content"))
+    if min(rgb.size) < TINY_IMAGE_SIDE:
+        notes.append(("tiny", f"{rgb.size[0]}x{rgb.size[1]} px, upsampled by the transforms"))
+    return rgb, notes
+
+
+def _too_large(path: Path, size: str, max_pixels: int) -> ImageReadError:
+    return ImageReadError(
+        f"image {path} is {size}, above the limit of {max_pixels:,} pixels "
+        f"(finefcace.sources.images.MAX_IMAGE_PIXELS): refused without decoding it (a decompression bomb, "
+        f"or a photograph that was never reduced). Reduce it with an image tool first. {_ADVICE}.", "too_large")
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Open an image as 8-bit RGB, upright, whatever it was stored as.
 
     Grayscale, palette, CMYK, 16-bit and RGBA/LA images are converted (transparent pixels
-    are laid on mid-grey, the normalisation mean). A truncated or corrupt file raises
-    :class:`ImageReadError` naming the file. Introduced in notebook 01.
+    are laid on mid-grey, the normalisation mean); an EXIF orientation is applied; the file's
+    content decides its format (a PNG named ``.jpg`` is read as the PNG it is). A truncated,
+    corrupt or empty file, one above ``max_pixels`` (:data:`MAX_IMAGE_PIXELS`) or below
+    :data:`MIN_IMAGE_SIDE` raises :class:`ImageReadError` naming the file and the fix.
+    Introduced in notebook 01.
     """
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return _to_rgb(image)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ImageReadError(
-            f"cannot read image {path}: {error}. The file is truncated, corrupt or not an image: "
-            f"download it again, or drop its row (python -m data_prep check lists all such files)."
-        ) from error
+    return _load(Path(path), max_pixels)[0]
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -88,13 +168,17 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
 
 
-def scan_images(table: pd.DataFrame, root: str | os.PathLike, *, decode: bool = True) -> pd.DataFrame:
-    """Check every image of a table: one row per image that needs attention.
+def scan_images(table: pd.DataFrame, root: str | os.PathLike, *, decode: bool = True,
+                max_pixels: int = MAX_IMAGE_PIXELS) -> pd.DataFrame:
+    """Check every image of a table: one row per image problem, never an exception for a bad file.
 
-    Columns ``path``, ``problem`` (``missing``, ``unreadable``, ``converted``, ``tiny``) and
-    ``detail``. ``missing`` and ``unreadable`` images cannot be used (drop their rows or
-    re-download); ``converted`` (grayscale, CMYK, RGBA, palette, 16-bit) and ``tiny`` (shorter
-    side < 32 px, upsampled by the transforms) are read fine and only reported. With
+    Columns ``path``, ``problem`` and ``detail`` (the message, naming the file and the fix).
+    Unusable (:data:`UNUSABLE_PROBLEMS`; drop their rows or replace the files): ``missing``,
+    ``unreadable`` (truncated, corrupt, empty, not an image), ``too_large`` (above
+    ``max_pixels``, refused before decoding), ``too_small`` (below :data:`MIN_IMAGE_SIDE`).
+    Read fine and only reported: ``converted`` (grayscale, CMYK, RGBA, palette, 16-bit),
+    ``rotated`` (an EXIF orientation, applied), ``misnamed`` (e.g. a PNG named ``.jpg``),
+    ``tiny`` (shorter side < :data:`TINY_IMAGE_SIDE`, upsampled by the transforms). With
     ``decode=False`` only existence is checked (fast). Used by ``data_prep``; introduced in
     ``notebooks/01_dataset_preparation.ipynb``.
     """
@@ -103,21 +187,16 @@ def scan_images(table: pd.DataFrame, root: str | os.PathLike, *, decode: bool = 
     for relative in table["path"].tolist():
         path = root / relative
         if not path.is_file():
-            rows.append((relative, "missing", str(path)))
+            rows.append((relative, "missing", f"image file not found: {path}"))
             continue
         if not decode:
             continue
         try:
-            with Image.open(path) as image:
-                image.load()
-                mode, size = image.mode, image.size
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            rows.append((relative, "unreadable", f"{type(error).__name__}: {error}"))
+            _, notes = _load(path, max_pixels)
+        except ImageReadError as error:
+            rows.append((relative, error.problem, str(error)))
             continue
-        if mode != "RGB":
-            rows.append((relative, "converted", f"stored as {mode}, read as RGB"))
-        if min(size) < 32:
-            rows.append((relative, "tiny", f"{size[0]}x{size[1]} px, upsampled by the transforms"))
+        rows.extend((relative, problem, detail) for problem, detail in notes)
     return pd.DataFrame(rows, columns=["path", "problem", "detail"])
 
 

@@ -20,6 +20,15 @@ def resize_size(size: int) -> int:
     return int(round(size * RESIZE_RATIO))
 
 
+def square_resize(size: int) -> transforms.Resize:
+    """The first, deterministic step of both transforms: resize to ``resize_size(size)`` square.
+    The decoded-image cache (:mod:`finefcace.sources.image_cache`) stores its output, so a
+    cached image goes through the rest of the transform exactly as a freshly decoded one
+    (resizing an image to the size it has is a copy)."""
+    side = resize_size(size)
+    return transforms.Resize((side, side), antialias=True)
+
+
 class CentreFraction:
     """Keep the central ``fraction`` of an image (each side), before the paper's resize.
 
@@ -53,10 +62,9 @@ def train_transform(size: int, *, padding: int = 8, face_crop: float | None = No
 
     Introduced in ``notebooks/01_dataset_preparation.ipynb``.
     """
-    side = resize_size(size)
     return transforms.Compose([
         *_prefix(face_crop),
-        transforms.Resize((side, side), antialias=True),
+        square_resize(size),
         transforms.RandomCrop(size, padding=padding),
         transforms.RandomHorizontalFlip(),
         transforms.ToTensor(),
@@ -70,10 +78,9 @@ def test_transform(size: int, *, face_crop: float | None = None) -> Callable:
 
     Introduced in ``notebooks/01_dataset_preparation.ipynb``.
     """
-    side = resize_size(size)
     return transforms.Compose([
         *_prefix(face_crop),
-        transforms.Resize((side, side), antialias=True),
+        square_resize(size),
         transforms.CenterCrop(size),
         transforms.ToTensor(),
         transforms.Normalize([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),

@@ -114,6 +114,7 @@ IDENTITY_IGNORED_KEYS: frozenset[str] = frozenset(
         "stop_after_batches",
         "dist_backend",
         "save_predictions",
+        "image_cache",
     }
 )
 
@@ -140,6 +141,7 @@ class TrainConfig:
     synthetic: dict[str, Any] | None = None  # generate_synthetic(root, **synthetic) when the table is absent
     target: str = "gender"
     protected: list[str] | None = None  # columns copied into predictions (None: evaluation.copied_columns)
+    image_cache: str | None = None    # folder of the images decoded once (None: <table folder>/image_cache)
     # --- model shortcuts (None = the preset's value)
     backbone: str | None = None
     weights: str | None = None        # None (random init), a torchvision weights name ("IMAGENET1K_V1", "DEFAULT") or a local state-dict file

@@ -12,7 +12,9 @@ its own test split or on another dataset's table (cross-dataset tests, paper Tab
 
 from __future__ import annotations
 
+import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,16 +31,18 @@ from finefcace.metrics import protected_columns
 from finefcace.model import FineFACE
 from finefcace.precision import amp_dtype_for, autocast
 from finefcace.sources.dataset import FaceTableDataset
+from finefcace.sources.duplicates import CrossDatasetLeakWarning, overlap
 from finefcace.sources.table import folder_table, load_table
 from finefcace.sources.transforms import test_transform
 from finefcace.training import distributed
 from finefcace.training.config import ConfigError, TrainConfig
-from finefcace.training.loaders import TrainingDataError, eval_loader
+from finefcace.training.loaders import TrainingDataError, cache_folder, decoded_images, eval_loader
 from finefcace.training.recipe import fusion_options
 from finefcace.training.run_directory import (BEST_CHECKPOINT, CONFIG_FILE, RUN_FILES, load_best_model,
                                               read_run_config)
 
-__all__ = ["EXTRA_COLUMNS", "copied_columns", "evaluate_split", "predictions_table", "evaluate_run"]
+__all__ = ["EXTRA_COLUMNS", "copied_columns", "evaluate_split", "predictions_table", "evaluate_run",
+           "training_overlap"]
 
 #: Columns copied into the predictions table beside the protected ones, when the dataset
 #: table has them: age (FairFace, UTKFace) and CelebA's ``Male`` flag, for breakdowns beyond
@@ -152,6 +156,31 @@ def predictions_table(
     return out
 
 
+def training_overlap(saved: dict[str, Any], config: TrainConfig, tested: pd.DataFrame,
+                     tested_root: Path) -> pd.DataFrame | None:
+    """Photos of a cross-dataset test table that are also in the run's training data (its
+    ``train`` and ``val`` rows), by content hash (:func:`finefcace.sources.duplicates.overlap`):
+    each is a leak, reported in a :class:`~finefcace.sources.duplicates.CrossDatasetLeakWarning`.
+    ``None`` when the run's table cannot be read back (e.g. moved)."""
+    table_path = saved.get("table") or config.table
+    if not table_path or not Path(table_path).is_file():
+        return None
+    trained = load_table(table_path)
+    trained = trained[trained["split"].isin(["train", "val"])]
+    trained_root = Path(saved.get("root") or Path(table_path).parent)
+    try:
+        shared = overlap(trained, tested, first_root=trained_root, second_root=tested_root)
+    except FileNotFoundError:
+        return None
+    shared = shared.rename(columns={"first_path": "training_path", "second_path": "test_path"})
+    if len(shared):
+        shown = "; ".join(f"{a} = {b}" for a, b in zip(shared["test_path"].head(3), shared["training_path"]))
+        warnings.warn(f"{len(shared)} of {len(tested)} test images of this cross-dataset table are byte-identical to "
+                      f"images the model was trained or validated on (a leak: their scores are not a test), e.g. "
+                      f"{shown}. Leave them out of the test table.", CrossDatasetLeakWarning, stacklevel=3)
+    return shared
+
+
 def evaluate_run(
     run_dir: str | Path,
     *,
@@ -205,6 +234,11 @@ def evaluate_run(
                                transform=test_transform(resolved["input_size"]))
     if len(dataset) == 0:
         raise TrainingDataError(f"table {str(images or table_path)!r} has no rows with split == {split!r}")
+    leaks = None
+    if table is not None or images is not None:
+        leaks = training_overlap(saved, config, dataset.table, image_root)
+    dataset.images = decoded_images(dataset.table, image_root, resolved["input_size"],
+                                    cache_folder(config.image_cache, table_path))
     context = distributed.DistributedContext(device=resolved_device)
     loader = eval_loader(dataset, config, batch_size or resolved["batch_size"], context, resolved_device)
     try:
@@ -219,6 +253,8 @@ def evaluate_run(
         predictions = predictions.drop(columns=[c for c in ("y_true", "label_true", config.target)
                                                 if c in predictions.columns])
     predictions.attrs["labelled"] = labelled
+    if leaks is not None:
+        predictions.attrs["training_overlap"] = leaks.to_dict("records")  # plain data: attrs are compared
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         temporary = out.with_name(f".{out.name}.tmp")

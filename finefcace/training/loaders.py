@@ -8,7 +8,10 @@ Introduced in ``notebooks/04_training.ipynb``; the table format and the transfor
   before anything trains, what cannot be trained on (:class:`TrainingDataError`): an empty
   train or validation split (model selection never uses the test split, ``book/decisions.md``),
   a single class, a class that only another split has (the training split fixes the classes),
-  too few images per process; image paths in two splits are reported (:func:`split_overlaps`);
+  too few images per process, an image that cannot be decoded — every image is decoded once
+  before the first batch (:func:`decoded_images`, the decoded-image cache of
+  :mod:`finefcace.sources.image_cache`: the policy is *refuse before training*); image paths
+  in two splits are reported (:func:`split_overlaps`);
 - :class:`EpochShardSampler` and :func:`train_loader`: a training order that is a pure
   function of (seed, epoch), sharded over the processes of multi-process training
   (:mod:`finefcace.training.distributed`), each sample's random augmentation seeded by (seed, epoch,
@@ -21,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,13 +37,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from finefcace.errors import DataError
 from finefcace.sources.dataset import FaceTableDataset, _label_key
+from finefcace.sources.image_cache import DecodedImages, UnusableImagesError, decode_images
 from finefcace.sources.table import SPLITS, classes_for, load_table, validate_table
 from finefcace.sources.transforms import test_transform, train_transform
 from finefcace.training import distributed
 from finefcace.training.config import ConfigError, TrainConfig
 
-__all__ = ["TrainingDataError", "TrainingData", "prepare_data", "mix_seed", "EpochShardSampler",
-           "train_loader", "eval_loader"]
+__all__ = ["TrainingDataError", "TrainingData", "prepare_data", "decoded_images", "mix_seed",
+           "EpochShardSampler", "train_loader", "eval_loader"]
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +179,10 @@ def prepare_data(config: TrainConfig, context: distributed.DistributedContext | 
                                 transform=test_transform(size))
     else:
         logger.warning("table %s has no test split: no predictions_test.csv will be written", table_path)
+    images = decoded_images(table, root, size, cache_folder(config.image_cache, table_path), context)
+    for dataset in (train, val, test):
+        if dataset is not None:
+            dataset.images = images
     return TrainingData(table, root, table_path, classes, train, val, test,
                         {pair: len(paths) for pair, paths in overlaps.items()})
 
@@ -209,6 +218,30 @@ def split_overlaps(table: pd.DataFrame) -> dict[str, list[str]]:
         if common:
             found[f"{first}/{second}"] = common
     return found
+
+
+def cache_folder(image_cache: str | None, table_path: str | Path) -> Path:
+    """Where a table's decoded images live: ``image_cache`` (a config key), by default
+    ``image_cache/`` beside the table."""
+    return Path(image_cache).expanduser() if image_cache is not None else Path(table_path).parent / "image_cache"
+
+
+def decoded_images(table: pd.DataFrame, root: Path, size: int, folder: Path,
+                   context: distributed.DistributedContext | None = None) -> DecodedImages | None:
+    """Every image of ``table`` decoded once for input ``size``, before anything trains
+    (:func:`finefcace.sources.image_cache.decode_images`; the main process decodes, the others
+    read its cache). An unusable image is a :class:`TrainingDataError` listing each one and the fix."""
+    context = context or distributed.DistributedContext()
+    threads = min(8, os.cpu_count() or 1)
+    try:
+        if context.is_main:
+            images = decode_images(table, root, size, folder, threads=threads)
+        distributed.barrier(context)
+        if not context.is_main:
+            images = decode_images(table, root, size, folder, threads=threads)
+    except UnusableImagesError as error:
+        raise TrainingDataError(str(error)) from None
+    return images
 
 
 def mix_seed(*values: int) -> int:

@@ -39,7 +39,7 @@ from finefcace.training.evaluation import evaluate_run
 from finefcace.training.run_directory import SUMMARY_FILE
 from finefcace.training.trainer import train_or_load
 
-__all__ = ["Arm", "CrossDataset", "RunMeasure", "StudyResults", "run_study", "SUMMARY_METRICS"]
+__all__ = ["Arm", "CrossDataset", "RunMeasure", "StudyResults", "grouped_name", "run_study", "SUMMARY_METRICS"]
 
 #: The summaries a study table shows for each task, in column order.
 SUMMARY_METRICS: dict[str, tuple[str, ...]] = {
@@ -57,6 +57,11 @@ _LABELS = {
     "deo": "DEO ↓", "deodds": "DEOdds ↓",
 }
 OWN_TEST = "test"  # the name of a run's own test split among a study's test sets
+
+def grouped_name(test_set: str, grouping: str) -> str:
+    """The name of ``test_set`` reported over the groups of ``grouping`` (e.g. "test by race")."""
+    return f"{test_set} by {grouping}"
+
 
 #: Extra measurements of a finished run: ``measure(config, run_dir) -> {name: number}``.
 RunMeasure = Callable[[TrainConfig, Path], Mapping[str, float]]
@@ -226,7 +231,10 @@ class StudyResults:
     def caption(self, test_set: str = OWN_TEST) -> str:
         """What produced the numbers: data, model, budget, hardware, date, and the command."""
         meta = self.meta
-        where = "its own test split" if test_set == OWN_TEST else f"the cross-dataset test set {test_set!r}"
+        base, _, grouping = test_set.partition(" by ")
+        where = "its own test split" if base == OWN_TEST else f"the cross-dataset test set {base!r}"
+        if grouping:
+            where += f", groups by {grouping}"
         return (f"Study `{self.name}` on {where}: mean ± standard deviation over seeds {meta['seeds']} "
                 f"({meta['data']}); {meta['model']}; {meta['hardware']}, {meta['date'][:10]}; "
                 f"the whole study took {_duration(meta['wall_seconds'])}. Regenerate: `{meta['command']}`.")
@@ -245,6 +253,13 @@ def _duration(seconds: float) -> str:
     if not np.isfinite(seconds):
         return "—"
     return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _check_groupings(name: str, groupings: Mapping[str, Sequence[str]], columns: set[str]) -> None:
+    unmatched = {label: list(wanted) for label, wanted in groupings.items() if not set(wanted) <= columns}
+    if unmatched:
+        raise ValueError(f"study {name!r}: no test set has the columns of grouping(s) {unmatched} "
+                         f"(columns: {sorted(columns)})")
 
 
 def _hardware() -> str:
@@ -298,6 +313,7 @@ def run_study(
     cross_datasets: Mapping[str, CrossDataset] | None = None,
     n_bootstrap: int = 1000,
     measure: RunMeasure | None = None,
+    groupings: Mapping[str, Sequence[str]] | None = None,
     command: str = "",
     log: Callable[[str], Any] = print,
 ) -> StudyResults:
@@ -309,8 +325,12 @@ def run_study(
     configuration fails here, naming the arm). Reports use
     :func:`finefcace.metrics.task_report` with bootstrap seed 0, so two calls on the same runs
     give the same numbers. ``measure(config, run_dir)`` adds numbers of its own to each run's
-    row (e.g. attention-crop areas). ``command`` is the command line that regenerates the
-    study, printed in its caption.
+    row (e.g. attention-crop areas). ``groupings`` (gender task) adds reports over other
+    groups: label → protected columns, e.g. ``{"race": ["race"], "gender": ["gender"]}`` gives
+    every test set ``T`` the extra test sets ``"T by race"`` and ``"T by gender"``
+    (:func:`grouped_name`), where ``T`` has those columns (CelebA has no race); a grouping no
+    test set can take is an error. ``command`` is the command line that regenerates the study,
+    printed in its caption.
     """
     if not arms:
         raise ValueError(f"study {name!r}: give at least one arm")
@@ -332,8 +352,15 @@ def run_study(
             except ConfigError as error:
                 raise ConfigError(f"study {name!r}, arm {arm.name!r}: {error}") from None
     task = "gender" if base_config.target == "gender" else "attribute"
+    groupings = {label: list(columns) for label, columns in (groupings or {}).items()}
+    if groupings and task != "gender":
+        raise ValueError(f"study {name!r}: groupings apply to the gender task (target {base_config.target!r})")
+    tables = [base_config.table, *(cross.table for cross in cross_datasets.values())]
+    if groupings and all(table and Path(table).is_file() for table in tables):  # check before training
+        _check_groupings(name, groupings, {c for table in tables for c in pd.read_csv(table, nrows=0).columns})
     started = time.perf_counter()
     reports, runs = [], []
+    seen_columns: set[str] = set()
     for arm in arms:
         for seed in seeds:
             config = configs[arm.name, seed]
@@ -351,11 +378,18 @@ def run_study(
                     test_sets[test_name] = evaluate_run(run_dir, split=cross.split, table=cross.table, root=cross.root,
                                                         out=cached, device=config.device)
             for test_name, predictions in test_sets.items():
-                report = metrics.task_report(predictions, config.target, n_bootstrap=n_bootstrap, seed=0)
-                report.insert(0, "test_set", test_name)
-                report.insert(0, "seed", seed)
-                report.insert(0, "arm", arm.name)
-                reports.append(report)
+                seen_columns.update(predictions.columns)
+                views = {test_name: None}
+                views.update({grouped_name(test_name, label): columns for label, columns in groupings.items()})
+                for view, columns in views.items():
+                    if columns is not None and not set(columns) <= set(predictions.columns):
+                        continue  # e.g. race on a test set without race labels (CelebA)
+                    report = metrics.task_report(predictions, config.target, n_bootstrap=n_bootstrap, seed=0,
+                                                 group_columns=columns)
+                    report.insert(0, "test_set", view)
+                    report.insert(0, "seed", seed)
+                    report.insert(0, "arm", arm.name)
+                    reports.append(report)
             summary = result.summary
             row = {"arm": arm.name, "seed": seed, "run_dir": str(run_dir), "trained_now": _modified(run_dir / SUMMARY_FILE) != before,
                    "train_seconds": _training_seconds(run_dir), "epochs_run": summary.get("epochs_run"),
@@ -365,10 +399,12 @@ def run_study(
             if measure is not None:
                 row.update({key: float(value) for key, value in measure(config, run_dir).items()})
             runs.append(row)
+    _check_groupings(name, groupings, seen_columns)
     meta = {
         "task": task, "target": base_config.target, "seeds": list(seeds),
         "arms": [{"name": arm.name, "changes": dict(arm.changes), "description": arm.description} for arm in arms],
         "cross_datasets": {k: dataclasses.asdict(v) for k, v in cross_datasets.items()},
+        "groupings": groupings,
         "base_config": base_config.to_dict(), "data": _describe_data(base_config),
         "model": _describe_model(base_config, arms), "hardware": _hardware(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

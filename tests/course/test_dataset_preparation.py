@@ -54,3 +54,28 @@ def test_table_montage_has_a_row_per_protected_group(tmp_path):
     figure = dataset_preparation.table_montage(pd.DataFrame(rows), tmp_path, per_group=3, size=8, title="t")
     assert len(figure.axes) == 4 * 3
     assert [ax.get_ylabel() for ax in figure.axes[::3]] == ["A / Female", "A / Male", "B / Female", "B / Male"]
+
+
+def test_a_real_table_is_split_by_the_options_remade_when_they_change_and_cross_tables_are_whole(tmp_path, monkeypatch):
+    import json
+
+    from tests.sources.layouts import write_jpg
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "utk" / "UTKFace"
+    for i in range(80):  # 8 per race x gender stratum
+        write_jpg(folder / f"{20 + i}_{i % 2}_{i % 5}_2017011{i:04d}.jpg.chip.jpg")
+    options = {"splits": "seeded", "seed": 0, "test_fraction": 0.25}
+    table, path = dataset_preparation.prepare_dataset("utkface", "utk", "data/tables/utk.csv", None, options=options)
+    assert path == Path("data/tables/utk.csv") and set(table["split"]) == {"train", "val", "test"}
+    note = json.loads(Path("data/tables/utk.source.json").read_text())
+    assert note["options"] == {**options, "target": "gender"} and note["root"] == str((tmp_path / "utk").resolve())
+    stamp = path.stat().st_mtime_ns
+    dataset_preparation.prepare_dataset("utkface", "utk", "data/tables/utk.csv", None, options=options)
+    assert path.stat().st_mtime_ns == stamp, "the same download and options: the table is read back"
+    again, _ = dataset_preparation.prepare_dataset("utkface", "utk", "data/tables/utk.csv", None,
+                                                   options={**options, "seed": 1})
+    assert path.stat().st_mtime_ns != stamp and not again["split"].equals(table["split"])
+    cross, cross_path = dataset_preparation.prepare_dataset("utkface", "utk", cross=True)
+    assert cross_path == dataset_preparation.cross_table_location("utkface") == Path("data/tables/cross/utkface.csv")
+    assert set(cross["split"]) == {"test"} and len(cross) == 80

@@ -87,3 +87,13 @@ def test_trained_runs_feed_the_evaluation_helpers(tmp_path, monkeypatch):
     # the cross-dataset path of chapter 5: the run evaluated on a table given by path
     cross = course.evaluate_on(second, "syn/labels.csv", "syn")
     assert len(cross) == 16 and {"y_true", "y_pred", "tone", "gender"} <= set(cross.columns)
+
+
+def test_a_profile_without_attribute_labels_says_the_attribute_task_is_skipped():
+    from finefcace.course.session import profile_notes
+
+    notes = profile_notes({"dataset": "utkface", "attributes": []}, ["dataset", "attributes"])
+    assert notes == ["Note: UTKFace has no attribute labels: the attribute task (the paper's Tables 6-8) is skipped "
+                     "under this profile."]
+    assert profile_notes({"dataset": "synthetic", "attributes": ["Smiling"]}, ["dataset", "attributes"]) == []
+    assert profile_notes({"dataset": "utkface", "attributes": []}, ["dataset"]) == []  # a chapter without the task

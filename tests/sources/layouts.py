@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 from PIL import Image
 
@@ -10,7 +12,7 @@ from finefcace.sources.fairface import FAIRFACE_RACES
 
 def write_jpg(path, size=(12, 12), mode="RGB"):
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(len(str(path)))
+    rng = np.random.default_rng(zlib.crc32(str(path).encode()))  # distinct files: no accidental duplicates
     Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).convert(mode).save(path, format="JPEG")
 
 

@@ -51,7 +51,7 @@ def test_truncated_and_corrupt_images_raise_naming_the_file(tmp_path):
     for path in (truncated, garbage):
         with pytest.raises(ImageReadError, match=path.name) as info:
             read_image(path)
-        assert "download it again" in str(info.value)
+        assert "Download it again" in str(info.value) and "--drop-bad" in str(info.value)
     with pytest.raises(FileNotFoundError, match="nothere.jpg"):
         read_image(tmp_path / "nothere.jpg")
 
@@ -89,3 +89,38 @@ def test_cache_resized_writes_nothing_outside_its_folder(tmp_path, image_root):
     with pytest.raises(DataError, match="leaves the image root"):
         cache_resized(escaping, root, tmp_path / "cache" / "in", 20)
     assert not (tmp_path / "cache").exists()
+def test_real_bad_inputs_are_each_reported_with_the_file_and_the_fix(tmp_path):
+    """A truncated JPEG, an empty file, a 1x1 image, a decompression bomb (a 20,000 x 20,000 PNG), a PNG named
+    .jpg, a CMYK JPEG and an EXIF-rotated photo among real photographs (synthetic ones without ../shared)."""
+    from tests.sources.bad_images import BAD_FILES, write_bad_files
+
+    good, expected = write_bad_files(tmp_path)
+    table = pd.DataFrame({"path": good + sorted(BAD_FILES), "split": "test"})
+    report = scan_images(table, tmp_path)
+    assert dict(zip(report["path"], report["problem"])) == BAD_FILES  # nothing about the good photos
+    details = dict(zip(report["path"], report["detail"]))
+    for name in ("truncated.jpg", "empty.jpg", "one_pixel.jpg", "bomb.png"):
+        assert str(tmp_path / name) in details[name] and "--drop-bad" in details[name]
+    assert "empty (0 bytes)" in details["empty.jpg"] and "1x1 pixels" in details["one_pixel.jpg"]
+    assert "MAX_IMAGE_PIXELS" in details["bomb.png"] and "decompression bomb" in details["bomb.png"]
+    assert details["png_named.jpg"] == "a PNG file named .jpg: read by its content"
+    for name in ("truncated.jpg", "empty.jpg", "one_pixel.jpg", "bomb.png"):
+        with pytest.raises(ImageReadError, match=name):
+            read_image(tmp_path / name)
+    np.testing.assert_array_equal(np.asarray(read_image(tmp_path / "png_named.jpg")), np.asarray(expected["png_named.jpg"]))
+    upright = read_image(tmp_path / "rotated.jpg")
+    assert upright.size == (150, 200)  # stored 200 wide x 150 high, displayed (and read) turned upright
+    np.testing.assert_array_equal(np.asarray(upright), np.asarray(expected["rotated.jpg"]))
+    cmyk = read_image(tmp_path / "cmyk.jpg")
+    assert cmyk.mode == "RGB" and cmyk.size == (200, 200)
+
+
+def test_the_pixel_limit_is_a_parameter_and_oversized_files_are_not_decoded(tmp_path):
+    from finefcace.sources.images import MAX_IMAGE_PIXELS
+
+    face_image((100, 80)).save(tmp_path / "photo.png")
+    assert read_image(tmp_path / "photo.png").size == (100, 80)
+    with pytest.raises(ImageReadError, match=r"100x80 pixels, above the limit of 5,000 pixels") as info:
+        read_image(tmp_path / "photo.png", max_pixels=5000)
+    assert info.value.problem == "too_large"
+    assert MAX_IMAGE_PIXELS == 40_000_000

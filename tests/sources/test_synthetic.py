@@ -104,7 +104,7 @@ def test_knobs_are_validated_with_their_names():
         SyntheticBias(cue_contrast=(1, 1))
     with pytest.raises(ValueError, match="correlation must be in"):
         SyntheticBias(correlation=-0.1)
-    with pytest.raises(ValueError, match="rotation must be non-negative"):
+    with pytest.raises(ValueError, match="rotation must be finite and non-negative"):
         SyntheticBias(rotation=-1)
     with pytest.raises(ValueError, match="bias must be"):
         resolve_bias("very biased")

@@ -71,6 +71,28 @@ def test_evaluate_and_predict(trained, capsys):
     assert len(pd.read_csv(predicted)) == 4
 
 
+def test_predict_on_photos_with_bad_files_exits_2_naming_each_one(trained, tmp_path, capsys):
+    """Real bad inputs (built from real photos when ../shared is present) met by predict: one message
+    naming every unusable file and the fix, exit 2, no traceback, nothing written."""
+    from tests.sources.bad_images import BAD_FILES, UNUSABLE, write_bad_files
+
+    status, config, tmp = trained
+    good, _ = write_bad_files(tmp_path / "photos")
+    table = pd.DataFrame({"path": good + sorted(BAD_FILES), "split": "test", "gender": "Male"})
+    table.to_csv(tmp_path / "photos.csv", index=False)
+    out = tmp_path / "predicted.csv"
+    assert main(["predict", "--run-dir", str(tmp / "run"), "--table", str(tmp_path / "photos.csv"),
+                 "--root", str(tmp_path / "photos"), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "Traceback" not in error and "--drop-bad" in error
+    assert all(name in error for name in UNUSABLE) and not out.exists()
+    usable = table[~table["path"].isin(UNUSABLE)]
+    usable.to_csv(tmp_path / "usable.csv", index=False)
+    assert main(["predict", "--run-dir", str(tmp / "run"), "--table", str(tmp_path / "usable.csv"),
+                 "--root", str(tmp_path / "photos"), "--out", str(out)]) == 0
+    assert len(pd.read_csv(out)) == len(usable)  # the CMYK, rotated and misnamed photos are read
+
+
 def test_bad_configuration_exits_2_naming_the_key(tmp_path, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text("epoch: 3\nsynthetic: {n_train: 8, n_val: 4, n_test: 4}\n")

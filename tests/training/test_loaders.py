@@ -77,3 +77,34 @@ def test_images_in_two_splits_are_reported(tmp_path, caplog):
     assert data.overlaps == {"train/test": 1, "val/test": 1}
     assert "1 image path(s) are in both the train and the test split (first: ['train/0.png'])" in caplog.text
     assert split_overlaps(data.table) == {"train/test": ["train/0.png"], "val/test": ["val/1.png"]}
+def test_a_run_meets_no_bad_image_mid_epoch_it_is_refused_before_training(tmp_path):
+    """The policy: every image a run reads is decoded before the first batch (the decoded-image cache);
+    an unusable one stops the run there, naming every such file and the fix; nothing is written."""
+    import pandas as pd
+    import pytest
+
+    from finefcace.training.config import TrainConfig
+    from finefcace.training.loaders import TrainingDataError, prepare_data
+    from finefcace.training.trainer import train
+    from tests.sources.bad_images import BAD_FILES, UNUSABLE, write_bad_files
+
+    good, _ = write_bad_files(tmp_path / "photos")
+    paths = good * 3 + sorted(BAD_FILES)
+    table = pd.DataFrame({"path": paths, "split": [("train", "val")[i % 2] for i in range(len(paths))],
+                          "gender": [("Male", "Female")[i // 2 % 2] for i in range(len(paths))]})
+    table.to_csv(tmp_path / "table.csv", index=False)
+    config = {"table": str(tmp_path / "table.csv"), "root": str(tmp_path / "photos"), "backbone": "resnet18",
+              "input_size": 64, "batch_size": 2, "device": "cpu", "progress": False, "run_dir": str(tmp_path / "run"),
+              "image_cache": str(tmp_path / "cache")}
+    with pytest.raises(TrainingDataError) as info:
+        train(config)
+    for name in UNUSABLE:
+        assert name in str(info.value)
+    assert "--drop-bad" in str(info.value)
+    assert not (tmp_path / "run").exists()
+    usable = table[~table["path"].isin(UNUSABLE)]
+    usable.to_csv(tmp_path / "usable.csv", index=False)
+    data = prepare_data(TrainConfig.from_dict({**config, "table": str(tmp_path / "usable.csv")}))
+    assert data.train.images is not None and data.train.images is data.val.images  # decoded once, shared
+    image, _, _ = data.train[0]
+    assert tuple(image.shape) == (3, 64, 64)

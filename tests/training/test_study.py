@@ -98,6 +98,23 @@ def test_a_second_call_loads_the_runs_and_gives_the_same_numbers(study, tiny_syn
     pd.testing.assert_frame_equal(again.reports, results.reports)
 
 
+def test_groupings_report_every_test_set_over_other_groups(study, tiny_synthetic):
+    results, runs_root, _ = study
+    grouped = run_study("tiny", base_config(tiny_synthetic), ARMS, [0, 1], runs_root,
+                        cross_datasets={"again": CrossDataset(str(tiny_synthetic / "labels.csv"), str(tiny_synthetic))},
+                        n_bootstrap=20, groupings={"tone": ["tone"]}, log=lambda _: None)
+    assert not grouped.runs["trained_now"].any()
+    assert set(grouped.reports["test_set"]) == {"test", "again", "test by tone", "again by tone"}
+    by_tone = grouped.reports[(grouped.reports["test_set"] == "test by tone") & (grouped.reports["metric"] == "accuracy")]
+    assert set(by_tone["group"]) == {"tone_1", "tone_2", "tone_3", "tone_4"}  # 4 groups, not tone x gender
+    overall = grouped.summary("test by tone", ["overall_accuracy"])["mean"].to_numpy()
+    np.testing.assert_allclose(overall, results.summary("test", ["overall_accuracy"])["mean"].to_numpy())
+    assert "own test split, groups by tone" in grouped.caption("test by tone")
+    with pytest.raises(ValueError, match="no test set has the columns"):
+        run_study("tiny", base_config(tiny_synthetic), ARMS, [0], runs_root, groupings={"race": ["race"]},
+                  n_bootstrap=0, log=lambda _: None)
+
+
 def test_results_round_trip_through_json_and_render_with_a_caption(study, tmp_path):
     results, _, _ = study
     path = results.to_json(tmp_path / "tiny.json")

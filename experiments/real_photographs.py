@@ -1,0 +1,494 @@
+"""Experiment: FineFACE against the baseline on real photographs, at CPU scale.
+
+Trains both methods on real UTKFace photographs (a seeded split stratified by race × gender,
+byte-identical copies kept in one split and conflicting ones left out:
+:func:`finefcace.sources.adapters.dataset_table`), ResNet-18 from scratch, for every input
+size of ``--sizes`` and every seed of ``--seeds``, with the same budget for both (epochs,
+early stopping, data, batch size), through the study engine
+(:func:`finefcace.training.study.run_study`: train or load, bootstrap intervals, mean ± sd
+over seeds, paired differences). Each run is tested on UTKFace's own test split — by race ×
+gender (the paper's groups), by race and by gender — and, as cross-dataset test sets, on a
+FairFace download and a CelebA download used whole. For each FineFACE run it also measures
+the attention crop on the test split: the side of the deepest expert's map and the mean share
+of the image kept by A_1..A_N and A_oval (paper §3.2).
+
+Run (from the repository root; about an hour on 2 CPU cores with the defaults)::
+
+    python experiments/real_photographs.py --utkface ../shared/realfaces/utkface \\
+        --fairface ../shared/realfaces/fairface --celeba ../shared/realfaces/celeba
+
+Writes ``experiments/results/<name>.json`` (every run's reports) and
+``experiments/results/<name>.md`` (the tables and the statement the book includes, generated
+from the numbers, never typed); ``--report-only`` regenerates the Markdown from the JSON.
+Runs live in ``--runs-root`` (a second call loads them): the input-size study of the same
+photographs (``--sizes 64 96 128 --seeds 0 1``) reuses the 64 px runs of this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+METHODS = (("baseline", "Baseline"), ("finefcace", "FineFACE"))
+SUMMARIES = ("overall_accuracy", "min_group_accuracy", "max_min_ratio", "degree_of_bias")
+LABELS = {"overall_accuracy": "Overall ↑", "min_group_accuracy": "Worst group ↑", "max_min_ratio": "Max/Min ↓",
+          "degree_of_bias": "DoB ↓"}
+
+
+def arm_name(method: str, size: int) -> str:
+    """``finefcace-64px``: the folder of an arm under the runs root (shared with the size study)."""
+    return f"{method}-{size}px"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--utkface", type=Path, default=Path("../shared/realfaces/utkface"),
+                        help="UTKFace download (official layout): trained and tested on")
+    parser.add_argument("--fairface", type=Path, default=Path("../shared/realfaces/fairface"),
+                        help="FairFace download, used whole as a cross-dataset test set ('none' to skip)")
+    parser.add_argument("--celeba", type=Path, default=Path("../shared/realfaces/celeba"),
+                        help="CelebA download, used whole as a cross-dataset test set ('none' to skip)")
+    parser.add_argument("--name", default="real_photographs", help="results file stem")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64], help="input sizes (px)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--patience", type=int, default=3, help="early stopping on validation accuracy")
+    parser.add_argument("--max-train", type=int, default=5000,
+                        help="training images kept (stratified subset of the training split; 0: all)")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split (fixed)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per interval")
+    parser.add_argument("--runs-root", type=Path, default=Path("runs/real_photographs"))
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON and Markdown go")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--report-only", action="store_true", help="regenerate the Markdown from the JSON")
+    return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------------------- data
+def make_tables(args: argparse.Namespace) -> tuple[dict[str, str], dict]:
+    """The training table (UTKFace, seeded split) and the cross-dataset tables (whole
+    datasets), written under ``<runs_root>/tables``; and what preparing them found."""
+    from finefcace.sources.adapters import dataset_table
+    from finefcace.sources.duplicates import straddling_groups
+    from finefcace.sources.table import save_table
+
+    folder = args.runs_root / "tables"
+    tables, notes = {}, {}
+    sources = {"utkface": (args.utkface, {"splits": "seeded", "seed": args.split_seed, "target": "gender",
+                                          "max_train": args.max_train or None})}
+    for name in ("fairface", "celeba"):
+        root = getattr(args, name)
+        if str(root).lower() != "none":
+            sources[name] = (root, {"splits": "test"})
+    for name, (root, options) in sources.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            table = dataset_table(name, root, **options)
+        path = save_table(table, folder / f"{name}.csv")
+        tables[name] = str(path)
+        preparation = table.attrs["preparation"]
+        notes[name] = {"rows": len(table), "rows_per_split": table["split"].value_counts().to_dict(),
+                       "duplicates": duplicate_summary(preparation["duplicates"]),
+                       "groups_in_two_splits": len(straddling_groups(table)),
+                       "skipped_names": len(table.attrs.get("skipped", [])),
+                       "warnings": [w.category.__name__ for w in caught]}  # counts only: no file names kept
+        if "train_rows_before_limit" in preparation:
+            notes[name]["train_rows_before_limit"] = preparation["train_rows_before_limit"]
+    return tables, notes
+
+
+def duplicate_summary(record: dict) -> str:
+    """The duplicate check in counts (file names, which carry UTKFace's labels, are left out)."""
+    if not record["groups"]:
+        return "no byte-identical images"
+    columns = ", ".join(f"{c} {n}" for c, n in record["conflicting_by_column"].items())
+    text = (f"{record['groups']} groups of byte-identical images ({record['files_in_groups']} files), "
+            f"{record['conflicting']} of them with conflicting labels")
+    if record["conflicting"]:
+        text += f" (differing in {columns}), whose {record['rows_left_out']} files were left out"
+    return text
+
+
+#: The options naming data folders: the command in the caption shows placeholders for them.
+DATA_OPTIONS = {"--utkface": "<UTKFace folder>", "--fairface": "<FairFace folder>", "--celeba": "<CelebA folder>"}
+
+
+def regenerate_command(argv: list[str]) -> str:
+    """The command line that regenerates the results, data folders as placeholders."""
+    words, skip = [], False
+    for i, word in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if word == "--report-only":
+            continue
+        if word in DATA_OPTIONS and i + 1 < len(argv):
+            words += [word, DATA_OPTIONS[word]]
+            skip = True
+        elif word.split("=")[0] in DATA_OPTIONS:
+            words += [word.split("=")[0], DATA_OPTIONS[word.split("=")[0]]]
+        else:
+            words.append(shlex.quote(word))
+    return "python experiments/real_photographs.py " + " ".join(words)
+
+
+# ---------------------------------------------------------------------------- attention crop
+def crop_measures(config, run_dir: Path) -> dict[str, float]:
+    """The attention crop of a FineFACE run on its test split (§3.2): the side of the deepest
+    expert's map, and the mean share of the image each region keeps (A_1..A_N, A_oval)."""
+    import torch
+
+    from finefcace import attention
+    from finefcace.model import FineFACE
+    from finefcace.sources.dataset import FaceTableDataset, make_loader
+    from finefcace.sources.table import load_table
+    from finefcace.sources.transforms import test_transform
+    from finefcace.training.loaders import cache_folder, decoded_images
+    from finefcace.training.run_directory import load_best_model
+
+    from finefcace.training.distributed import resolve_device
+
+    device = resolve_device(config.device)
+    model, config, classes, _ = load_best_model(run_dir, device)
+    if not isinstance(model, FineFACE):
+        return {}
+    resolved = config.resolved()
+    size = resolved["input_size"]
+    table = load_table(config.table)
+    dataset = FaceTableDataset(table, config.root, config.target, split="test", classes=classes,
+                               transform=test_transform(size))
+    dataset.images = decoded_images(dataset.table, Path(config.root), size, cache_folder(config.image_cache, config.table))
+    shares: list[list[torch.Tensor]] = []
+    deepest = 0
+    with torch.inference_mode():
+        for images, _, _ in make_loader(dataset, batch_size=64, train=False, workers=0):
+            images = images.to(device)
+            output = model(images)
+            deepest = int(output.maps[-1].shape[-1])
+            cams = attention.class_activation_maps(model, output)
+            maps = [*attention.attention_maps(cams, (size, size)), attention.overall_attention_map(cams, (size, size))]
+            shares.append([attention.box_fractions(attention.boxes_from_maps(m, resolved["threshold"], resolved["pad"]),
+                                                   (size, size)).cpu() for m in maps])
+    result = {"deepest_map_side": float(deepest)}
+    for j in range(len(shares[0])):
+        name = "A_oval" if j == len(shares[0]) - 1 else f"A_{j + 1}"
+        result[f"crop_share_{name}"] = float(100 * torch.cat([batch[j] for batch in shares]).mean())
+    return result
+
+
+# ---------------------------------------------------------------------------- run
+def run(args: argparse.Namespace) -> Path:
+    from finefcace.training.study import Arm, CrossDataset, run_study
+
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    tables, notes = make_tables(args)
+    base = {
+        "table": tables["utkface"], "root": str(args.utkface), "target": "gender", "backbone": "resnet18",
+        "weights": None, "input_size": args.sizes[0], "batch_size": args.batch_size, "epochs": args.epochs, "patience": args.patience,
+        "overrides": {"descriptor_dim": 256, "head_lr": 0.01, "backbone_lr": 0.01}, "device": args.device,
+        "progress": False, "image_cache": str(args.runs_root / "image_cache"),
+    }
+    arms = [Arm(arm_name(method, size), {"method": method, "input_size": size}, f"{label}, {size} px")
+            for size in args.sizes for method, label in METHODS]
+    cross = {name: CrossDataset(tables[name], str(getattr(args, name))) for name in ("fairface", "celeba")
+             if name in tables}
+    command = regenerate_command(sys.argv[1:])
+    results = run_study(args.name, base, arms, args.seeds, args.runs_root, cross_datasets=cross,
+                        n_bootstrap=args.bootstrap, measure=crop_measures,
+                        groupings={"race": ["race"], "gender": ["gender"]}, command=command)
+    results.meta.update(tables=notes, sizes=args.sizes, max_train=args.max_train, split_seed=args.split_seed,
+                        total_wall_seconds=time.perf_counter() - started,
+                        load_average=[round(load_before, 1),
+                                      round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None])
+    # the record names the data folders by role, not by where they lay on the machine that ran it
+    results.meta["base_config"]["root"] = DATA_OPTIONS["--utkface"]
+    for name, cross_dataset in results.meta["cross_datasets"].items():
+        cross_dataset["root"] = DATA_OPTIONS[f"--{name}"]
+    path = results.to_json(args.results / f"{args.name}.json")
+    print(f"wrote {path}")
+    return path
+
+
+# ---------------------------------------------------------------------------- report
+def _value(row: pd.Series | None, metric: str) -> str:
+    if row is None or not np.isfinite(row["mean"]):
+        return "—"
+    digits = 3 if metric == "max_min_ratio" else 1
+    spread = f" ± {row['std']:.{digits}f}" if np.isfinite(row["std"]) else ""
+    return f"{row['mean']:.{digits}f}{spread}"
+
+
+def _interval(value: float, low: float, high: float, metric: str) -> str:
+    digits = 3 if metric == "max_min_ratio" else 1
+    if not np.isfinite(value):
+        return "—"
+    if np.isfinite(low) and np.isfinite(high):
+        return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    return f"{value:.{digits}f}"
+
+
+def summary_table(results, test_set: str) -> list[str]:
+    """Mean ± sd over seeds of the summaries, one row per arm."""
+    summary = results.summary(test_set, SUMMARIES)
+    descriptions = {a["name"]: a["description"] for a in results.meta["arms"]}
+    lines = ["| Method | " + " | ".join(LABELS[m] for m in SUMMARIES) + " | Epochs run | Training time per run |",
+             "|---|" + "---|" * (len(SUMMARIES) + 2)]
+    for arm in results.arms:
+        part = summary[summary["arm"] == arm].set_index("metric")
+        runs = results.runs[results.runs["arm"] == arm]
+        cells = [_value(part.loc[m] if m in part.index else None, m) for m in SUMMARIES]
+        lines.append(f"| {descriptions[arm]} | " + " | ".join(cells) +
+                     f" | {runs['epochs_run'].mean():.1f} | {runs['train_seconds'].mean() / 60:.1f} min |")
+    return lines
+
+
+def per_seed_table(results, test_set: str) -> list[str]:
+    """Each run's summaries with their 95 % bootstrap intervals (over test images)."""
+    rows = results.reports[(results.reports["test_set"] == test_set) & (results.reports["group"] == "all")]
+    descriptions = {a["name"]: a["description"] for a in results.meta["arms"]}
+    lines = ["| Method | Seed | " + " | ".join(LABELS[m] for m in SUMMARIES) + " |", "|---|---|" + "---|" * len(SUMMARIES)]
+    for arm in results.arms:
+        for seed in results.meta["seeds"]:
+            part = rows[(rows["arm"] == arm) & (rows["seed"] == seed)].set_index("metric")
+            cells = [_interval(part.loc[m, "value"], part.loc[m, "ci_low"], part.loc[m, "ci_high"], m)
+                     if m in part.index else "—" for m in SUMMARIES]
+            lines.append(f"| {descriptions[arm]} | {seed} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def group_table(results, test_set: str) -> list[str]:
+    """Accuracy of every group (mean ± sd over seeds; test images per group), one column per arm."""
+    groups = results.group_summary(test_set)
+    sizes = results.reports[(results.reports["test_set"] == test_set) & (results.reports["metric"] == "accuracy")
+                            & (results.reports["group"] != "all")].groupby("group", sort=False)["n"].first()
+    descriptions = {a["name"]: a["description"] for a in results.meta["arms"]}
+    lines = ["| Group | Test images | " + " | ".join(descriptions[a] for a in results.arms) + " |",
+             "|---|---|" + "---|" * len(results.arms)]
+    for group in sizes.index:
+        cells = []
+        for arm in results.arms:
+            row = groups[(groups["arm"] == arm) & (groups["group"] == group)]
+            cells.append(_value(row.iloc[0], "accuracy") if len(row) else "—")
+        lines.append(f"| {group} | {int(sizes[group])} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def difference_rows(results, test_set: str, size: int):
+    diff = results.differences(arm_name("finefcace", size), arm_name("baseline", size), test_set, SUMMARIES)
+    return diff.set_index("metric")
+
+
+def difference_table(results, test_sets: list[tuple[str, str]], size: int) -> list[str]:
+    lines = ["| Test set | Metric | FineFACE − baseline (mean over seeds) | 95 % interval (t, over seeds) | "
+             "Seeds favouring FineFACE |", "|---|---|---|---|---|"]
+    for test_set, label in test_sets:
+        diff = difference_rows(results, test_set, size)
+        for metric in SUMMARIES:
+            row = diff.loc[metric]
+            digits = 3 if metric == "max_min_ratio" else 1
+            interval = (f"[{row['ci_low']:+.{digits}f}, {row['ci_high']:+.{digits}f}]"
+                        if np.isfinite(row["ci_low"]) else "—")
+            lines.append(f"| {label} | {LABELS[metric]} | {row['mean']:+.{digits}f} | {interval} | "
+                         f"{row['seeds_favouring_arm']} of {row['n_seeds']} |")
+    return lines
+
+
+def paper_table() -> list[str]:
+    """The paper's Table 3 UTKFace rows (trained on FairFace, ResNet-50 ImageNet, 448 px)."""
+    from finefcace.course.paper_results import paper_values
+
+    values = paper_values("table3")
+    values = values[values["dataset"] == "UTKFace"]
+    lines = ["| Paper, Table 3 (UTKFace) | " + " | ".join(LABELS[m] for m in ("overall_accuracy", "max_min_ratio",
+                                                                                  "degree_of_bias")) + " | Worst group |",
+             "|---|---|---|---|---|"]
+    for method, part in values.groupby("method", sort=False):
+        printed = dict(zip(part["metric"], part["value"]))
+        accuracies = part[part["metric"] == "accuracy"]
+        worst = accuracies.loc[accuracies["value"].idxmin()]
+        lines.append(f"| {method} | {printed['overall_accuracy']:.1f} | {printed['max_min_ratio']:.2f} | "
+                     f"{printed['degree_of_bias']:.1f} | {worst['value']:.1f} ({worst['race']} / {worst['gender']}) |")
+    return lines
+
+
+def crop_table(results) -> list[str]:
+    runs = results.runs
+    share_columns = sorted([c for c in runs.columns if c.startswith("crop_share_")],
+                           key=lambda c: (c.endswith("A_oval"), c))
+    if not share_columns:
+        return []
+    lines = ["| Method | Deepest map | " + " | ".join(c.replace("crop_share_", "") + " (% of image)"
+                                                    for c in share_columns) + " |",
+             "|---|---|" + "---|" * len(share_columns)]
+    descriptions = {a["name"]: a["description"] for a in results.meta["arms"]}
+    for arm in results.arms:
+        part = runs[(runs["arm"] == arm)]
+        if part[share_columns[0]].isna().all():
+            continue
+        side = int(part["deepest_map_side"].iloc[0])
+        cells = [f"{part[c].mean():.1f} ± {part[c].std(ddof=1):.1f}" if len(part) > 1 else f"{part[c].mean():.1f}"
+                 for c in share_columns]
+        lines.append(f"| {descriptions[arm]} | {side}×{side} | " + " | ".join(cells) + " |")
+    return lines
+
+
+_PLAIN = {"overall_accuracy": "overall accuracy", "min_group_accuracy": "worst-group accuracy",
+          "max_min_ratio": "Max/Min", "degree_of_bias": "DoB"}
+
+
+def _clear(row: pd.Series) -> bool:
+    """Does the interval over seeds of a paired difference exclude zero?"""
+    return bool(np.isfinite(row["ci_low"]) and np.isfinite(row["ci_high"]) and (row["ci_low"] > 0 or row["ci_high"] < 0))
+
+
+def _better(row: pd.Series) -> bool:
+    return bool(row["mean"] < 0) if not row["higher_is_better"] else bool(row["mean"] > 0)
+
+
+def _direction(metric: str, row: pd.Series) -> str:
+    """One clause: how FineFACE's ``metric`` differed from the baseline's, and whether the
+    interval over seeds excludes zero."""
+    name, mean = _PLAIN[metric], row["mean"]
+    if not np.isfinite(mean):
+        return f"{name} undefined in some run (a group at 0 % makes Max/Min infinite)"
+    digits, unit = (3, "") if metric == "max_min_ratio" else (1, " points")
+    if round(abs(mean), digits) == 0:
+        return f"{name} equal"
+    wording = "higher" if mean > 0 else "lower"
+    verdict = "better" if _better(row) else "worse"
+    certainty = ("the interval over seeds excludes zero" if _clear(row)
+                 else "within the seed-to-seed spread: the interval over seeds includes zero")
+    return f"{name} {abs(mean):.{digits}f}{unit} {wording} ({verdict}; {certainty})"
+
+
+def statement(results, size: int) -> str:
+    """The plain-words result, generated from the paired differences on the UTKFace test split."""
+    diff = difference_rows(results, "test", size)
+    n = int(diff.loc["overall_accuracy", "n_seeds"])
+    clauses = [_direction(m, diff.loc[m]) for m in SUMMARIES]
+    clear = [m for m in SUMMARIES if _clear(diff.loc[m])]
+    better = {m: _better(diff.loc[m]) for m in clear}
+    if not clear:
+        verdict = ("None of these differences is distinguishable from the variation between seeds: at this scale "
+                   "the measurement does not show FineFACE more accurate or fairer than the baseline, nor less.")
+    elif all(better.values()):
+        verdict = (f"Where the seeds agree ({', '.join(_PLAIN[m] for m in clear)}), FineFACE is the better of the "
+                   f"two at this scale.")
+    elif not any(better.values()):
+        verdict = (f"Where the seeds agree ({', '.join(_PLAIN[m] for m in clear)}), FineFACE is the worse of the "
+                   f"two at this scale: the paper's gains did not appear here.")
+    else:
+        verdict = (f"The seeds agree on {', '.join(_PLAIN[m] for m in clear)}, which point in different directions: "
+                   f"a trade-off, not a clear gain.")
+    favour = {m: int(diff.loc[m, "seeds_favouring_arm"]) for m in ("overall_accuracy", "degree_of_bias")}
+    return (f"On UTKFace's test split at {size} px, over {n} seeds, FineFACE against the baseline: "
+            + "; ".join(clauses) + f". Seeds in which FineFACE did better: {favour['overall_accuracy']} of {n} on "
+            f"overall accuracy, {favour['degree_of_bias']} of {n} on DoB. " + verdict)
+
+
+def _load_note(load: list | None) -> str:
+    """The machine's load average when the experiment started and ended (other work shares the cores)."""
+    if not load or load[0] is None:
+        return ""
+    return f" (load average {load[0]} at the start, {load[1]} at the end, on {os.cpu_count()} cores)"
+
+
+def report(args: argparse.Namespace) -> Path:
+    from finefcace.training.study import StudyResults, grouped_name
+
+    results = StudyResults.from_json(args.results / f"{args.name}.json")
+    meta = results.meta
+    utk = meta["tables"]["utkface"]
+    size = meta["sizes"][0]
+    train_rows = utk["rows_per_split"].get("train", 0)
+    subsample = (f"a stratified subset of {train_rows:,} of the {utk['train_rows_before_limit']:,} training images"
+                 if "train_rows_before_limit" in utk and utk["train_rows_before_limit"] > train_rows
+                 else f"all {train_rows:,} training images")
+    cross = [name for name in ("fairface", "celeba") if name in meta["tables"]]
+    test_sets = [("test", "UTKFace test")] + [(name, {"fairface": "FairFace (whole)", "celeba": "CelebA (whole)"}[name])
+                                              for name in cross]
+    lines = [
+        f"<!-- Generated by experiments/real_photographs.py from {args.name}.json; do not edit by hand. -->",
+        "",
+        f"**What produced these numbers.** Real UTKFace photographs (200 × 200 aligned crops; "
+        f"{utk['rows']:,} images after the duplicate check: {utk['duplicates']}), split train / val / test by a "
+        f"seeded race × gender stratified split (seed {meta['split_seed']}; {utk['rows_per_split'].get('val', 0):,} "
+        f"validation and {utk['rows_per_split'].get('test', 0):,} test images; "
+        f"{utk['groups_in_two_splits']} content hashes in two splits), trained on {subsample}. "
+        f"{meta['model']}; learning rates 0.01, descriptor size 256, FineFACE and the baseline with the same "
+        f"data, epochs, early stopping (patience {meta['base_config']['patience']} on validation accuracy) and "
+        f"batch size. Seeds {meta['seeds']} (the seed sets initialisation and data order; the split is fixed). "
+        f"{meta['hardware']}; {meta['date'][:10]}; the whole experiment took "
+        f"{meta.get('total_wall_seconds', meta['wall_seconds']) / 60:.0f} min of wall time"
+        f"{_load_note(meta.get('load_average'))}. "
+        f"Regenerate: `{meta['command']}`.",
+        "",
+        "**The result, in plain words (generated from the numbers below).** " + statement(results, size),
+        "",
+        "UTKFace test split, groups race × gender (the paper's 10 groups): mean ± standard deviation over seeds.",
+        "",
+        *summary_table(results, "test"),
+        "",
+        f"Every run with 95 % bootstrap intervals over the test images ({meta['n_bootstrap']:,} resamples, "
+        f"stratified by group):",
+        "",
+        *per_seed_table(results, "test"),
+        "",
+        "FineFACE minus the baseline, seed by seed (the same seed: the same initialisation and data order):",
+        "",
+        *difference_table(results, test_sets, size),
+        "",
+        "Accuracy per race × gender group, per race and per gender on UTKFace's test split (mean ± sd over seeds):",
+        "",
+        *group_table(results, "test"),
+        "",
+        *group_table(results, grouped_name("test", "race")),
+        "",
+        *group_table(results, grouped_name("test", "gender")),
+        "",
+    ]
+    for name in cross:
+        table = meta["tables"][name]
+        label = {"fairface": "FairFace", "celeba": "CelebA"}[name]
+        lines += [f"Cross-dataset: the {label} download used whole as a test set ({table['rows']:,} images, never "
+                  f"trained on; {table['duplicates']}):", "", *summary_table(results, name), ""]
+        if name == "fairface":
+            lines += ["FairFace accuracy per race (mean ± sd over seeds):", "",
+                      *group_table(results, grouped_name(name, "race")), ""]
+    crops = crop_table(results)
+    if crops:
+        lines += ["The attention crop of each FineFACE run on UTKFace's test split (paper §3.2): the side of the "
+                  "deepest expert's map, and the share of the image each region keeps (mean over test images; "
+                  "± sd over seeds):", "", *crops, ""]
+    lines += ["For comparison, the paper's Table 3 (trained on FairFace, ResNet-50 pretrained on ImageNet, 448 px, "
+              "one run each; UTKFace is a cross-dataset test set there):", "", *paper_table(), ""]
+    path = args.results / f"{args.name}.md"
+    path.write_text("\n".join(lines))
+    print(f"wrote {path}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.report_only:
+        run(args)
+    report(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
