@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from finefcace import presets
+from finefcace.mitigation import METHODS, check_options
 from finefcace.training.typecheck import check_value, type_message
 
 __all__ = [
@@ -84,8 +85,9 @@ class TrainConfig:
     values in force.
     """
 
-    # --- what to train
-    method: Literal["finefcace", "baseline"] = "finefcace"
+    # --- what to train: FineFACE, the baseline, or a bias-mitigation method (finefcace.mitigation)
+    method: Literal[METHODS] = "finefcace"  # type: ignore[valid-type]
+    method_options: dict[str, Any] = field(default_factory=dict)  # a mitigation method's options (defaults in finefcace.mitigation)
     preset: str = "paper"
     overrides: dict[str, Any] = field(default_factory=dict)
     # --- data (spec/data.md: one table format for every dataset)
@@ -185,6 +187,10 @@ class TrainConfig:
                 raise ConfigError(f"config key '{key}' must be >= 1 or null, got {value}")
         if self.workers < 0:
             raise ConfigError(f"config key 'workers' must be >= 0, got {self.workers}")
+        try:
+            check_options(self.method, self.method_options)
+        except ValueError as error:
+            raise ConfigError(f"config key 'method_options': {error}") from error
         resolved = self.resolved()
         if self.method == "finefcace" and resolved["region_draw"] not in ("batch", "sample"):
             raise ConfigError(
@@ -207,11 +213,16 @@ class TrainConfig:
         values.update(self.overrides)
         if values.get("fusion_views") is not None:
             values["fusion_views"] = list(values["fusion_views"])
+        options = check_options(self.method, self.method_options)
+        if options:  # a mitigation method: its options in force (defaults included)
+            values["method_options"] = options
         return values
 
     def identity(self) -> dict[str, Any]:
         """What decides whether two runs are the same run (used by train-or-load and resume)."""
         values = {k: v for k, v in self.to_dict().items() if k not in IDENTITY_IGNORED_KEYS}
+        if not values["method_options"]:  # runs made before the key existed keep their identity
+            del values["method_options"]
         values["resolved"] = json.loads(json.dumps(self.resolved()))
         return values
 

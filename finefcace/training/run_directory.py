@@ -89,7 +89,8 @@ def load_best_model(run_dir: Path, device: torch.device | str = "cpu") -> tuple[
     """(model in eval mode with the ``best.pt`` weights, its config, its classes, the checkpoint)."""
     best = load_checkpoint(run_dir / BEST_CHECKPOINT, map_location=device)
     config = TrainConfig.from_dict(best["config"])
-    model = build_model(config.replace(weights=None), len(best["classes"]))
+    domains = best.get("domains")  # the protected domains of a mitigation method's model
+    model = build_model(config.replace(weights=None), len(best["classes"]), len(domains) if domains else None)
     model.load_state_dict(best["model"])
     model.to(device).eval()
     return model, config, list(best["classes"]), best
