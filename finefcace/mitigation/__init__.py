@@ -72,7 +72,7 @@ def _baseline(backbone: str, num_classes: int, num_domains: int, weights: Any, o
 
 MITIGATIONS: dict[str, Mitigation] = {m.name: m for m in (
     Mitigation(
-        name="group_balanced", title="Group-balanced", source="inverse-frequency weights (Wang et al. 2020's \"Weighting\")",
+        name="group_balanced", title="Group-balanced", source="inverse-frequency weights per group",
         options={"balance": "reweight"}, choices={"balance": ("reweight", "resample")}, loss_kinds=("loss",),
         build_model=_baseline,
         build_state=lambda counts, o: GroupBalance(counts, o["balance"]),
