@@ -1,13 +1,19 @@
-"""Training runs: FineFACE's multi-step mutual learning (paper §3.3, Algorithm 1) and the baseline.
+"""Training runs: FineFACE's multi-step mutual learning (paper §3.3, Algorithm 1), the baseline,
+and the bias-mitigation methods of :mod:`finefcace.mitigation`.
 
-Introduced in ``notebooks/04_training.ipynb``; the paper-vs-code switches a run reads
-(λ, which heads run in steps 2..N, one region draw per batch or per sample) are explained
-in ``book/decisions.md`` and set in :mod:`finefcace.presets`.
+Introduced in ``notebooks/04_training.ipynb`` (the mitigation methods in
+``notebooks/07_mitigation_methods.ipynb``); the paper-vs-code switches a run reads (λ, which
+heads run in steps 2..N, one region draw per batch or per sample) are explained in
+``book/decisions.md`` and set in :mod:`finefcace.presets`.
 
 :func:`train_finefcace`, :func:`train_baseline` (or :func:`train`, which dispatches on
 ``config.method``) and :func:`train_or_load` run whole trainings from a :class:`TrainConfig`,
-with the same data pipeline, optimizer, schedule and early stopping for both methods, exact
+with the same data pipeline, optimizer, schedule and early stopping for every method, exact
 resume, signals, mixed precision and multi-process training (:mod:`finefcace.training.distributed`).
+A mitigation method also receives each training image's protected domain (a fourth loader
+item, for these methods only), keeps its training state (group DRO's weights) in the
+checkpoint, and says that it trains with protected labels: a log line at the start,
+``uses_protected_labels`` in ``config.json`` and ``summary.json``.
 This module is the loop (epochs, validation, early stopping, checkpoints); its parts are
 
 - :mod:`finefcace.mutual_learning`: what happens to **one mini-batch**
