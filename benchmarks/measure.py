@@ -213,3 +213,12 @@ def environment(device: torch.device, load_before: list[float], load_after: list
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "seconds": seconds,
     }
+
+
+def prepare(device: torch.device, threads: int | None, seed: int) -> None:
+    """Before a benchmark: the CPU threads (if given), the seed, cuDNN's autotuner on CUDA."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True

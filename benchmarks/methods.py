@@ -49,12 +49,8 @@ def run_methods_benchmark(config: Any, resolve_device: Callable, load: Callable[
     """Time, FLOPs and peak memory of one training iteration of every method (``config``: a
     :class:`benchmarks.run.BenchConfig`); returns the results dictionary."""
     device = resolve_device(config)
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    measure.prepare(device, config.threads, config.seed)
     preset = get_preset(config.preset)
-    torch.manual_seed(config.seed)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     load_before, started = load(), time.perf_counter()
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     amp_dtype = torch.bfloat16 if config.amp else None

@@ -202,12 +202,8 @@ def _load() -> list[float]:
 def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure every workload for ``config``; returns the results dictionary (see module doc)."""
     device = _resolve_device(config)
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    measure.prepare(device, config.threads, config.seed)
     preset = get_preset(config.preset)
-    torch.manual_seed(config.seed)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     load_before = _load()
     started = time.perf_counter()
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format

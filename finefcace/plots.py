@@ -383,6 +383,15 @@ def _pareto_front(x: np.ndarray, y: np.ndarray, lower_x_better: bool = True) -> 
     return np.array(front, dtype=int)
 
 
+def _mark_pareto_front(ax: Any, x: np.ndarray, y: np.ndarray, metric: str, size: float, label: str) -> None:
+    """Ring the Pareto-optimal points (accuracy ``y`` against fairness ``x``) and join them by a
+    dotted step line."""
+    front = _pareto_front(x, y, metric not in HIGHER_IS_FAIRER)
+    ax.scatter(x[front], y[front], s=size, facecolors="none", edgecolors="black", linewidths=1.0, zorder=3, label=label)
+    if len(front) > 1:
+        ax.step(x[front], y[front], where="post", color="grey", linestyle=":", linewidth=1.2, zorder=0)
+
+
 def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None, pareto: bool = True,
                               ax: Any = None) -> "Figure":
     """Accuracy (up is better) against a fairness measure for several methods: a bias measure
@@ -430,12 +439,7 @@ def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None,
         if pareto and len(points) > 1:
             x, y = points["fairness"].to_numpy(float), points["accuracy"].to_numpy(float)
             keep = ~(np.isnan(x) | np.isnan(y))
-            front = np.flatnonzero(keep)[_pareto_front(x[keep], y[keep], metric not in HIGHER_IS_FAIRER)]
-            ax.scatter(x[front], y[front], s=190, facecolors="none", edgecolors="black", linewidths=1.0,
-                       label="Pareto-optimal (none better on both)", zorder=3)
-            if len(front) > 1:
-                ax.step(x[front], y[front], where="post",
-                        color="grey", linestyle=":", linewidth=1.2, zorder=0)
+            _mark_pareto_front(ax, x[keep], y[keep], metric, 190, "Pareto-optimal (none better on both)")
         ax.set_xlabel(_fairness_axis_label(metric))
         ax.set_ylabel("accuracy (%)  (higher is better)")
         ax.grid(alpha=0.3)
@@ -491,12 +495,7 @@ def method_tradeoffs(runs: pd.DataFrame, *, fairness_metrics: Sequence[str] = ("
                         color=color, markeredgecolor="black", markeredgewidth=0.6, linestyle="none", label=method)
             x, y = np.array(means).T
             keep = ~(np.isnan(x) | np.isnan(y))
-            front = np.flatnonzero(keep)[_pareto_front(x[keep], y[keep], metric not in HIGHER_IS_FAIRER)]
-            ax.scatter(x[front], y[front], s=300, facecolors="none", edgecolors="black", linewidths=1.0, zorder=3,
-                       label="Pareto front of the means")
-            if len(front) > 1:
-                ax.step(x[front], y[front], where="post",
-                        color="grey", linestyle=":", linewidth=1.2, zorder=0)
+            _mark_pareto_front(ax, x[keep], y[keep], metric, 300, "Pareto front of the means")
             ax.set_xlabel(_fairness_axis_label(metric))
             ax.set_ylabel("overall accuracy (%)  (higher is better)")
             ax.grid(alpha=0.3)
