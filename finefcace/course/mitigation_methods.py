@@ -175,7 +175,7 @@ def differences_table(results: StudyResults, reference: str = "baseline") -> "pd
     for arm in results.arms:
         if arm == reference:
             continue
-        diff = results.differences(arm, reference)
+        diff = results.differences(arm, reference, metrics_=[ACCURACY[results.task], *FAIRNESS[results.task]])
         diff.insert(0, "arm vs " + names[reference], names[arm])
         frames.append(diff)
     out = pd.concat(frames, ignore_index=True)
@@ -281,8 +281,8 @@ def comparison_text(results: StudyResults) -> str:
     names = _descriptions(results)
     task = results.task
     metrics = (ACCURACY[task], *FAIRNESS[task])
-    lines = [f"What the numbers say ({results.meta['data']}; seeds {results.meta['seeds']}; generated from "
-             f"`{Path(RESULTS).name}`, not written by hand):", ""]
+    lines = [f"What the numbers say ({results.meta['data']}; seeds {results.meta['seeds']}; generated from the "
+             "study's numbers, not written by hand):", ""]
     for reference in ("baseline", "finefcace"):
         if reference not in results.arms:
             continue

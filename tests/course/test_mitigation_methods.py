@@ -67,7 +67,7 @@ def test_the_words_follow_the_numbers_whichever_way_they_fall(sign):
         assert "DoB higher by 1.50 points (worse)" in dro_line
         assert "the Pareto front (no other method better on both) is FINEFCACE;" in text
         assert "is better than the methods that use them in 1 of 1 on overall accuracy" in text
-    assert "generated from" in text and "SYNTHETIC" in text
+    assert "generated from the study's numbers" in text and "SYNTHETIC" in text
 
 
 def test_a_difference_the_seeds_cannot_resolve_is_said_to_be_unresolved():
