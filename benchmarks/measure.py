@@ -223,3 +223,31 @@ def top_operators(fn: Callable[[], Any], device: torch.device, limit: int = 12) 
     total = sum(getattr(e, key) for e in averages) or 1.0
     return [{"op": e.key, "calls": int(e.count), "self_ms": getattr(e, key) / 1e3,
              "share": getattr(e, key) / total} for e in averages[:limit]]
+
+
+def environment(device: torch.device, load_before: list[float], load_after: list[float], seconds: float) -> dict[str, Any]:
+    """The machine and moment of a measurement, as the results files record them."""
+    import datetime
+    import os
+    import platform
+
+    return {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": seconds,
+    }
+
+
+def prepare(device: torch.device, threads: int | None, seed: int) -> None:
+    """Before a benchmark: the CPU threads (if given), the seed, cuDNN's autotuner on CUDA."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True

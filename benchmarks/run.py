@@ -10,6 +10,7 @@ Run (from the repository root)::
     python benchmarks/run.py --config cpu-swin     # Swin-T (hierarchical transformer), 224 px, batch 4
     python benchmarks/run.py --config paper-swin   # Swin-T at the paper's setting (CUDA); also paper-convnext
     python benchmarks/run.py --backbone resnet34 --input-size 96 --batch 4
+    python benchmarks/run.py --methods             # every training method per iteration: benchmarks/methods.py
 
 Every workload runs once per repetition, interleaved (the order rotates), after warm-up
 repetitions; ratios are taken per repetition and summarised by their median and quartiles
@@ -32,7 +33,9 @@ Inputs are random tensors and random labels (K = 2), not faces: the cost of ever
 independent of the pixel values (box sizes change only which pixels the crop reads).
 
 Writes ``benchmarks/results/<name>.json`` and regenerates ``benchmarks/results/cost_table.md``
-(from every results file there), which the book's cost chapter includes.
+(from every results file there), which the book's cost chapter includes. ``--methods`` measures
+instead the training iteration of every method (the baseline, FineFACE, the bias-mitigation
+methods of ``finefcace.mitigation``) and writes ``benchmarks/results/methods/`` (:mod:`benchmarks.methods`).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import measure  # noqa: E402
+from benchmarks import measure, methods  # noqa: E402
 from benchmarks.reference import per_sample_regions, published_structure_iteration  # noqa: E402
 from finefcace import attention  # noqa: E402
 from finefcace.model import Baseline, FineFACE  # noqa: E402
@@ -211,12 +214,8 @@ def _load() -> list[float]:
 def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure every workload for ``config``; returns the results dictionary (see module doc)."""
     device = _resolve_device(config)
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    measure.prepare(device, config.threads, config.seed)
     preset = get_preset(config.preset)
-    torch.manual_seed(config.seed)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     load_before = _load()
     started = time.perf_counter()
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -410,17 +409,7 @@ def _assemble(config, device, times, flops, memory, syncs, recorder, top_ops, cr
 
     return {
         "config": dataclasses.asdict(config),
-        "environment": {
-            "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-            "load_average_before": load_before,
-            "load_average_after": load_after,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "seconds": seconds,
-        },
+        "environment": measure.environment(device, load_before, load_after, seconds),
         "inputs": "random tensors and random labels (synthetic; the costs do not depend on pixel values)",
         "flop_counter": "torch.utils.flop_counter.FlopCounterMode: matrix products and convolutions, "
                         "forward + backward for training; elementwise ops, pooling, interpolation and grid_sample not counted",
@@ -589,7 +578,13 @@ def write_table(out_dir: Path) -> Path:
 
 
 def parse_config(argv: Sequence[str] | None = None) -> tuple[BenchConfig, Path, bool]:
-    """(setting, results folder, table only) from the command line."""
+    """(setting, results folder, table only) from the command line (see :func:`parse_arguments`)."""
+    config, out, table_only, _ = parse_arguments(argv)
+    return config, out, table_only
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> tuple[BenchConfig, Path, bool, bool]:
+    """(setting, results folder, table only, every training method) from the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="cpu-small", choices=sorted(CONFIGS),
@@ -611,6 +606,9 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[BenchConfig, Path, 
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help=f"results folder (default {RESULTS_DIR})")
     parser.add_argument("--table-only", action="store_true",
                         help=f"measure nothing: regenerate {TABLE_FILE} from the results files in --out")
+    parser.add_argument("--methods", action="store_true",
+                        help="measure the training iteration of every method (baseline, FineFACE, the mitigation "
+                             "methods) instead; results in <out>/methods/ (benchmarks/methods.py)")
     args = parser.parse_args(argv)
 
     config = dataclasses.replace(CONFIGS[args.config])
@@ -632,11 +630,20 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[BenchConfig, Path, 
     if config.warmup < 0:
         parser.error(f"--warmup must be 0 or more, got {config.warmup}")
     get_preset(config.preset)  # unknown preset: ValueError naming the valid ones
-    return config, args.out, args.table_only
+    return config, args.out, args.table_only, args.methods
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
-    config, out_dir, table_only = parse_config(argv)
+    config, out_dir, table_only, every_method = parse_arguments(argv)
+    if every_method:
+        if table_only:
+            print(f"wrote {methods.write_table(out_dir, _describe, list(CONFIGS))}")
+            return None
+        results = methods.run_methods_benchmark(config, _resolve_device, _load)
+        print(methods.format_report(results, _describe))
+        path = methods.write_results(results, out_dir, _describe, list(CONFIGS))
+        print(f"\nwrote {path} and {path.parent / methods.TABLE_FILE}")
+        return results
     if table_only:
         print(f"wrote {write_table(out_dir)}")
         return None

@@ -30,6 +30,7 @@ __all__ = [
     "attention_overlays",
     "fairness_decomposition",
     "accuracy_fairness_scatter",
+    "method_tradeoffs",
     "training_curves",
     "new_figure",
 ]
@@ -426,8 +427,23 @@ def fairness_decomposition(table: pd.DataFrame, baseline: str | Sequence[str], *
 # accuracy vs bias (Pareto) scatter
 
 
-def _pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Indices of the points no other point beats on both (lower x and higher y), by x."""
+#: Group measures where a higher value is fairer (the worst group's accuracy or TPR); for every
+#: other measure (DoB, Max/Min, DEO, DEOdds) lower is fairer.
+HIGHER_IS_FAIRER = frozenset({"min_group_accuracy", "min_group_tpr"})
+_FAIRNESS_LABELS = {"degree_of_bias": "Degree of Bias (DoB, points)", "deo": "DEO (points)",
+                    "deodds": "DEOdds (points)", "max_min_ratio": "Max/Min accuracy ratio",
+                    "min_group_accuracy": "worst-group accuracy (%)", "min_group_tpr": "worst-group TPR (%)"}
+
+
+def _fairness_axis_label(metric: str) -> str:
+    direction = "higher is fairer" if metric in HIGHER_IS_FAIRER else "lower is fairer"
+    return f"{_FAIRNESS_LABELS.get(metric, metric)}  ({direction})"
+
+
+def _pareto_front(x: np.ndarray, y: np.ndarray, lower_x_better: bool = True) -> np.ndarray:
+    """Indices of the points no other point beats on both (better x and higher y), by x."""
+    if not lower_x_better:
+        return _pareto_front(-x, y)
     order = np.lexsort((-y, x))
     front, best = [], -np.inf
     for i in order:
@@ -437,27 +453,42 @@ def _pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.array(front, dtype=int)
 
 
-def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None, pareto: bool = True) -> "Figure":
-    """Accuracy (up is better) against a bias measure (left is better) for several methods.
+def _mark_pareto_front(ax: Any, x: np.ndarray, y: np.ndarray, metric: str, size: float, label: str) -> None:
+    """Ring the Pareto-optimal points (accuracy ``y`` against fairness ``x``) and join them by a
+    dotted step line."""
+    front = _pareto_front(x, y, metric not in HIGHER_IS_FAIRER)
+    ax.scatter(x[front], y[front], s=size, facecolors="none", edgecolors="black", linewidths=1.0, zorder=3, label=label)
+    if len(front) > 1:
+        ax.step(x[front], y[front], where="post", color="grey", linestyle=":", linewidth=1.2, zorder=0)
+
+
+def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None, pareto: bool = True,
+                              ax: Any = None) -> "Figure":
+    """Accuracy (up is better) against a fairness measure for several methods: a bias measure
+    (DoB, Max/Min, DEO, DEOdds: left is better) or the worst group's accuracy or TPR
+    (:data:`HIGHER_IS_FAIRER`: right is better).
 
     ``points``: ``paper_results.tradeoff_points(...)`` (or several concatenated): columns
     source, method, accuracy, fairness, fairness_metric, optional *_low/*_high interval bounds
     drawn as error bars. Marker and colour by source (paper rows vs ours); the Pareto front of
-    all points is drawn as a grey step line. Book: ``notebooks/05_evaluation.ipynb``.
+    all points is drawn as a grey step line. ``ax``: draw into these axes (a panel of a larger
+    figure) instead of a new figure. Book: ``notebooks/05_evaluation.ipynb``,
+    ``notebooks/07_mitigation_methods.ipynb``.
     """
     needed = {"source", "method", "accuracy", "fairness"}
     if not needed <= set(points.columns):
         raise ValueError(f"points need columns {sorted(needed)}, got {list(points.columns)}; "
                          "use paper_results.tradeoff_points(...)")
     metric = str(points["fairness_metric"].iloc[0]) if "fairness_metric" in points else "bias"
-    labels = {"degree_of_bias": "Degree of Bias (DoB, points)", "deo": "DEO (points)",
-              "deodds": "DEOdds (points)", "max_min_ratio": "Max/Min accuracy ratio"}
     sources = list(dict.fromkeys(points["source"]))
     colors = _palette(len(sources))
     markers = ["o", "s", "D", "^", "v", "P", "X", "*"]
     with _plotting():
-        fig = new_figure(7.0, 5.0)
-        ax = fig.add_subplot()
+        if ax is None:
+            fig = new_figure(7.0, 5.0)
+            ax = fig.add_subplot()
+        else:
+            fig = ax.figure
         for k, source in enumerate(sources):
             part = points[points["source"] == source]
             x, y = part["fairness"].to_numpy(float), part["accuracy"].to_numpy(float)
@@ -478,16 +509,76 @@ def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None,
         if pareto and len(points) > 1:
             x, y = points["fairness"].to_numpy(float), points["accuracy"].to_numpy(float)
             keep = ~(np.isnan(x) | np.isnan(y))
-            front = np.flatnonzero(keep)[_pareto_front(x[keep], y[keep])]
-            ax.scatter(x[front], y[front], s=190, facecolors="none", edgecolors="black", linewidths=1.0,
-                       label="Pareto-optimal (none better on both)", zorder=3)
-            if len(front) > 1:
-                ax.step(x[front], y[front], where="post", color="grey", linestyle=":", linewidth=1.2, zorder=0)
-        ax.set_xlabel(f"{labels.get(metric, metric)}  (lower is fairer)")
+            _mark_pareto_front(ax, x[keep], y[keep], metric, 190, "Pareto-optimal (none better on both)")
+        ax.set_xlabel(_fairness_axis_label(metric))
         ax.set_ylabel("accuracy (%)  (higher is better)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", frameon=False, loc="best")
         ax.set_title(title or "Accuracy vs. bias")
+    return fig
+
+
+def method_tradeoffs(runs: pd.DataFrame, *, fairness_metrics: Sequence[str] = ("degree_of_bias", "min_group_accuracy"),
+                     accuracy_metric: str = "overall_accuracy", protected: Mapping[str, bool] | None = None,
+                     title: str | None = None) -> "Figure":
+    """Several methods trained for several seeds: accuracy against each fairness measure, one
+    panel per measure. Each run is a small point with its bootstrap interval (both axes); the
+    mean over seeds a large marker — a triangle for a method that trains with protected
+    labels (``protected``: method -> bool), a circle otherwise; the Pareto front of the means
+    (no other mean better on both axes) is ringed and joined by a dotted step line.
+
+    ``runs``: tidy per-run summaries with columns method, seed, metric, value, ci_low, ci_high
+    (e.g. a study's report rows over all groups: :mod:`finefcace.training.study`), holding
+    ``accuracy_metric`` and every fairness metric. Book: ``notebooks/07_mitigation_methods.ipynb``.
+    """
+    needed = {"method", "seed", "metric", "value"}
+    if not needed <= set(runs.columns):
+        raise ValueError(f"runs need columns {sorted(needed)}, got {list(runs.columns)}")
+    missing = [m for m in (accuracy_metric, *fairness_metrics) if m not in set(runs["metric"])]
+    if missing:
+        raise ValueError(f"runs hold no {missing} rows; metrics present: {sorted(set(runs['metric']))}")
+    methods = list(dict.fromkeys(runs["method"]))
+    protected = dict(protected or {})
+    colors = dict(zip(methods, _palette(len(methods))))
+
+    def wide(metric: str) -> pd.DataFrame:
+        part = runs[runs["metric"] == metric].set_index(["method", "seed"])
+        return part.reindex(columns=["value", "ci_low", "ci_high"])
+
+    accuracy = wide(accuracy_metric)
+    with _plotting():
+        fig = new_figure(6.0 * len(fairness_metrics), 5.2)
+        axes = fig.subplots(1, len(fairness_metrics), squeeze=False)[0]
+        for ax, metric in zip(axes, fairness_metrics):
+            fairness = wide(metric)
+            means = []
+            for method in methods:
+                acc, fair = accuracy.loc[method], fairness.loc[method].reindex(accuracy.loc[method].index)
+                color = colors[method]
+                ax.errorbar(fair["value"], acc["value"],
+                            xerr=np.vstack([fair["value"] - fair["ci_low"], fair["ci_high"] - fair["value"]]).clip(min=0),
+                            yerr=np.vstack([acc["value"] - acc["ci_low"], acc["ci_high"] - acc["value"]]).clip(min=0),
+                            fmt="o", markersize=3.5, color=color, alpha=0.35, elinewidth=0.8, capsize=0)
+                mean_x, mean_y = float(np.nanmean(fair["value"])), float(np.nanmean(acc["value"]))
+                means.append((mean_x, mean_y))
+                ax.plot([mean_x], [mean_y], marker="^" if protected.get(method) else "o", markersize=10,
+                        color=color, markeredgecolor="black", markeredgewidth=0.6, linestyle="none", label=method)
+            x, y = np.array(means).T
+            keep = ~(np.isnan(x) | np.isnan(y))
+            _mark_pareto_front(ax, x[keep], y[keep], metric, 300, "Pareto front of the means")
+            ax.set_xlabel(_fairness_axis_label(metric))
+            ax.set_ylabel("overall accuracy (%)  (higher is better)")
+            ax.grid(alpha=0.3)
+        handles, labels = axes[0].get_legend_handles_labels()
+        from matplotlib.lines import Line2D
+
+        handles += [Line2D([], [], marker="^", color="grey", linestyle="none", markersize=8),
+                    Line2D([], [], marker="o", color="grey", linestyle="none", markersize=8),
+                    Line2D([], [], marker="o", color="grey", linestyle="none", markersize=3.5, alpha=0.5)]
+        labels += ["mean over seeds: trains WITH protected labels", "mean over seeds: no protected labels",
+                   "one run (seed), bootstrap 95 % interval"]
+        fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize="small", frameon=False)
+        fig.suptitle(title or "Accuracy vs. fairness, every method and seed")
     return fig
 
 

@@ -201,3 +201,31 @@ def test_flop_count_of_a_grouped_convolution_backward_is_twice_its_forward(group
     assert forward == 2 * 2 * 96 * (96 // groups) * 49 * 28 * 28
     assert measure.count_flops(lambda: conv(x).sum().backward()) == 3 * forward
     assert measure.count_flops(lambda: conv(x.detach()).sum().backward()) == 2 * forward  # weight gradient only
+
+
+def test_methods_benchmark_times_every_training_method_beside_the_baseline(tmp_path):
+    """``--methods``: one iteration of every method (baseline, FineFACE, the mitigation methods),
+    written under methods/ without touching the results of the plain benchmark."""
+    from finefcace.mitigation import MITIGATIONS
+
+    command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--methods", "--config", "tiny",
+               "--out", str(tmp_path), "--threads", "1"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "methods" / "tiny.json").read_text())
+    expected = ["baseline_train", "finefcace_train", *[f"{m}_train" for m in MITIGATIONS]]
+    assert list(results["workloads"]) == expected
+    assert set(results["comparisons"]) == set(expected[1:])
+    w = results["workloads"]
+    for name, entry in results["comparisons"].items():
+        _sane_summary(entry["time_ratio"])
+        assert entry["time_ratio"]["median"] == pytest.approx(w[name]["seconds"]["median"] / w["baseline_train"]["seconds"]["median"])
+        assert entry["flop_ratio"] == pytest.approx(w[name]["flops"] / w["baseline_train"]["flops"])
+    # the mitigation methods add a head or a weighting to the baseline's arithmetic, FineFACE N + 2 steps
+    for name in MITIGATIONS:
+        assert 0.99 < results["comparisons"][f"{name}_train"]["flop_ratio"] < 1.1
+    assert results["comparisons"]["finefcace_train"]["flop_ratio"] > 3
+    assert results["protected_labels"] == {name: name.removesuffix("_train") in MITIGATIONS for name in expected}
+    table = (tmp_path / "methods" / "cost_table.md").read_text()
+    assert "**tiny**" in table and table.count("| **yes** |") == len(MITIGATIONS)
+    assert not (tmp_path / "cost_table.md").exists()  # the plain benchmark's table is not touched

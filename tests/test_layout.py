@@ -1,9 +1,11 @@
 """The package's layers and the direction of its imports (read from the source with ``ast``).
 
-``finefcace/`` holds the method flat at the top (what the paper defines), the data in
-``finefcace/sources/``, the training engine in ``finefcace/training/`` and the course's helpers
-in ``finefcace/course/``. Imports only run downward: the method imports none of the others;
-the data imports neither the engine nor the course; the engine never imports the course.
+``finefcace/`` holds the method flat at the top (what the paper defines), the bias-mitigation
+methods it is compared with in ``finefcace/mitigation/`` (built on the method's modules), the
+data in ``finefcace/sources/``, the training engine in ``finefcace/training/`` and the course's
+helpers in ``finefcace/course/``. Imports only run downward: the method imports none of the
+others; the mitigation methods import only the method; the data imports neither the engine nor
+the course; the engine never imports the course.
 Every import counts, also one inside a function or under ``TYPE_CHECKING``. A module added at
 the top must be declared here as part of the method, so a new layer is a decision, not an
 accident.
@@ -28,7 +30,8 @@ FRONT = {"__init__", "__main__"}
 
 #: What each layer may not import.
 FORBIDDEN = {
-    "method": ("finefcace.sources", "finefcace.training", "finefcace.course"),
+    "method": ("finefcace.mitigation", "finefcace.sources", "finefcace.training", "finefcace.course"),
+    "mitigation": ("finefcace.sources", "finefcace.training", "finefcace.course"),
     "front": ("finefcace.course",),
     "sources": ("finefcace.training", "finefcace.course"),
     "training": ("finefcace.course",),
@@ -43,7 +46,7 @@ def module_name(path: Path, package: Path = PACKAGE) -> str:
 
 
 def layer_of(path: Path, package: Path = PACKAGE) -> str:
-    """The layer of a module file: method, front, sources, training or course."""
+    """The layer of a module file: method, front, mitigation, sources, training or course."""
     relative = path.relative_to(package)
     if len(relative.parts) == 1:
         if relative.stem in FRONT:
@@ -52,7 +55,7 @@ def layer_of(path: Path, package: Path = PACKAGE) -> str:
             return "method"
         raise AssertionError(f"{path}: a new module at the top of the package: add it to METHOD in "
                              f"tests/test_layout.py if it is part of the method, or move it into the "
-                             f"layer it belongs to (sources/, training/, course/)")
+                             f"layer it belongs to (mitigation/, sources/, training/, course/)")
     if relative.parts[0] not in FORBIDDEN:
         raise AssertionError(f"{path}: a package folder that is no known layer ({', '.join(FORBIDDEN)})")
     return relative.parts[0]
@@ -101,7 +104,7 @@ def test_imports_only_run_downward():
 def test_every_layer_is_present_and_the_method_is_complete():
     tops = {p.stem for p in PACKAGE.glob("*.py")} - FRONT
     assert tops == METHOD, f"method modules declared {sorted(METHOD)}, found {sorted(tops)}"
-    assert {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()} == {"sources", "training", "course"}
+    assert {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()} == {"mitigation", "sources", "training", "course"}
 
 
 @pytest.mark.parametrize(("where", "source", "expected"), [
@@ -113,11 +116,15 @@ def test_every_layer_is_present_and_the_method_is_complete():
                                                              "imports finefcace.training"),
     ("training/cli.py", "import finefcace.course.session\n", "finefcace.training.cli (line 1, layer 'training') "
                                                              "imports finefcace.course.session"),
+    ("mitigation/group_dro.py", "from finefcace.training import loaders\n",
+     "finefcace.mitigation.group_dro (line 1, layer 'mitigation') imports finefcace.training"),
+    ("model.py", "from finefcace.mitigation import group_dro\n", "finefcace.model (line 1, layer 'method') imports "
+                                                                 "finefcace.mitigation"),
 ])
 def test_a_planted_upward_import_is_named(tmp_path, where, source, expected):
     """The check itself fails on an upward import, naming the module, the line and the import."""
     package = tmp_path / "finefcace"
-    for folder in ("sources", "training", "course"):
+    for folder in ("mitigation", "sources", "training", "course"):
         (package / folder).mkdir(parents=True)
         (package / folder / "__init__.py").write_text("")
     (package / "__init__.py").write_text("from finefcace.model import FineFACE\n")

@@ -193,6 +193,53 @@ def test_pareto_front():
     assert sorted(plots._pareto_front(x, y).tolist()) == [0, 1, 4]
 
 
+def test_pareto_front_when_higher_fairness_is_better():
+    x = np.array([80.0, 85.0, 90.0, 70.0])   # worst-group accuracy: higher is fairer
+    y = np.array([92.0, 91.0, 88.0, 93.0])
+    assert sorted(plots._pareto_front(x, y, lower_x_better=False).tolist()) == [0, 1, 2, 3]
+    y[1] = 87.0                               # now beaten by point 2 on both axes
+    assert sorted(plots._pareto_front(x, y, lower_x_better=False).tolist()) == [0, 2, 3]
+
+
+def test_the_scatter_reads_worst_group_accuracy_as_higher_is_fairer_and_draws_into_a_panel():
+    points = paper_results.tradeoff_points("table7", fairness="min_group_accuracy")
+    fig = plots.new_figure(10, 4)
+    left, right = fig.subplots(1, 2)
+    assert _strict(plots.accuracy_fairness_scatter, points, ax=right) is fig
+    _render(fig, "accuracy_fairness_scatter_worst_group")
+    assert "worst-group accuracy" in right.get_xlabel() and "higher is fairer" in right.get_xlabel()
+    assert not left.texts and len(right.texts) == len(points)
+    # the front: no other method better on both accuracy and worst-group accuracy
+    rings = next(c for c in right.collections if c.get_label().startswith("Pareto"))
+    ringed = {tuple(p) for p in rings.get_offsets().tolist()}
+    expected = set(map(tuple, points[["fairness", "accuracy"]].to_numpy()[plots._pareto_front(
+        points["fairness"].to_numpy(), points["accuracy"].to_numpy(), lower_x_better=False)].tolist()))
+    assert ringed == expected and (92.76, 92.85) in ringed  # FineFACE's printed Table 7 row is on it
+
+
+def test_method_tradeoffs_shows_every_run_the_means_and_their_front():
+    rows = []
+    for method, (acc, dob, worst) in {"A": (90.0, 3.0, 84.0), "B": (88.0, 1.0, 86.0), "C": (87.0, 2.0, 83.0)}.items():
+        for seed in range(3):
+            for metric, value in (("overall_accuracy", acc + seed), ("degree_of_bias", dob + 0.1 * seed),
+                                  ("min_group_accuracy", worst + seed)):
+                rows.append({"method": method, "seed": seed, "metric": metric, "value": value,
+                             "ci_low": value - 1, "ci_high": value + 1})
+    runs = pd.DataFrame(rows)
+    fig = _strict(plots.method_tradeoffs, runs, protected={"B": True})
+    _render(fig, "method_tradeoffs")
+    dob_panel, worst_panel = fig.axes[:2]
+    assert "DoB" in dob_panel.get_xlabel() and "worst-group" in worst_panel.get_xlabel()
+    means = {line.get_label(): (line.get_xdata()[0], line.get_ydata()[0], line.get_marker())
+             for line in dob_panel.lines if line.get_label() in ("A", "B", "C")}
+    assert means["A"] == (pytest.approx(3.1), pytest.approx(91.0), "o") and means["B"][2] == "^"
+    ringed = sorted((round(x, 6), round(y, 6)) for x, y in next(
+        c for c in dob_panel.collections if c.get_label().startswith("Pareto")).get_offsets().tolist())
+    assert ringed == [(1.1, 89.0), (3.1, 91.0)]  # C is beaten by B on both
+    with pytest.raises(ValueError, match="no \\['min_group_accuracy'\\]"):
+        plots.method_tradeoffs(runs[runs["metric"] != "min_group_accuracy"])
+
+
 def test_accuracy_fairness_scatter(gender_reports):
     points = pd.concat([paper_results.tradeoff_points("table2"),
                         paper_results.tradeoff_points("table2", gender_reports, label="ours (fixture)")],

@@ -12,7 +12,8 @@ predictions on another dataset's table (cross-dataset tests, Tables 3-4).
 Each chapter's own helpers live in a module named for the chapter:
 :mod:`finefcace.course.dataset_preparation` (01), :mod:`finefcace.course.experts` (02),
 :mod:`finefcace.course.attention_crop` (03), :mod:`finefcace.course.training` (04),
-:mod:`finefcace.course.evaluation` (05) and :mod:`finefcace.course.ablations` (06).
+:mod:`finefcace.course.evaluation` (05), :mod:`finefcace.course.ablations` (06) and
+:mod:`finefcace.course.mitigation_methods` (07).
 Profiles are in ``configs/``.
 """
 

@@ -6,6 +6,7 @@ notebooks' ``parameters`` cells — read from ``--config file.yaml`` and changed
 --set overrides.head_lr=0.01``). Runs under ``torchrun`` unchanged::
 
     python -m finefcace train --config configs/quick_synthetic_cpu.yaml
+    python -m finefcace train --config configs/quick_synthetic_cpu.yaml --method group_dro --set run_dir=runs/dro
     python -m finefcace train --profile <notebook profile>.yaml --set run_dir=runs/quick/gender-finefcace
     torchrun --nproc_per_node=4 -m finefcace train --config configs/fairface_resnet50_paper.yaml
     python -m finefcace evaluate --config configs/quick_synthetic_cpu.yaml
@@ -56,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train (or resume) the run a config describes")
     config_options(train, required=True)
+    from finefcace.mitigation import METHODS
+
+    train.add_argument("--method", choices=METHODS,
+                       help="what to train (the config key 'method'): FineFACE, the baseline, or a bias-mitigation "
+                            "method, which trains with the protected labels (its options: --set method_options.NAME=VALUE)")
     train.add_argument("--load-if-done", action="store_true",
                        help="do nothing when run_dir already holds a finished run of this config (train-or-load)")
 
@@ -130,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             changes = {"progress": False} if args.quiet else {}
+            if args.method is not None:
+                changes["method"] = args.method
             config = _config(args, **changes)
             result = (train_or_load if args.load_if_done else train)(config)
             if int(os.environ.get("RANK", "0")) == 0:

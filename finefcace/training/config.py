@@ -32,6 +32,7 @@ from finefcace import presets
 from finefcace.errors import UserError
 from finefcace.model import ACTIVATIONS, HEADS, MIN_INPUT_SIZE, POOLINGS
 from finefcace.predict import COMBINES, VIEWS
+from finefcace.mitigation import METHODS, check_options
 from finefcace.training.typecheck import check_value, type_message
 
 __all__ = [
@@ -131,8 +132,9 @@ class TrainConfig:
     values in force.
     """
 
-    # --- what to train
-    method: Literal["finefcace", "baseline"] = "finefcace"
+    # --- what to train: FineFACE, the baseline, or a bias-mitigation method (finefcace.mitigation)
+    method: Literal[METHODS] = "finefcace"  # type: ignore[valid-type]
+    method_options: dict[str, Any] = field(default_factory=dict)  # a mitigation method's options (defaults in finefcace.mitigation)
     preset: str = "paper"
     overrides: dict[str, Any] = field(default_factory=dict)
     # --- data (spec/data.md: one table format for every dataset)
@@ -237,6 +239,10 @@ class TrainConfig:
             raise ConfigError(f"config key 'min_delta' must be a finite number >= 0, got {self.min_delta}")
         if self.seed < 0:
             raise ConfigError(f"config key 'seed' must be >= 0, got {self.seed}")
+        try:
+            check_options(self.method, self.method_options)
+        except ValueError as error:
+            raise ConfigError(f"config key 'method_options': {error}") from error
         self._check_preset_values()
         resolved = self.resolved()
         _check_model_keys(resolved["backbone"], resolved["experts"], self.weights)
@@ -280,11 +286,16 @@ class TrainConfig:
         values.update(self.overrides)
         if values.get("fusion_views") is not None:
             values["fusion_views"] = list(values["fusion_views"])
+        options = check_options(self.method, self.method_options)
+        if options:  # a mitigation method: its options in force (defaults included)
+            values["method_options"] = options
         return values
 
     def identity(self) -> dict[str, Any]:
         """What decides whether two runs are the same run (used by train-or-load and resume)."""
         values = {k: v for k, v in self.to_dict().items() if k not in IDENTITY_IGNORED_KEYS}
+        if not values["method_options"]:  # runs made before the key existed keep their identity
+            del values["method_options"]
         values["resolved"] = json.loads(json.dumps(self.resolved()))
         return values
 

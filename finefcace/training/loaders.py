@@ -16,7 +16,11 @@ Introduced in ``notebooks/04_training.ipynb``; the table format and the transfor
   function of (seed, epoch), sharded over the processes of multi-process training
   (:mod:`finefcace.training.distributed`), each sample's random augmentation seeded by (seed, epoch,
   index) — so a resumed run sees exactly the images it would have seen;
-- :func:`eval_loader`: a split in table order, every process taking every world_size-th image.
+- :func:`eval_loader`: a split in table order, every process taking every world_size-th image;
+- :func:`protected_domains`: for the bias-mitigation methods only (:mod:`finefcace.mitigation`,
+  ``notebooks/07_mitigation_methods.ipynb``), the protected label of every training image —
+  the training loader then yields it as a fourth item. For every other method the loader
+  never carries it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from finefcace.errors import DataError
+from finefcace.metrics import protected_columns
+from finefcace.mitigation import MITIGATIONS, cell_counts, uses_protected_labels
 from finefcace.sources.dataset import FaceTableDataset, _label_key
 from finefcace.sources.image_cache import DecodedImages, UnusableImagesError, decode_images
 from finefcace.sources.table import SPLITS, classes_for, load_table, validate_table
@@ -43,8 +49,8 @@ from finefcace.sources.transforms import test_transform, train_transform
 from finefcace.training import distributed
 from finefcace.training.config import ConfigError, TrainConfig
 
-__all__ = ["TrainingDataError", "TrainingData", "prepare_data", "decoded_images", "mix_seed",
-           "EpochShardSampler", "train_loader", "eval_loader"]
+__all__ = ["TrainingDataError", "TrainingData", "ProtectedDomains", "prepare_data", "protected_domains",
+           "decoded_images", "mix_seed", "EpochShardSampler", "train_loader", "eval_loader"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +61,26 @@ class TrainingDataError(DataError):
 
 
 @dataclasses.dataclass
+class ProtectedDomains:
+    """The protected label of the training images, for a method that trains with it: the
+    columns it is read from, the domain names (sorted; several columns are crossed, e.g.
+    "tone_1 / Female") and each training image's domain code, in the train dataset's order;
+    ``counts`` are the training images per (domain, class) cell, shape (D, K)."""
+
+    columns: list[str]
+    names: list[str]
+    codes: np.ndarray
+    counts: torch.Tensor
+
+    def describe(self) -> str:
+        return (f"protected column(s) {', '.join(self.columns)}: {len(self.names)} domains "
+                f"({', '.join(self.names)}), {int((self.counts > 0).sum())} non-empty (domain, class) groups")
+
+
+@dataclasses.dataclass
 class TrainingData:
-    """A run's dataset table (and where it was read), its classes and its split datasets."""
+    """A run's dataset table (and where it was read), its classes and its split datasets;
+    ``domains`` only for a method that trains with protected labels."""
 
     table: pd.DataFrame
     root: Path
@@ -66,6 +90,7 @@ class TrainingData:
     val: FaceTableDataset
     test: FaceTableDataset | None
     overlaps: dict[str, int] = dataclasses.field(default_factory=dict)  # "train/test" -> paths in both
+    domains: ProtectedDomains | None = None
 
 
 def _plain(value: Any) -> Any:
@@ -173,6 +198,7 @@ def prepare_data(config: TrainConfig, context: distributed.DistributedContext | 
                              transform=train_transform(size))
     val = FaceTableDataset(table, root, config.target, split="val", classes=classes,
                            transform=test_transform(size))
+    domains = protected_domains(config, table, table_path, train) if uses_protected_labels(config.method) else None
     test = None
     if splits.get("test", 0):
         test = FaceTableDataset(table, root, config.target, split="test", classes=classes,
@@ -184,7 +210,7 @@ def prepare_data(config: TrainConfig, context: distributed.DistributedContext | 
         if dataset is not None:
             dataset.images = images
     return TrainingData(table, root, table_path, classes, train, val, test,
-                        {pair: len(paths) for pair, paths in overlaps.items()})
+                        {pair: len(paths) for pair, paths in overlaps.items()}, domains)
 
 
 def _check_label_space(table: pd.DataFrame, target: str, classes: list, table_path: Path) -> None:
@@ -244,6 +270,51 @@ def decoded_images(table: pd.DataFrame, root: Path, size: int, folder: Path,
     return images
 
 
+def protected_domains(config: TrainConfig, table: pd.DataFrame, table_path: Path,
+                      train: FaceTableDataset) -> ProtectedDomains:
+    """The protected label of every training image, for a mitigation method
+    (:mod:`finefcace.mitigation`). Its columns: the table's protected columns
+    (:func:`finefcace.metrics.protected_columns`: race, tone, gender), restricted to config key
+    ``protected`` when it is set, **without the target** (on the gender task the domain is the
+    race or the tone; with race × gender the groups are the paper's subgroups). Several columns
+    are crossed. Refuses, before anything trains, a table without such a column, a training
+    image without a value, and a training split with a single domain."""
+    method = config.method
+    columns = [c for c in protected_columns(table)
+               if c != config.target and (config.protected is None or c in config.protected)]
+    if not columns:
+        from finefcace.metrics import PROTECTED_ATTRIBUTES
+
+        candidates = [c for c in PROTECTED_ATTRIBUTES if c != config.target]
+        restricted = f" among config key 'protected' ({config.protected})" if config.protected is not None else ""
+        raise TrainingDataError(
+            f"method {method!r} trains with a protected label ({MITIGATIONS[method].source}), but table "
+            f"{str(table_path)!r} has no protected column besides the target {config.target!r}{restricted}: it needs "
+            f"a column {' or '.join(repr(c) for c in candidates)}. Add it to the table (python -m data_prep "
+            f"writes race and gender for FairFace, UTKFace and LFWA+, gender for CelebA), or train a method that "
+            f"needs no protected label: method: finefcace or method: baseline"
+        )
+    rows = table.loc[train.row_indices, columns]
+    missing = rows.isna().any(axis=1)
+    if missing.any():
+        shown = rows.index[missing][:5].tolist()
+        raise TrainingDataError(
+            f"method {method!r} trains with the protected label ({', '.join(columns)}), but {int(missing.sum())} "
+            f"training row(s) of {str(table_path)!r} have none (first rows {shown}); fill the column(s) or drop "
+            f"those rows, or train method: finefcace or method: baseline, which need no protected label"
+        )
+    labels = rows.astype(str).agg(" / ".join, axis=1)
+    names = sorted(labels.unique().tolist())
+    if len(names) < 2:
+        raise TrainingDataError(
+            f"method {method!r} needs at least two protected domains in the training split, but column(s) "
+            f"{columns} of {str(table_path)!r} hold only {names}: there is nothing to balance or to hide"
+        )
+    codes = labels.map({name: i for i, name in enumerate(names)}).to_numpy(dtype=np.int64)
+    counts = cell_counts(torch.tensor(codes), torch.tensor(train.labels), len(names), len(train.classes))
+    return ProtectedDomains(columns, names, codes, counts)
+
+
 def mix_seed(*values: int) -> int:
     """A 63-bit seed from several integers (splitmix64 steps): distinct inputs, distinct seeds."""
     state = 0x9E3779B97F4A7C15
@@ -251,6 +322,21 @@ def mix_seed(*values: int) -> int:
         state = (state ^ (int(value) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
         state ^= state >> 31
     return state & 0x7FFFFFFFFFFFFFFF
+
+
+class _WithDomains(Dataset):
+    """A training dataset whose items also carry the image's protected domain code (the
+    mitigation methods only): ``(image, label, row_index, domain)``."""
+
+    def __init__(self, dataset: Dataset, codes: np.ndarray) -> None:
+        self.dataset = dataset
+        self.codes = codes
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return (*self.dataset[index], int(self.codes[index]))
 
 
 class _SeededItems(Dataset):
@@ -276,9 +362,19 @@ class EpochShardSampler(Sampler):
     """Training order: a permutation seeded by (seed, epoch), sharded by rank (as
     ``DistributedSampler``: equal shares, rank r takes every world_size-th index), cut into
     whole batches (a last batch of one is dropped: BatchNorm cannot train on it), optionally
-    starting at batch ``start_batch`` (resume). Yields ``(epoch, index)`` keys."""
+    starting at batch ``start_batch`` (resume). Yields ``(epoch, index)`` keys.
 
-    def __init__(self, size: int, *, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    With ``weights`` (one per training image) the epoch's ``size`` indices are instead drawn
+    **with replacement**, image i with probability ∝ ``weights[i]`` — group-balanced sampling
+    (:mod:`finefcace.mitigation.group_balance`, ``group_dro``) — still a pure function of
+    (seed, epoch), so resuming stays exact."""
+
+    def __init__(self, size: int, *, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 weights: torch.Tensor | None = None) -> None:
+        if weights is not None and (len(weights) != size or not bool((torch.as_tensor(weights) >= 0).all())
+                                    or not float(torch.as_tensor(weights).sum()) > 0):
+            raise ValueError(f"EpochShardSampler: weights must be {size} non-negative numbers, not all 0")
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
         self.size = size
         self.batch_size = batch_size
         self.seed = seed
@@ -303,7 +399,10 @@ class EpochShardSampler(Sampler):
     def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = torch.Generator()
         generator.manual_seed(mix_seed(self.seed, self.epoch, 0xD15C))
-        order = torch.randperm(self.size, generator=generator)
+        if self.weights is None:
+            order = torch.randperm(self.size, generator=generator)
+        else:
+            order = torch.multinomial(self.weights, self.size, replacement=True, generator=generator)
         per_rank = self.size // self.world_size
         mine = order[: per_rank * self.world_size][self.rank :: self.world_size][: self._share()]
         for index in mine[self.start_batch * self.batch_size :].tolist():
@@ -319,7 +418,12 @@ def _worker_init(worker_id: int) -> None:
     np.random.seed(seed)
 
 
-def train_loader(dataset: Dataset, sampler: EpochShardSampler, config: TrainConfig, batch_size: int, device) -> DataLoader:
+def train_loader(dataset: Dataset, sampler: EpochShardSampler, config: TrainConfig, batch_size: int, device,
+                 domains: np.ndarray | None = None) -> DataLoader:
+    """The training loader: items ``(image, label, row_index)``, and the protected domain code
+    as a fourth item only when ``domains`` is given (a mitigation method)."""
+    if domains is not None:
+        dataset = _WithDomains(dataset, domains)
     generator = torch.Generator()
     generator.manual_seed(config.seed)
     options: dict[str, Any] = {}

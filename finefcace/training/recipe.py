@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from finefcace.mitigation import MITIGATIONS
 from finefcace.model import Baseline, FineFACE
 from finefcace.training.config import ConfigError, TrainConfig
 
@@ -24,13 +25,19 @@ __all__ = ["build_model", "build_optimizer", "build_scheduler", "compile_in_plac
            "iteration_options", "seed_everything"]
 
 
-def build_model(config: TrainConfig, num_classes: int) -> FineFACE | Baseline:
-    """The model a config describes (FineFACE from its preset, or the baseline).
+def build_model(config: TrainConfig, num_classes: int, num_domains: int | None = None) -> nn.Module:
+    """The model a config describes (FineFACE from its preset, the baseline, or a mitigation
+    method's model, which may need the number of protected domains).
 
-    Book: ``notebooks/04_training.ipynb``.
+    Book: ``notebooks/04_training.ipynb``, ``notebooks/07_mitigation_methods.ipynb``.
     """
     resolved = config.resolved()
     try:
+        if config.method in MITIGATIONS:
+            if num_domains is None:
+                raise ConfigError(f"method {config.method!r}: the model needs the number of protected domains")
+            return MITIGATIONS[config.method].build_model(resolved["backbone"], num_classes, num_domains,
+                                                          config.weights, resolved["method_options"])
         if config.method == "baseline":
             return Baseline(resolved["backbone"], num_classes, weights=config.weights)
         model_keys = {k: resolved[k] for k in ("experts", "activation", "head", "pooling",

@@ -120,7 +120,8 @@ def load_best_model(run_dir: Path, device: torch.device | str = "cpu") -> tuple[
         "train this run again: rerun its train command with --set resume=false (resume: false in a notebook), "
         "which starts it over in the same run_dir"))
     config = TrainConfig.from_dict(best["config"])
-    model = build_model(config.replace(weights=None), len(best["classes"]))
+    domains = best.get("domains")  # the protected domains of a mitigation method's model
+    model = build_model(config.replace(weights=None), len(best["classes"]), len(domains) if domains else None)
     model.load_state_dict(best["model"])
     model.to(device).eval()
     return model, config, list(best["classes"]), best

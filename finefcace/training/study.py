@@ -213,7 +213,11 @@ class StudyResults:
         the training time per run and a caption saying what produced it."""
         summary = self.summary(test_set)
         wanted = [m for m in SUMMARY_METRICS[self.task] if m in set(summary["metric"])]
+        # a column saying which arms trained with protected labels, when any did (finefcace.mitigation)
+        protected = self.runs.get("uses_protected_labels", pd.Series(dtype=bool)).fillna(False).astype(bool)
+        show_protected = bool(protected.any())
         header = ["Arm", *[_LABELS.get(m, m) for m in wanted], "Epochs run", "Training time per run", "Seeds"]
+        header += ["Protected labels in training"] if show_protected else []
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         descriptions = {arm["name"]: arm.get("description") or arm["name"] for arm in self.meta["arms"]}
         for arm in self.arms:
@@ -225,6 +229,8 @@ class StudyResults:
             cells.append(f"{runs['epochs_run'].mean():.1f}" if len(runs) else "—")
             cells.append(_duration(runs["train_seconds"].mean()) if len(runs) else "—")
             cells.append(str(len(runs)))
+            if show_protected:
+                cells.append("**yes**" if protected[runs.index].any() else "no")
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n\n" + self.caption(test_set) + "\n"
 
@@ -395,7 +401,8 @@ def run_study(
                    "train_seconds": _training_seconds(run_dir), "epochs_run": summary.get("epochs_run"),
                    "best_epoch": summary.get("best_epoch"), "stopped_early": summary.get("stopped_early"),
                    "optimizer_steps": summary.get("steps"), "val_accuracy": summary.get("val_accuracy"),
-                   "method": config.method}
+                   "method": config.method,
+                   "uses_protected_labels": bool(summary.get("uses_protected_labels", False))}
             if measure is not None:
                 row.update({key: float(value) for key, value in measure(config, run_dir).items()})
             runs.append(row)

@@ -1,13 +1,19 @@
-"""Training runs: FineFACE's multi-step mutual learning (paper §3.3, Algorithm 1) and the baseline.
+"""Training runs: FineFACE's multi-step mutual learning (paper §3.3, Algorithm 1), the baseline,
+and the bias-mitigation methods of :mod:`finefcace.mitigation`.
 
-Introduced in ``notebooks/04_training.ipynb``; the paper-vs-code switches a run reads
-(λ, which heads run in steps 2..N, one region draw per batch or per sample) are explained
-in ``book/decisions.md`` and set in :mod:`finefcace.presets`.
+Introduced in ``notebooks/04_training.ipynb`` (the mitigation methods in
+``notebooks/07_mitigation_methods.ipynb``); the paper-vs-code switches a run reads (λ, which
+heads run in steps 2..N, one region draw per batch or per sample) are explained in
+``book/decisions.md`` and set in :mod:`finefcace.presets`.
 
 :func:`train_finefcace`, :func:`train_baseline` (or :func:`train`, which dispatches on
 ``config.method``) and :func:`train_or_load` run whole trainings from a :class:`TrainConfig`,
-with the same data pipeline, optimizer, schedule and early stopping for both methods, exact
+with the same data pipeline, optimizer, schedule and early stopping for every method, exact
 resume, signals, mixed precision and multi-process training (:mod:`finefcace.training.distributed`).
+A mitigation method also receives each training image's protected domain (a fourth loader
+item, for these methods only), keeps its training state (group DRO's weights) in the
+checkpoint, and says that it trains with protected labels: a log line at the start,
+``uses_protected_labels`` in ``config.json`` and ``summary.json``.
 This module is the loop (epochs, validation, early stopping, checkpoints); its parts are
 
 - :mod:`finefcace.mutual_learning`: what happens to **one mini-batch**
@@ -40,6 +46,7 @@ from torch import Tensor
 
 from finefcace.backbones import _is_path_like
 from finefcace.errors import ModelOutputError
+from finefcace.mitigation import MITIGATIONS, cell_index, inverse_frequency_weights
 from finefcace.mutual_learning import baseline_iteration, finefcace_iteration, step_names
 from finefcace.precision import amp_dtype_for
 from finefcace.training import distributed
@@ -124,7 +131,14 @@ class _Run:
         if config.sync_batchnorm and self.device.type != "cuda":
             raise ConfigError("config key 'sync_batchnorm' needs CUDA devices; set sync_batchnorm: false")
         self.data = prepare_data(config, context)
-        self.model = build_model(config, len(self.data.classes)).to(self.device)
+        domains = self.data.domains  # the protected labels: mitigation methods only
+        self.mitigation = MITIGATIONS.get(config.method)
+        self.model = build_model(config, len(self.data.classes),
+                                 len(domains.names) if domains is not None else None).to(self.device)
+        self.method_state = (self.mitigation.build_state(domains.counts, self.resolved["method_options"])
+                             if self.mitigation is not None else None)
+        if self.method_state is not None:
+            self.method_state = self.method_state.to(self.device)
         if config.sync_batchnorm and context.enabled:
             self.model = distributed.convert_sync_batchnorm(self.model, context)
         if config.channels_last:
@@ -136,15 +150,27 @@ class _Run:
         self.generator.manual_seed(mix_seed(config.seed, 0xA77E))
         self.amp_dtype = amp_dtype_for(config.amp, self.device)
         batch_size = self.resolved["batch_size"]
+        sample_weights = None
+        if self.mitigation is not None and self.mitigation.balanced_sampling(self.resolved["method_options"]):
+            cells = cell_index(torch.tensor(domains.codes), torch.tensor(self.data.train.labels),
+                               len(self.data.classes))
+            sample_weights = inverse_frequency_weights(domains.counts)[cells]  # every group equally often
         self.sampler = EpochShardSampler(len(self.data.train), batch_size=batch_size, seed=config.seed,
-                                         rank=context.rank, world_size=context.world_size)
-        self.train_loader = train_loader(self.data.train, self.sampler, config, batch_size, self.device)
+                                         rank=context.rank, world_size=context.world_size, weights=sample_weights)
+        self.train_loader = train_loader(self.data.train, self.sampler, config, batch_size, self.device,
+                                         domains=domains.codes if domains is not None else None)
         self.val_loader = eval_loader(self.data.val, config, batch_size, context, self.device)
         self.test_loader = (eval_loader(self.data.test, config, batch_size, context, self.device)
                             if self.data.test is not None else None)
         if config.compile:
             compile_in_place(self.model)
-        self.step_kinds = (step_names(self.model.num_experts) if config.method == "finefcace" else ["loss"])
+        if config.method == "finefcace":
+            self.step_kinds = step_names(self.model.num_experts)
+        else:
+            self.step_kinds = list(self.mitigation.loss_kinds) if self.mitigation is not None else ["loss"]
+        if domains is not None and context.is_main:
+            logger.info("method %s trains WITH PROTECTED LABELS (%s); inference does not use them",
+                        config.method, domains.describe())
         # state that a checkpoint carries
         self.epoch = 0            # next epoch to run (0-based)
         self.batch = 0            # next batch within that epoch
@@ -221,7 +247,7 @@ class _Run:
         if self.context.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             document = {"config": config.to_dict(), "resolved": json.loads(json.dumps(self.resolved)),
-                        "identity": current, "classes": self.data.classes,
+                        "identity": current, "classes": self.data.classes, **self._protected_record(),
                         "table": str(self.data.table_path), "root": str(self.data.root),
                         "world_size": self.context.world_size, "device": str(self.device)}
             write_text_atomic(config_file, json.dumps(document, indent=1, default=str))
@@ -258,6 +284,12 @@ class _Run:
                 path.unlink()
             logger.warning("removed %d temporary file(s) an interrupted save left in %s (%s; %.1f MB)", len(orphans),
                            self.run_dir, ", ".join(p.name for p in orphans), size / 1e6)
+    def _protected_record(self) -> dict[str, Any]:
+        """What config.json and summary.json say of the protected labels in training."""
+        domains = self.data.domains
+        return {"uses_protected_labels": domains is not None,
+                "protected_training_columns": domains.columns if domains is not None else [],
+                "domains": domains.names if domains is not None else None}
 
     def _clear_run_dir(self) -> None:
         if not self.context.is_main:
@@ -275,7 +307,9 @@ class _Run:
             "method": self.config.method,
             "config": self.config.to_dict(),
             "classes": list(self.data.classes),
+            "domains": self._protected_record()["domains"],
             "model": self.model.state_dict(),
+            "method_state": self.method_state.state_dict() if self.method_state is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": rng_state(self.generator),
@@ -297,14 +331,16 @@ class _Run:
         if self.context.is_main:
             atomic_save({
                 "format": CHECKPOINT_FORMAT, "method": self.config.method, "config": self.config.to_dict(),
-                "classes": list(self.data.classes), "model": self.model.state_dict(),
-                "epoch": self.best_epoch, "metric": self.best_metric, "monitor": self.config.monitor,
+                "classes": list(self.data.classes), "domains": self._protected_record()["domains"],
+                "model": self.model.state_dict(), "epoch": self.best_epoch, "metric": self.best_metric, "monitor": self.config.monitor,
             }, self.run_dir / BEST_CHECKPOINT)
 
     def restore(self) -> None:
         state = self._resume_state  # read and checked by prepare_run_dir
         self._resume_state = None
         self.model.load_state_dict(state["model"])
+        if self.method_state is not None:
+            self.method_state.load_state_dict(state["method_state"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"], self.generator)
@@ -329,11 +365,16 @@ class _Run:
                         self.epoch + 1, self.batch, self.global_step)
 
     # ---------------------------------------------------------------- training
-    def _iteration(self, images: Tensor, labels: Tensor, stats: dict[str, Any]) -> dict[str, Tensor]:
+    def _iteration(self, images: Tensor, labels: Tensor, domains: Tensor | None,
+                   stats: dict[str, Any]) -> dict[str, Tensor]:
         after_backward = None
         if self.context.enabled:
             parameters = list(self.model.parameters())
             after_backward = lambda: distributed.average_gradients(parameters, self.context)  # noqa: E731
+        if self.mitigation is not None:
+            return self.mitigation.iteration(self.model, self.optimizer, images, labels, domains, state=self.method_state,
+                                             options=self.resolved["method_options"], amp_dtype=self.amp_dtype,
+                                             after_backward=after_backward, stats=stats)
         if self.config.method == "baseline":
             return baseline_iteration(self.model, self.optimizer, images, labels, amp_dtype=self.amp_dtype,
                                       after_backward=after_backward, stats=stats)
@@ -374,13 +415,14 @@ class _Run:
         try:
             iterator = iter(self.train_loader) if self.batch < total else iter(())
             for batch_index in range(self.batch, total):
-                images, labels, rows = next(iterator)
+                images, labels, rows, *protected = next(iterator)  # a 4th item: mitigation methods only
                 images = images.to(self.device, non_blocking=True)
                 labels = labels.to(self.device, non_blocking=True)
+                domains = protected[0].to(self.device, non_blocking=True) if protected else None
                 if config.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
                 stats: dict[str, Any] = {}
-                losses = self._iteration(images, labels, stats)
+                losses = self._iteration(images, labels, domains, stats)
                 # one host synchronisation per batch: every loss and the correct count
                 values_list = torch.stack([*losses.values(), stats["correct"].float()]).tolist()
                 values = dict(zip(losses, values_list[:-1]))
@@ -435,6 +477,8 @@ class _Run:
         """Validate, record history, step the schedule, checkpoint, decide on early stopping."""
         config, context = self.config, self.context
         distributed.average_buffers(self.model, context)
+        if self.method_state is not None:  # e.g. group DRO's q: one per process, averaged here
+            distributed.average_buffers(self.method_state, context)
         learning_rates = {f"lr_{g.get('name', i)}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)}
         evaluation = self._evaluate(self.val_loader, f"validation after epoch {self.epoch + 1}")
         # every rank's sums: the history describes the whole data, identically on every rank
@@ -491,7 +535,7 @@ class _Run:
             "finished": True, "method": config.method, "epochs_run": self.epoch,
             "stopped_early": self.stopped_early, "best_epoch": self.best_epoch,
             "monitor": config.monitor, "best_metric": self.best_metric, "steps": self.global_step,
-            "world_size": context.world_size, "device": str(self.device),
+            "world_size": context.world_size, "device": str(self.device), **self._protected_record(),
         }
         if self.data.overlaps:
             summary["split_overlap"] = self.data.overlaps  # image paths in two splits (warned at the start)

@@ -89,6 +89,8 @@ def test_cache_resized_writes_nothing_outside_its_folder(tmp_path, image_root):
     with pytest.raises(DataError, match="leaves the image root"):
         cache_resized(escaping, root, tmp_path / "cache" / "in", 20)
     assert not (tmp_path / "cache").exists()
+
+
 def test_real_bad_inputs_are_each_reported_with_the_file_and_the_fix(tmp_path):
     """A truncated JPEG, an empty file, a 1x1 image, a decompression bomb (a 20,000 x 20,000 PNG), a PNG named
     .jpg, a CMYK JPEG and an EXIF-rotated photo among real photographs (synthetic ones without ../shared)."""

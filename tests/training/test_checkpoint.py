@@ -169,3 +169,27 @@ def test_a_run_stopped_signalled_and_crashed_resumes_to_the_same_weights_and_his
     result = train(_config(resume_data, run_dir, checkpoint_every=1))
     assert result.finished
     _assert_same_run(reference, reference_last, result, run_dir)
+
+
+def test_group_dro_resumes_bit_identically_with_its_group_weights(resume_data, tmp_path, deterministic_restored):
+    """A mitigation method with training state (group DRO's q) and group-balanced sampling,
+    stopped twice mid-epoch and resumed: the same weights, q, history and predictions as one go."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        dro = {"method": "group_dro", "method_options": {"step_size": 0.5}}  # a large η_q: q moves visibly
+        reference = train(_config(resume_data, tmp_path / "one_go", **dro))
+        reference_last = torch.load(tmp_path / "one_go" / "last.pt", weights_only=True)
+        run_dir = tmp_path / "stopped"
+        for stop in (1, 3):
+            partial = train(_config(resume_data, run_dir, stop_after_batches=stop, **dro))
+            assert not partial.finished
+        assert torch.load(run_dir / "last.pt", weights_only=True)["position"]["step"] == 3
+        result = train(_config(resume_data, run_dir, **dro))
+    finally:
+        torch.set_num_threads(threads)
+    assert result.finished
+    _assert_same_run(reference, reference_last, result, run_dir)
+    q = torch.load(run_dir / "last.pt", weights_only=True)["method_state"]["q"]
+    assert torch.equal(q, reference_last["method_state"]["q"])
+    assert not torch.allclose(q, torch.full_like(q, 1 / len(q)))  # q did move away from uniform

@@ -105,6 +105,38 @@ def test_bad_configuration_exits_2_naming_the_key(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_method_flag_trains_a_mitigation_method_and_its_options_are_set_keys(trained, capsys):
+    status, config, tmp = trained
+    run_dir = tmp / "dro"
+    assert main(["train", "-c", str(config), "-q", "--method", "group_dro", "-s", f"run_dir={run_dir}",
+                 "-s", "method_options.step_size=0.1", "-s", "backbone=resnet18", "-s", "epochs=1",
+                 "-s", "batch_size=4", "-s", "synthetic={n_train: 8, n_val: 4, n_test: 6, size: 64}"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["method"] == "group_dro" and printed["uses_protected_labels"] is True
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["config"]["method_options"] == {"step_size": 0.1}
+    assert saved["resolved"]["method_options"] == {"step_size": 0.1, "sampling": "balanced"}
+    with pytest.raises(SystemExit) as exited:  # argparse names the choices
+        main(["train", "-c", str(config), "--method", "dro"])
+    assert exited.value.code == 2 and "invalid choice: 'dro'" in capsys.readouterr().err
+
+
+def test_a_method_needing_protected_labels_on_a_table_without_them_exits_2(tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "img").mkdir()
+    rows = [(f"img/{i}.png", "val" if i >= 4 else "train", "Male" if i % 2 else "Female") for i in range(6)]
+    for path, *_ in rows:
+        Image.new("RGB", (64, 64), (120, 90, 60)).save(tmp_path / path)
+    pd.DataFrame(rows, columns=["path", "split", "gender"]).to_csv(tmp_path / "table.csv", index=False)
+    assert main(["train", "-q", "-c", str(PROJECT / "configs" / "quick_synthetic_cpu.yaml"), "--method", "adversarial",
+                 "-s", f"table={tmp_path / 'table.csv'}", "-s", "synthetic=null", "-s", "root=null",
+                 "-s", f"run_dir={tmp_path / 'run'}"]) == 2
+    error = capsys.readouterr().err
+    assert "method 'adversarial' trains with a protected label" in error and "'race' or 'tone'" in error
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_notebook_profile_gives_its_training_keys_only(tmp_path, capsys):
     profile = tmp_path / "profile.yaml"
     profile.write_text("dataset: synthetic\nn_bootstrap: 100\nepochs: 3\nrun_dir: runs/x\n")

@@ -47,6 +47,9 @@ def test_shortcuts_and_overrides_change_the_resolved_values():
         ({"experts": [3, "4"]}, r"'experts' must be a list of int or null"),
         ({"region_draw": "image"}, r"'region_draw' must be one of 'batch', 'sample' or null"),
         ({"method": "cmal"}, r"'method' must be one of 'finefcace', 'baseline'"),
+        ({"method": "group_dro", "method_options": {"stepsize": 0.1}},
+         r"'method_options': unknown option 'stepsize' of method 'group_dro'; did you mean 'step_size'"),
+        ({"method": "baseline", "method_options": {"step_size": 0.1}}, r"'baseline' takes no method_options"),
         ({"preset": "papers"}, r"'preset' is 'papers'; choose one of \['official_code', 'paper'\]"),
         ({"epochs": 0}, r"'epochs' must be >= 1"),
         ({"patience": 0}, r"'patience' must be >= 1 or null"),
@@ -147,3 +150,14 @@ def test_a_config_is_checked_once_and_never_changes():
     with pytest.raises(ConfigError, match="'epochs' must be >= 1"):
         TrainConfig(epochs=0)  # the constructor checks too
 
+
+
+def test_method_options_are_resolved_and_change_the_identity_only_when_given():
+    dro = load_config({"method": "group_dro", "method_options": {"step_size": 0.05}})
+    assert dro.resolved()["method_options"] == {"step_size": 0.05, "sampling": "balanced"}
+    assert dro.identity() != dro.replace(method_options={"step_size": 0.01}).identity()
+    # the defaults in force are part of the identity through "resolved"; a method without
+    # options keeps the identity it had before the key existed (no 'method_options' in it)
+    assert dro.replace(method_options={}).identity()["resolved"]["method_options"]["step_size"] == 0.01
+    plain = load_config({"method": "baseline"})
+    assert "method_options" not in plain.identity() and "method_options" not in plain.resolved()

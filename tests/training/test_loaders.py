@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import torch
+
 from finefcace.training.loaders import EpochShardSampler
 
 WORLD_SIZE = 2
@@ -77,6 +80,8 @@ def test_images_in_two_splits_are_reported(tmp_path, caplog):
     assert data.overlaps == {"train/test": 1, "val/test": 1}
     assert "1 image path(s) are in both the train and the test split (first: ['train/0.png'])" in caplog.text
     assert split_overlaps(data.table) == {"train/test": ["train/0.png"], "val/test": ["val/1.png"]}
+
+
 def test_a_run_meets_no_bad_image_mid_epoch_it_is_refused_before_training(tmp_path):
     """The policy: every image a run reads is decoded before the first batch (the decoded-image cache);
     an unusable one stops the run there, naming every such file and the fix; nothing is written."""
@@ -108,3 +113,45 @@ def test_a_run_meets_no_bad_image_mid_epoch_it_is_refused_before_training(tmp_pa
     assert data.train.images is not None and data.train.images is data.val.images  # decoded once, shared
     image, _, _ = data.train[0]
     assert tuple(image.shape) == (3, 64, 64)
+
+
+def test_weighted_sampling_draws_every_group_equally_often_and_stays_a_function_of_seed_and_epoch():
+    """Group-balanced sampling (mitigation methods): image i drawn with probability ∝ weights[i]."""
+    groups = np.array([0] * 80 + [1] * 16 + [2] * 4)          # 100 images, 80/16/4 per group
+    weights = torch.tensor([1.0 / 80] * 80 + [1.0 / 16] * 16 + [1.0 / 4] * 4 + [0.0] * 0)
+    sampler = EpochShardSampler(100, batch_size=10, seed=0, weights=weights)
+    drawn = []
+    for epoch in range(30):
+        sampler.set_epoch(epoch)
+        drawn += [i for _, i in sampler]
+    share = np.bincount(groups[drawn], minlength=3) / len(drawn)
+    np.testing.assert_allclose(share, [1 / 3] * 3, atol=0.03)   # 3000 draws: within 3 points of 1/3
+    sampler.set_epoch(5)
+    first = [i for _, i in sampler]
+    sampler.set_epoch(5, start_batch=3)
+    assert [i for _, i in sampler] == first[30:]                 # resume inside an epoch
+    never = EpochShardSampler(4, batch_size=2, seed=0, weights=torch.tensor([1.0, 0.0, 1.0, 0.0]))
+    assert {i for _, i in never} <= {0, 2}                      # weight 0: never drawn
+
+
+def test_the_training_loader_carries_the_protected_label_only_when_given(tmp_path):
+    from finefcace.sources.synthetic import generate_synthetic
+    from finefcace.training.config import load_config
+    from finefcace.training.loaders import prepare_data, train_loader
+
+    generate_synthetic(tmp_path, n_train=8, n_val=4, n_test=0, size=64, seed=0)
+    base = {"table": str(tmp_path / "labels.csv"), "backbone": "resnet18", "input_size": 64, "device": "cpu"}
+    for method in ("baseline", "finefcace"):
+        assert prepare_data(load_config(base, method=method)).domains is None
+    config = load_config(base, method="group_balanced")
+    data = prepare_data(config)
+    assert data.domains.columns == ["tone"] and data.domains.names == sorted(set(data.table["tone"][data.table["split"] == "train"]))
+    table = data.table.loc[data.train.row_indices]
+    assert [data.domains.names[c] for c in data.domains.codes] == table["tone"].tolist()
+    assert float(data.domains.counts.sum()) == 8
+    sampler = EpochShardSampler(8, batch_size=4, seed=0)
+    plain = next(iter(train_loader(data.train, sampler, config, 4, torch.device("cpu"))))
+    with_domains = next(iter(train_loader(data.train, sampler, config, 4, torch.device("cpu"), domains=data.domains.codes)))
+    assert len(plain) == 3 and len(with_domains) == 4
+    assert with_domains[3].tolist() == [int(data.domains.codes[i]) for i in
+                                        [list(data.train.row_indices).index(r) for r in with_domains[2].tolist()]]

@@ -145,3 +145,17 @@ def test_differences_name_unknown_arms(study):
         results.differences("nope", "baseline")
     one = results.differences("finefcace", "baseline", metrics_=["overall_accuracy"])
     assert list(one["metric"]) == ["overall_accuracy"]
+
+
+def test_arms_that_train_with_protected_labels_are_marked_in_the_runs_and_the_table(study, tiny_synthetic):
+    results, runs_root, _ = study
+    assert not results.runs["uses_protected_labels"].any()
+    assert "Protected labels in training" not in results.markdown()
+    mixed = run_study("mixed", base_config(tiny_synthetic), [ARMS[0], Arm("dro", {"method": "group_dro"}, "Group DRO")],
+                      [0], runs_root, n_bootstrap=10, log=lambda _: None)
+    assert list(mixed.runs["uses_protected_labels"]) == [False, True]
+    assert not mixed.runs["trained_now"].iloc[0]  # the baseline of the first study, loaded
+    table = mixed.markdown().splitlines()
+    assert table[0].endswith("| Seeds | Protected labels in training |")
+    assert table[2].startswith("| Baseline |") and table[2].endswith("| no |")
+    assert table[3].startswith("| Group DRO |") and table[3].endswith("| **yes** |")

@@ -123,6 +123,39 @@ def test_early_stopping_uses_validation_patience(tiny_synthetic, tmp_path, monke
     assert result.history["best"].tolist() == [True, True, False, False]
 
 
+@pytest.mark.parametrize(("method", "loss_columns"), [("group_balanced", ["loss"]), ("domain_independent", ["loss"]),
+                                                   ("adversarial", ["loss", "loss_adversary"]),
+                                                   ("group_dro", ["loss", "loss_worst_group"])])
+def test_mitigation_methods_write_the_same_run_directory_and_say_they_use_protected_labels(
+        tiny_synthetic, tmp_path, method, loss_columns, caplog):
+    run_dir = tmp_path / method
+    config = tiny_config(tiny_synthetic, run_dir, method=method, epochs=1, max_batches=2)
+    with caplog.at_level("INFO", logger="finefcace"):
+        result = trainer.train_or_load(config)
+    assert result.finished
+    for name in ("config.json", "last.pt", "best.pt", "history.csv", "summary.json", "predictions_test.csv"):
+        assert (run_dir / name).is_file(), name
+    assert [c for c in result.history.columns if c.startswith("loss")] == loss_columns
+    assert f"method {method} trains WITH PROTECTED LABELS (protected column(s) tone: 4 domains" in caplog.text
+    summary = json.loads((run_dir / "summary.json").read_text())
+    saved = json.loads((run_dir / "config.json").read_text())
+    for record in (summary, saved):
+        assert record["uses_protected_labels"] is True and record["protected_training_columns"] == ["tone"]
+        assert record["domains"] == ["tone_1", "tone_2", "tone_3", "tone_4"]
+    assert saved["resolved"]["method_options"]  # the options in force, defaults included
+    # read back (train-or-load) with the same model and predictions
+    again = trainer.train_or_load(config)
+    for key, value in result.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[key]), key
+    pd.testing.assert_frame_equal(result.predictions.reset_index(drop=True), again.predictions, check_dtype=False)
+
+
+def test_finefcace_and_the_baseline_record_that_they_use_no_protected_labels(tiny_synthetic, tmp_path):
+    result = train(tiny_config(tiny_synthetic, tmp_path / "b", method="baseline", epochs=1, max_batches=1,
+                               max_eval_batches=1))
+    assert result.summary["uses_protected_labels"] is False and result.summary["protected_training_columns"] == []
+
+
 # ------------------------------------------------------------------ bad input
 
 
@@ -182,6 +215,31 @@ def test_bad_data_fails_before_training_with_the_fix(tmp_path):
     with pytest.raises(ConfigError, match="'batch_size' must be int"):
         train(dict(base, table=str(tmp_path / "table.csv"), batch_size="16"))
     assert not (tmp_path / "run").exists()  # nothing was started
+
+
+@pytest.mark.parametrize("method", ["group_balanced", "domain_independent", "adversarial", "group_dro"])
+def test_a_method_that_needs_protected_labels_stops_before_training_on_a_table_without_them(tmp_path, method):
+    base = {"backbone": "resnet18", "input_size": 64, "batch_size": 2, "device": "cpu", "progress": False,
+            "run_dir": str(tmp_path / "run"), "method": method}
+    rows = [(f"img/{i}.png", "val" if i >= 4 else "train", "Male" if i % 2 else "Female") for i in range(6)]
+    table = _table(tmp_path, rows)  # path, split, gender: the target is the only protected column
+    with pytest.raises(TrainingDataError) as caught:
+        train(dict(base, table=str(table)))
+    message = str(caught.value)
+    assert f"method {method!r} trains with a protected label" in message
+    assert "no protected column besides the target 'gender'" in message and "'race' or 'tone'" in message
+    assert "Add it to the table" in message and "method: finefcace or method: baseline" in message
+    # a protected column with a gap in the training split
+    frame = pd.read_csv(table)
+    frame["race"] = ["White", None, "Black", "Black", "White", "Black"]
+    frame.to_csv(table, index=False)
+    with pytest.raises(TrainingDataError, match=r"1 training row\(s\) .* have none \(first rows \[1\]\)"):
+        train(dict(base, table=str(table)))
+    frame["race"] = "White"  # one domain: nothing to balance
+    frame.to_csv(table, index=False)
+    with pytest.raises(TrainingDataError, match="at least two protected domains"):
+        train(dict(base, table=str(table)))
+    assert not (tmp_path / "run").exists()  # stopped before anything was written
 
 
 # ------------------------------------------------------------------ convergence (slow)
