@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "FUSION_SUBSETS",
+    "budget_note",
     "fusion_predictions",
     "fusion_scores",
     "fusion_table",
@@ -174,3 +175,26 @@ def threshold_table(model: Any, loader: Any, table: "pd.DataFrame", thresholds: 
     frame = summary_table(reports, names=("threshold t",))
     frame.insert(0, "A_oval keeps (% of image)", [f"{shares[t]:.1f}" for t in reports])
     return frame
+
+
+def budget_note(report: "pd.DataFrame", epochs: int, max_batches: int | None = None) -> str:
+    """Plain sentences on the reference model of the trained ablations, from its gender-task
+    report: its overall and worst-group accuracy against chance, and whether at this budget
+    (``epochs`` epochs of at most ``max_batches`` batches) the ablations can mean anything.
+    Book: ``notebooks/06_ablations.ipynb``."""
+    from finefcace.course.findings import CHANCE
+
+    budget = f"{epochs} epoch{'s' if epochs != 1 else ''}" + (f" of at most {max_batches} batches" if max_batches else "")
+    summary = report[report["group"] == "all"].set_index("metric")
+    overall = summary.loc["overall_accuracy", "value"]
+    worst, worst_high = summary.loc["min_group_accuracy", ["value", "ci_high"]]
+    near_chance = (worst_high if worst_high == worst_high else worst) < CHANCE + 15
+    text = (f"At {budget}, the reference reaches {overall:.1f} % overall and {worst:.1f} % on its worst group "
+            f"(chance: {CHANCE:.0f} %). ")
+    if near_chance:
+        return text + ("Its worst group is near chance: the model has barely learned, so these trainings show that "
+                       "every variant runs, not which design choice is better — a difference between them says more "
+                       "about which run got further in a few updates. The committed study below uses a larger budget "
+                       "and several seeds.")
+    return text + ("Every group is clearly above chance, so a difference from it can reflect the design choice; "
+                   "with one seed, read it against its interval and against the committed study below.")
