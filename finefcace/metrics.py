@@ -39,6 +39,7 @@ __all__ = [
     "group_rates",
     "gender_task_report",
     "attribute_task_report",
+    "task_report",
     "aggregate_seeds",
     "PROTECTED_ATTRIBUTES",
     "protected_columns",
@@ -718,6 +719,15 @@ def _joint_alignment(prepared: Mapping[str, pd.DataFrame], protected: str) -> di
 
 # --------------------------------------------------------------------------------------------
 # several training seeds
+
+
+def task_report(predictions: pd.DataFrame, target: str, *, n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """The paper's report for a task (§4.3): gender classification — accuracy per protected
+    group, Max/Min, DoB (:func:`gender_task_report`); an attribute — accuracy, TPR, DEO,
+    DEOdds across genders (:func:`attribute_task_report`). Book: ``notebooks/05_evaluation.ipynb``."""
+    if target == "gender":
+        return gender_task_report(predictions, n_bootstrap=n_bootstrap, seed=seed)
+    return attribute_task_report({target: predictions}, protected="gender", n_bootstrap=n_bootstrap, seed=seed)
 
 
 def aggregate_seeds(reports: Sequence[pd.DataFrame] | Mapping[Any, pd.DataFrame]) -> pd.DataFrame:

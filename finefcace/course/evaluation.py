@@ -2,7 +2,7 @@
 
 Paper §4.3 (evaluation metrics) and §5 (Tables 2-9). Introduced in
 ``notebooks/05_evaluation.ipynb``: the paper table a dataset and task sit beside, the task's
-report (:mod:`finefcace.metrics`), the paper's own summaries recomputed from its group
+report (:func:`finefcace.metrics.task_report`), the paper's own summaries recomputed from its group
 accuracies, and our rows picked out of :mod:`finefcace.course.paper_results`' side-by-side tables.
 """
 
@@ -28,7 +28,6 @@ __all__ = [
     "paper_summaries_recomputed",
     "paper_table_key",
     "summary_columns",
-    "task_report",
 ]
 
 
@@ -46,18 +45,6 @@ def paper_table_key(dataset: str, backbone: str | None = None, target: str = "ge
     if dataset == "celeba":
         return "table4", None
     return ("table9" if (backbone or "").startswith("densenet") else "table2"), None
-
-
-def task_report(predictions: "pd.DataFrame", target: str, *, n_bootstrap: int = 1000, seed: int = 0) -> "pd.DataFrame":
-    """The paper's report for a task (§4.3): gender classification — accuracy per protected
-    group, Max/Min, DoB (:func:`finefcace.metrics.gender_task_report`); an attribute —
-    accuracy, TPR, DEO, DEOdds across genders (:func:`finefcace.metrics.attribute_task_report`).
-    Book: ``notebooks/05_evaluation.ipynb``."""
-    from finefcace import metrics
-
-    if target == "gender":
-        return metrics.gender_task_report(predictions, n_bootstrap=n_bootstrap, seed=seed)
-    return metrics.attribute_task_report({target: predictions}, protected="gender", n_bootstrap=n_bootstrap, seed=seed)
 
 
 def paper_summaries_recomputed(tables: Iterable[str] = ("table2", "table5", "table9")) -> "pd.DataFrame":

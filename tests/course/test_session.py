@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from finefcace.course import ablations, evaluation, training
+from finefcace import metrics
+from finefcace.course import ablations, training
 from finefcace.course import session as course
 from finefcace.course.parameters import ParameterError
 from tests.course_fixtures import course_dir, namespace  # noqa: F401  (course_dir: a fixture)
@@ -86,7 +87,7 @@ def test_trained_runs_feed_the_evaluation_helpers(tmp_path, monkeypatch):
     assert ("raw+oval", "all") in fusion.index and "DoB" in fusion.columns
     thresholds = ablations.threshold_table(second.model, course.split_loader(second), table, [0.3, 0.9])
     assert list(thresholds.index) == [0.3, 0.9]
-    report = evaluation.task_report(second.predictions, "gender", n_bootstrap=20)
+    report = metrics.task_report(second.predictions, "gender", n_bootstrap=20)
     assert "degree_of_bias" in set(report["metric"])
     summary = training.run_summary({"FineFACE": second})
     assert summary.loc["FineFACE", "epochs run"] == 1

@@ -1,0 +1,377 @@
+"""A study: one experiment trained for several arms and seeds, and compared side by side.
+
+An *arm* is a named set of configuration changes on top of one base configuration (another
+``method``, more ``epochs``, another ``input_size`` ...). :func:`run_study` trains every arm
+for every seed with :func:`~finefcace.training.trainer.train_or_load` under
+``<runs_root>/<arm>/seed<k>`` (so a second call loads instead of training), evaluates each run
+on its own test split and on any cross-dataset tables, and reports each with the paper's
+fairness metrics (§4.3, bootstrap intervals: :func:`finefcace.metrics.task_report`).
+:class:`StudyResults` holds every run's report, aggregates over seeds (mean ± standard
+deviation) and pairs two arms seed by seed (:meth:`StudyResults.differences`): the same seed
+means the same data order and initialisation, so the paired difference removes much of the
+run-to-run noise. Results are saved as JSON and rendered as Markdown, like the benchmarks:
+measured, never typed.
+
+The experiments under ``experiments/`` are studies; the book shows their results beside the
+single runs the notebooks train (``book/results.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from finefcace import metrics
+from finefcace.training.config import ConfigError, TrainConfig, load_config
+from finefcace.training.evaluation import evaluate_run
+from finefcace.training.run_directory import SUMMARY_FILE
+from finefcace.training.trainer import train_or_load
+
+__all__ = ["Arm", "CrossDataset", "RunMeasure", "StudyResults", "run_study", "SUMMARY_METRICS"]
+
+#: The summaries a study table shows for each task, in column order.
+SUMMARY_METRICS: dict[str, tuple[str, ...]] = {
+    "gender": ("overall_accuracy", "min_group_accuracy", "max_min_ratio", "degree_of_bias"),
+    "attribute": ("accuracy", "max_group_accuracy", "min_group_accuracy", "deo", "deodds"),
+}
+#: Which way is better for each summary (+1: higher, -1: lower), used to word differences.
+BETTER: dict[str, int] = {
+    "overall_accuracy": 1, "accuracy": 1, "min_group_accuracy": 1, "max_group_accuracy": 1, "tpr": 1,
+    "max_min_ratio": -1, "degree_of_bias": -1, "deo": -1, "deodds": -1,
+}
+_LABELS = {
+    "overall_accuracy": "Overall ↑", "accuracy": "Accuracy ↑", "min_group_accuracy": "Worst group ↑",
+    "max_group_accuracy": "Best group", "max_min_ratio": "Max/Min ↓", "degree_of_bias": "DoB ↓",
+    "deo": "DEO ↓", "deodds": "DEOdds ↓",
+}
+OWN_TEST = "test"  # the name of a run's own test split among a study's test sets
+
+#: Extra measurements of a finished run: ``measure(config, run_dir) -> {name: number}``.
+RunMeasure = Callable[[TrainConfig, Path], Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a study: a name (a folder name too), the configuration keys it changes,
+    and one line saying what it is for the tables."""
+
+    name: str
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or os.sep in self.name or self.name.startswith("."):
+            raise ValueError(f"arm name {self.name!r} must be a plain folder name (it names <runs_root>/<arm>)")
+        for key in ("seed", "run_dir"):
+            if key in self.changes:
+                raise ValueError(f"arm {self.name!r} sets {key!r}: the study sets it for every run")
+
+
+@dataclass(frozen=True)
+class CrossDataset:
+    """A cross-dataset test set: a dataset table (and its image root) with the run's target."""
+
+    table: str
+    root: str | None = None
+    split: str = "test"
+
+
+@dataclass
+class StudyResults:
+    """Everything a study measured: one report row per (arm, seed, test set, metric, group),
+    one row per run, and what produced them (:attr:`meta`)."""
+
+    name: str
+    reports: pd.DataFrame
+    runs: pd.DataFrame
+    meta: dict[str, Any]
+
+    # ------------------------------------------------------------------ aggregation
+    @property
+    def arms(self) -> list[str]:
+        return [arm["name"] for arm in self.meta["arms"]]
+
+    @property
+    def task(self) -> str:
+        return self.meta["task"]
+
+    def summary(self, test_set: str = OWN_TEST, metrics_: Sequence[str] | None = None) -> pd.DataFrame:
+        """Mean, standard deviation (ddof=1) and number of seeds of each summary metric, one row
+        per arm (in the study's order), on ``test_set``."""
+        wanted = list(metrics_ or SUMMARY_METRICS[self.task])
+        rows = self._summary_rows(test_set)
+        rows = rows[rows["metric"].isin(wanted)]
+        stats = rows.groupby(["arm", "metric"], sort=False)["value"].agg(["mean", "std", "count"])
+        out = stats.rename(columns={"count": "n_seeds"}).reset_index()
+        out["arm"] = pd.Categorical(out["arm"], self.arms, ordered=True)
+        out["metric"] = pd.Categorical(out["metric"], wanted, ordered=True)
+        return out.sort_values(["arm", "metric"]).reset_index(drop=True)
+
+    def group_summary(self, test_set: str = OWN_TEST) -> pd.DataFrame:
+        """Mean and standard deviation over seeds of each group's accuracy, one row per arm and
+        group (gender task; for the attribute task, the per-gender accuracy of the mean row)."""
+        rows = self._rows(test_set)
+        rows = rows[(rows["metric"] == "accuracy") & (rows["group"] != metrics.ALL_GROUPS)]
+        stats = rows.groupby(["arm", "group"], sort=False)["value"].agg(["mean", "std", "count"])
+        out = stats.rename(columns={"count": "n_seeds"}).reset_index()
+        out["arm"] = pd.Categorical(out["arm"], self.arms, ordered=True)
+        return out.sort_values(["arm"], kind="stable").reset_index(drop=True)
+
+    def differences(self, arm: str, reference: str, test_set: str = OWN_TEST,
+                    metrics_: Sequence[str] | None = None, confidence: float = 0.95) -> pd.DataFrame:
+        """``arm`` minus ``reference``, seed by seed, for each summary metric: the mean
+        difference, its standard deviation, a ``confidence`` interval of the mean over seeds
+        (Student's t, NaN with one seed), the number of seeds and how many of them favour
+        ``arm`` (the direction in which the metric is better: :data:`BETTER`)."""
+        from scipy import stats as scipy_stats
+
+        for name in (arm, reference):
+            if name not in self.arms:
+                raise KeyError(f"study {self.name!r} has no arm {name!r}; its arms: {self.arms}")
+        wanted = list(metrics_ or SUMMARY_METRICS[self.task])
+        rows = self._summary_rows(test_set)
+        wide = rows[rows["metric"].isin(wanted)].pivot_table(index=["metric", "seed"], columns="arm",
+                                                             values="value", aggfunc="first")
+        records = []
+        for metric in wanted:
+            if metric not in wide.index.get_level_values("metric"):
+                continue
+            pair = wide.loc[metric][[arm, reference]].dropna()
+            diff = (pair[arm] - pair[reference]).to_numpy(dtype=float)
+            n = len(diff)
+            mean = float(diff.mean()) if n else math.nan
+            std = float(diff.std(ddof=1)) if n > 1 else math.nan
+            half = float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)) if n > 1 else math.nan
+            better = BETTER.get(metric, 1)
+            records.append({
+                "metric": metric, "arm": arm, "reference": reference, "mean": mean, "std": std,
+                "ci_low": mean - half, "ci_high": mean + half, "n_seeds": n,
+                "seeds_favouring_arm": int(np.sum(better * diff > 0)),
+                "seeds_favouring_reference": int(np.sum(better * diff < 0)),
+                "higher_is_better": better > 0,
+            })
+        return pd.DataFrame.from_records(records)
+
+    def _rows(self, test_set: str) -> pd.DataFrame:
+        if test_set not in set(self.reports["test_set"]):
+            raise KeyError(f"study {self.name!r} has no test set {test_set!r}; "
+                           f"it has {sorted(set(self.reports['test_set']))}")
+        return self.reports[self.reports["test_set"] == test_set]
+
+    def _summary_rows(self, test_set: str) -> pd.DataFrame:
+        rows = self._rows(test_set)
+        return rows[rows["group"] == metrics.ALL_GROUPS]
+
+    # ------------------------------------------------------------------ output
+    def to_json(self, path: str | os.PathLike) -> Path:
+        """Write the results (``reports``, ``runs``, ``meta``) as one JSON file, atomically
+        (Python's JSON: an infinite Max/Min, from a group at 0 %, is kept as ``Infinity``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = {
+            "name": self.name, "meta": self.meta,
+            "runs": self.runs.to_dict(orient="records"),
+            "reports": self.reports.to_dict(orient="records"),
+        }
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(json.dumps(document, indent=1) + "\n")
+        os.replace(temporary, path)
+        return path
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> StudyResults:
+        """Read results written by :meth:`to_json`."""
+        path = Path(path)
+        try:
+            document = json.loads(path.read_text())
+            return cls(name=document["name"], meta=document["meta"], runs=pd.DataFrame(document["runs"]),
+                       reports=pd.DataFrame(document["reports"]))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"study results not found: {path} (run the study's script to make them)") from None
+        except (json.JSONDecodeError, KeyError) as error:
+            raise ValueError(f"{path} is not a study results file ({error}); regenerate it with its script") from None
+
+    def markdown(self, test_set: str = OWN_TEST, decimals: int = 1) -> str:
+        """The summary table (mean ± sd over seeds) of ``test_set``, one row per arm, with
+        the training time per run and a caption saying what produced it."""
+        summary = self.summary(test_set)
+        wanted = [m for m in SUMMARY_METRICS[self.task] if m in set(summary["metric"])]
+        header = ["Arm", *[_LABELS.get(m, m) for m in wanted], "Epochs run", "Training time per run", "Seeds"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        descriptions = {arm["name"]: arm.get("description") or arm["name"] for arm in self.meta["arms"]}
+        for arm in self.arms:
+            cells = [descriptions[arm]]
+            for metric in wanted:
+                row = summary[(summary["arm"] == arm) & (summary["metric"] == metric)]
+                cells.append(_mean_sd(row, 3 if metric == "max_min_ratio" else decimals))
+            runs = self.runs[self.runs["arm"] == arm]
+            cells.append(f"{runs['epochs_run'].mean():.1f}" if len(runs) else "—")
+            cells.append(_duration(runs["train_seconds"].mean()) if len(runs) else "—")
+            cells.append(str(len(runs)))
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n\n" + self.caption(test_set) + "\n"
+
+    def caption(self, test_set: str = OWN_TEST) -> str:
+        """What produced the numbers: data, model, budget, hardware, date, and the command."""
+        meta = self.meta
+        where = "its own test split" if test_set == OWN_TEST else f"the cross-dataset test set {test_set!r}"
+        return (f"Study `{self.name}` on {where}: mean ± standard deviation over seeds {meta['seeds']} "
+                f"({meta['data']}); {meta['model']}; {meta['hardware']}, {meta['date'][:10]}; "
+                f"the whole study took {_duration(meta['wall_seconds'])}. Regenerate: `{meta['command']}`.")
+
+
+def _mean_sd(row: pd.DataFrame, decimals: int) -> str:
+    if row.empty or np.isnan(row["mean"].iloc[0]):
+        return "—"
+    if np.isinf(row["mean"].iloc[0]):
+        return "∞ (a group at 0 %)"
+    mean, std = float(row["mean"].iloc[0]), float(row["std"].iloc[0])
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}" if np.isfinite(std) else f"{mean:.{decimals}f}"
+
+
+def _duration(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "—"
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _hardware() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    return f"CPU, {torch.get_num_threads()} threads ({platform.processor() or platform.machine()}), torch {torch.__version__}"
+
+
+def _describe_data(config: TrainConfig) -> str:
+    """The data in words; synthetic faces (generated, or a table written by the generator,
+    which leaves ``bias.json`` beside it) are labelled SYNTHETIC."""
+    if config.synthetic is not None:
+        sizes = {k: config.synthetic[k] for k in ("n_train", "n_val", "n_test") if k in config.synthetic}
+        return f"SYNTHETIC faces {sizes}, target {config.target}"
+    table = Path(config.table or Path(config.root or ".") / "labels.csv")
+    kind = "SYNTHETIC faces, " if (table.parent / "bias.json").is_file() else ""
+    return f"{kind}table {table}, target {config.target}"
+
+
+def _describe_model(config: TrainConfig, arms: Sequence[Arm]) -> str:
+    resolved = config.resolved()
+    weights = config.weights or "from scratch"
+    varying = sorted({key for arm in arms for key in arm.changes})
+    note = f" (arms change: {', '.join(varying)})" if varying else ""
+    return (f"{resolved.get('backbone', config.backbone)} ({weights}), {resolved.get('input_size')} px, "
+            f"batch {resolved.get('batch_size')}, {config.epochs} epochs, patience {config.patience}{note}")
+
+
+def _modified(path: Path) -> float | None:
+    return path.stat().st_mtime_ns if path.is_file() else None
+
+
+def _training_seconds(run_dir: Path) -> float:
+    """Training time of a finished run, summed from its history (so a loaded run keeps it)."""
+    history = run_dir / "history.csv"
+    if not history.is_file():
+        return math.nan
+    frame = pd.read_csv(history)
+    return float(frame["epoch_seconds"].sum()) if "epoch_seconds" in frame.columns else math.nan
+
+
+def run_study(
+    name: str,
+    base: TrainConfig | Mapping[str, Any] | str | os.PathLike,
+    arms: Sequence[Arm],
+    seeds: Sequence[int],
+    runs_root: str | os.PathLike,
+    *,
+    cross_datasets: Mapping[str, CrossDataset] | None = None,
+    n_bootstrap: int = 1000,
+    measure: RunMeasure | None = None,
+    command: str = "",
+    log: Callable[[str], Any] = print,
+) -> StudyResults:
+    """Train (or load) every arm × seed and report each run on its test split and on
+    ``cross_datasets`` (name → :class:`CrossDataset`).
+
+    ``base`` is the configuration every arm starts from (a :class:`TrainConfig`, a dict or a
+    YAML/JSON file; checked before anything trains: an arm whose changes make an invalid
+    configuration fails here, naming the arm). Reports use
+    :func:`finefcace.metrics.task_report` with bootstrap seed 0, so two calls on the same runs
+    give the same numbers. ``measure(config, run_dir)`` adds numbers of its own to each run's
+    row (e.g. attention-crop areas). ``command`` is the command line that regenerates the
+    study, printed in its caption.
+    """
+    if not arms:
+        raise ValueError(f"study {name!r}: give at least one arm")
+    if len({arm.name for arm in arms}) != len(arms):
+        raise ValueError(f"study {name!r}: arm names must be distinct, got {[arm.name for arm in arms]}")
+    if not seeds:
+        raise ValueError(f"study {name!r}: give at least one seed")
+    base_config = load_config(base)
+    runs_root = Path(runs_root)
+    cross_datasets = dict(cross_datasets or {})
+    if OWN_TEST in cross_datasets:
+        raise ValueError(f"study {name!r}: {OWN_TEST!r} names the runs' own test split; call the cross-dataset set otherwise")
+    configs: dict[tuple[str, int], TrainConfig] = {}
+    for arm in arms:  # every configuration checked before the first run trains
+        for seed in seeds:
+            try:
+                configs[arm.name, seed] = load_config(base_config, **dict(arm.changes), seed=seed,
+                                                      run_dir=str(runs_root / arm.name / f"seed{seed}"))
+            except ConfigError as error:
+                raise ConfigError(f"study {name!r}, arm {arm.name!r}: {error}") from None
+    task = "gender" if base_config.target == "gender" else "attribute"
+    started = time.perf_counter()
+    reports, runs = [], []
+    for arm in arms:
+        for seed in seeds:
+            config = configs[arm.name, seed]
+            run_dir = Path(config.run_dir)
+            log(f"[{name}] {arm.name}, seed {seed}: train or load {run_dir}")
+            before = _modified(run_dir / SUMMARY_FILE)
+            result = train_or_load(config)
+            test_sets = {OWN_TEST: result.predictions if result.predictions is not None
+                         else evaluate_run(run_dir, split="test", device=config.device)}
+            for test_name, cross in cross_datasets.items():
+                cached = run_dir / f"predictions_cross_{test_name}.csv"
+                if cached.is_file() and cached.stat().st_mtime >= (run_dir / "best.pt").stat().st_mtime:
+                    test_sets[test_name] = pd.read_csv(cached)
+                else:
+                    test_sets[test_name] = evaluate_run(run_dir, split=cross.split, table=cross.table, root=cross.root,
+                                                        out=cached, device=config.device)
+            for test_name, predictions in test_sets.items():
+                report = metrics.task_report(predictions, config.target, n_bootstrap=n_bootstrap, seed=0)
+                report.insert(0, "test_set", test_name)
+                report.insert(0, "seed", seed)
+                report.insert(0, "arm", arm.name)
+                reports.append(report)
+            summary = result.summary
+            row = {"arm": arm.name, "seed": seed, "run_dir": str(run_dir), "trained_now": _modified(run_dir / SUMMARY_FILE) != before,
+                   "train_seconds": _training_seconds(run_dir), "epochs_run": summary.get("epochs_run"),
+                   "best_epoch": summary.get("best_epoch"), "stopped_early": summary.get("stopped_early"),
+                   "optimizer_steps": summary.get("steps"), "val_accuracy": summary.get("val_accuracy"),
+                   "method": config.method}
+            if measure is not None:
+                row.update({key: float(value) for key, value in measure(config, run_dir).items()})
+            runs.append(row)
+    meta = {
+        "task": task, "target": base_config.target, "seeds": list(seeds),
+        "arms": [{"name": arm.name, "changes": dict(arm.changes), "description": arm.description} for arm in arms],
+        "cross_datasets": {k: dataclasses.asdict(v) for k, v in cross_datasets.items()},
+        "base_config": base_config.to_dict(), "data": _describe_data(base_config),
+        "model": _describe_model(base_config, arms), "hardware": _hardware(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "wall_seconds": time.perf_counter() - started, "n_bootstrap": n_bootstrap, "command": command,
+    }
+    return StudyResults(name=name, reports=pd.concat(reports, ignore_index=True), runs=pd.DataFrame(runs), meta=meta)
