@@ -57,7 +57,7 @@ METRIC_WORDS: dict[str, tuple[str, str, int]] = {
     "min_group_accuracy": ("worst group's accuracy", "points", 1),
     "max_group_accuracy": ("best group's accuracy", "points", 1),
     "max_min_ratio": ("Max/Min ratio", "", 3),
-    "degree_of_bias": ("degree of bias (DoB)", "points", 1),
+    "degree_of_bias": ("degree of bias, DoB", "points", 1),
     "tpr": ("true-positive rate", "points", 1),
     "deo": ("DEO", "points", 1),
     "deodds": ("DEOdds", "points", 1),
@@ -186,21 +186,25 @@ def what_we_found(study: Any, *, arm: str, reference: str, control: str | None =
     lines += [f"- {effect_sentence(row, names)}" for row in main.to_dict("records")]
     lines += ["", f"In one line: {names[arm]} is {claim_verdict(main)}."]
     if control is not None:
-        against_control = study.differences(arm, control, test_set=test_set, metrics_=metrics)
         more_training = study.differences(control, reference, test_set=test_set, metrics_=metrics)
+        against_control = study.differences(arm, control, test_set=test_set, metrics_=metrics)
         compute = _compute_sentence(study, arm, control, names)
-        lines += ["", f"*The equal-compute control*: {names[control]}"
-                      + (f" — {compute}" if compute else "") + "."]
+        lines += ["", f"*The equal-compute control*, {names[control]}" + (f": {compute}" if compute else "") + ".",
+                  "", f"What more training alone does ({names[control]} against {names[reference]}):", ""]
+        lines += [f"- {effect_sentence(row, names)}" for row in more_training.to_dict("records")]
+        lines += ["", f"{names[arm]} against the control:", ""]
         lines += [f"- {effect_sentence(row, names)}" for row in against_control.to_dict("records")]
-        lines += ["", f"Against it, {names[arm]} is {claim_verdict(against_control)}. "
-                      f"More training alone makes {names[control]} {claim_verdict(more_training)} "
-                      f"compared with {names[reference]}."]
+        lines += ["", f"In one line: against a baseline given its optimizer updates, {names[arm]} is "
+                      f"{claim_verdict(against_control)}."]
     lines += ["", "*What this does not say.* "
                   f"These are {n_seeds} seeds of {study.meta['model']} on {study.meta['data']} "
-                  f"({study.meta['hardware']}): a small network, a short training, a rendered dataset whose groups "
-                  "are rendering parameters, not people. The paper's claim is about ResNet-50 at 448 px on "
-                  "FairFace and CelebA; this study can neither confirm nor refute it there — it says what the method "
-                  "does in this setting, and the paper profiles in `configs/` run the same notebooks on the real data."]
+                  f"({study.meta['hardware']}). The intervals are over training seeds on one fixed test split: they "
+                  "leave out the sampling noise of the test set itself (chapter 5's bootstrap intervals show it) "
+                  "and of the one rendering of the data. If the data are synthetic, their groups are rendering "
+                  "parameters, not people. The paper's claim is about ResNet-50 at 448 px on FairFace and CelebA; "
+                  "a study of a small network with a short training can neither confirm nor refute it there — it "
+                  "says what the method does in this setting. The paper profiles in `configs/` run the same "
+                  "notebooks, and `experiments/seeds.py --profile` the same study, on the real data."]
     return "\n".join(lines) + "\n"
 
 

@@ -71,3 +71,77 @@ def test_fairness_measures_that_disagree_are_not_called_fairer():
                          difference("min_group_accuracy", 4, 1, 7, higher_is_better=True),
                          difference("degree_of_bias", 3, 1, 5, higher_is_better=False)])
     assert findings.claim_verdict(rows).startswith("more accurate, with no clear change in fairness")
+
+
+def hand_made_study(values: dict[str, dict[str, list[float]]], descriptions: dict[str, str], *,
+                    seconds: dict[str, float] | None = None, updates: dict[str, float] | None = None):
+    """A StudyResults with chosen summary values per arm (metric -> one value per seed)."""
+    from finefcace.training.study import StudyResults
+
+    reports, runs = [], []
+    for arm, by_metric in values.items():
+        n_seeds = len(next(iter(by_metric.values())))
+        for seed in range(n_seeds):
+            for metric, per_seed in by_metric.items():
+                reports.append({"arm": arm, "seed": seed, "test_set": "test", "metric": metric, "group": "all",
+                                "n": 640, "value": per_seed[seed], "ci_low": float("nan"), "ci_high": float("nan"),
+                                "unit": "ratio" if metric == "max_min_ratio" else "%"})
+            runs.append({"arm": arm, "seed": seed, "train_seconds": (seconds or {}).get(arm, 60.0),
+                         "optimizer_updates": (updates or {}).get(arm, 200.0), "epochs_run": 4})
+    meta = {"task": "gender", "target": "gender", "seeds": list(range(n_seeds)),
+            "arms": [{"name": a, "changes": {}, "description": d} for a, d in descriptions.items()],
+            "data": "SYNTHETIC faces (hand-made numbers)", "model": "resnet18 (from scratch), 64 px",
+            "hardware": "no hardware", "date": "2026-11-30T00:00:00", "wall_seconds": 0.0, "command": "none"}
+    return StudyResults(name="hand-made", reports=pd.DataFrame(reports), runs=pd.DataFrame(runs), meta=meta)
+
+
+ARMS = {"finefcace": "FineFACE", "baseline": "Baseline", "baseline-equal-updates": "Baseline ×5 epochs"}
+
+
+def test_what_we_found_when_finefcace_is_more_accurate_but_less_fair_and_more_training_explains_it():
+    study = hand_made_study({
+        "finefcace": {"overall_accuracy": [88, 87, 89], "degree_of_bias": [15, 16, 14]},
+        "baseline": {"overall_accuracy": [80, 79, 81.5], "degree_of_bias": [11, 11.5, 10]},
+        "baseline-equal-updates": {"overall_accuracy": [88.5, 86.5, 89.5], "degree_of_bias": [12, 13, 10.5]},
+    }, ARMS, seconds={"finefcace": 210.0, "baseline": 40.0, "baseline-equal-updates": 200.0},
+        updates={"finefcace": 1000.0, "baseline": 200.0, "baseline-equal-updates": 1000.0})
+    text = findings.what_we_found(study, arm="finefcace", reference="baseline", control="baseline-equal-updates")
+    assert "Overall accuracy (higher is better): FineFACE is higher than Baseline by 7.8 points" in text
+    assert "Degree of bias, DoB (lower is better): FineFACE is higher than Baseline by 4.2 points" in text
+    assert "In one line: FineFACE is more accurate but less fair" in text
+    # against equal updates the accuracy gain is gone: no clear difference
+    assert "Overall accuracy (higher is better): no clear difference — FineFACE − Baseline ×5 epochs = −0.2" in text
+    assert "1,000 optimizer updates per run against 1,000 for FineFACE (100 %)" in text
+    assert "3.3 min of training per run against 3.5 min (95 % of its wall time)" in text
+    assert "What more training alone does (Baseline ×5 epochs against Baseline)" in text
+    assert ("In one line: against a baseline given its optimizer updates, FineFACE is less fair, with no clear "
+            "change in accuracy") in text
+    assert "can neither confirm nor refute it there" in text
+
+
+def test_what_we_found_when_finefcace_is_better_on_everything():
+    study = hand_made_study({
+        "finefcace": {"overall_accuracy": [90, 91, 92], "min_group_accuracy": [85, 86, 88]},
+        "baseline": {"overall_accuracy": [85, 85.5, 86], "min_group_accuracy": [70, 72, 71]},
+    }, {"finefcace": "FineFACE", "baseline": "Baseline"})
+    text = findings.what_we_found(study, arm="finefcace", reference="baseline")
+    assert "In one line: FineFACE is more accurate and fairer: what the paper claims, on this data." in text
+    assert "Worst group's accuracy (higher is better): FineFACE is higher than Baseline by 15.3 points" in text
+    assert "equal-compute" not in text
+
+
+def test_ablation_findings_start_with_whether_the_reference_learned():
+    degenerate = hand_made_study({
+        "reference": {"overall_accuracy": [66, 64, 68], "min_group_accuracy": [15, 30, 22]},
+        "pooling-gap": {"overall_accuracy": [60, 70, 65], "min_group_accuracy": [10, 40, 20]},
+    }, {"reference": "reference", "pooling-gap": "pooling gap"})
+    text = findings.ablation_findings(degenerate, reference="reference")
+    assert "reaches 66.0 ± 2.0 % overall and 22.3 ± 7.5 % on its worst group over 3 seeds (chance: 50 %)" in text
+    assert "Read the comparisons below as a demonstration of the method, not as findings." in text
+    assert "of 2 comparisons, 0 are clearly better than the reference, 0 clearly worse and 2 show no clear difference" in text
+    learned = hand_made_study({
+        "reference": {"overall_accuracy": [90, 91, 92], "min_group_accuracy": [84, 86, 85]},
+        "pooling-gap": {"overall_accuracy": [85, 86, 86.5], "min_group_accuracy": [80, 81, 80]},
+    }, {"reference": "reference", "pooling-gap": "pooling gap"})
+    text = findings.ablation_findings(learned, reference="reference")
+    assert "Every group is well above chance" in text and "2 clearly worse" in text
