@@ -1,5 +1,6 @@
-"""Several seeds and an equal-compute control for a profile's comparisons (book: results page,
-chapters 5 and 6).
+"""Several seeds and an equal-compute control for a profile's comparisons.
+
+The book shows the results on its results page and in chapters 5 and 6.
 
     python experiments/seeds.py --ablation-epochs 2           # the quick profile, seeds 0 1 2 (the book's)
     python experiments/seeds.py --profile configs/paper_fairface.yaml --seeds 0 1 2 --studies main
