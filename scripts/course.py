@@ -174,12 +174,28 @@ def execute_notebooks(root: Path, stems: list[str], params: dict, *, profile_nam
                 if kept.exists() else
                 f"notebook {source.relative_to(root)} failed: {where}") from None
         seconds = time.perf_counter() - started
+        _collapse_injected_parameters(target)
         timings.append({"notebook": stem, "seconds": round(seconds, 1)})
         print(f"[course] {stem}: {seconds:.1f} s", flush=True)
         noted = [json.loads(line) for line in ledger.read_text().splitlines()] if ledger.is_file() else []
         runs += [{"notebook": stem, **entry} for entry in noted[len(runs):]]
     _write_status(root, timings, profile_name, runs)
     return timings
+
+
+def _collapse_injected_parameters(executed: Path) -> None:
+    """Collapse the cell papermill adds with a profile's values, like the parameters cell it
+    overrides (Jupyter Book's ``hide-input`` tag): the book opens on the chapter, not on a list
+    of settings."""
+    import nbformat
+
+    notebook = nbformat.read(executed, as_version=4)
+    injected = [c for c in notebook.cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    for cell in injected:
+        if "hide-input" not in cell.metadata["tags"]:
+            cell.metadata["tags"].append("hide-input")
+    if injected:
+        nbformat.write(notebook, executed)
 
 
 def _write_status(root: Path, timings: list[dict], profile_name: str, runs: list[dict] | None = None) -> None:
