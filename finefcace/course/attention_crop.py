@@ -47,19 +47,28 @@ def deepest_map_size(model: Any, input_size: int) -> tuple[int, int]:
 
 def chapter_run(params: Mapping[str, Any], input_size: int | None = None, *, epochs: int | None = None,
                 max_batches: int | None = None) -> Any:
-    """The trained FineFACE chapter 03 reads (train-or-load). When ``input_size`` is None or the
-    profile's own input size is at least ``input_size`` (the paper's 448 px), chapter 04's run
-    ``<run_dir>/<target>-finefcace``; otherwise a run of its own at ``input_size`` px,
-    ``<run_dir>/<target>-finefcace-<input_size>px``, trained for
-    ``epochs`` epochs of at most ``max_batches`` batches. Synthetic faces are then rendered at
-    that size (``<root>-<input_size>px``), since upsampled small faces would hold no finer
-    detail for the maps to find. Book: ``notebooks/03_attention_crop.ipynb``."""
+    """The trained FineFACE chapter 03 reads (train-or-load). First chapter 04's run,
+    ``<run_dir>/<target>-finefcace`` (this chapter trains it when it runs first). When
+    ``input_size`` is None or the profile's own input size is at least ``input_size`` (the
+    paper's 448 px), that is the model. Otherwise its backbone is fine-tuned at ``input_size``
+    px — new descriptor blocks and classifiers, ``epochs`` epochs of at most ``max_batches``
+    batches — in ``<run_dir>/<target>-finefcace-<input_size>px``: far cheaper than training at
+    that size from scratch. Synthetic faces are rendered at that size (``<root>-<input_size>px``),
+    since upsampled small faces would hold no finer detail for the maps to find.
+    Book: ``notebooks/03_attention_crop.ipynb``."""
+    from pathlib import Path
+
+    from finefcace.backbones import save_backbone_file
     from finefcace.course import session
 
     target = params.get("target", "gender")
+    base = session.trained_run(params, f"{target}-finefcace", method="finefcace")
     if input_size is None or (params.get("input_size") or 0) >= input_size:
-        return session.trained_run(params, f"{target}-finefcace", method="finefcace")
-    changes: dict[str, Any] = {"input_size": input_size, "max_batches": max_batches}
+        return base
+    backbone = Path(base.run_dir) / "backbone.pt"
+    if not backbone.is_file() or backbone.stat().st_mtime < (Path(base.run_dir) / "best.pt").stat().st_mtime:
+        save_backbone_file(base.model, backbone)
+    changes: dict[str, Any] = {"input_size": input_size, "max_batches": max_batches, "weights": backbone.as_posix()}
     if epochs is not None:
         changes["epochs"] = epochs
     synthetic = params.get("synthetic")

@@ -57,22 +57,37 @@ def test_the_deepest_map_is_a_32nd_of_the_input(small_models):
     assert next(model.parameters()).device.type == "cpu"  # measured on a copy
 
 
-def test_chapter_run_reads_chapter_4s_model_unless_its_maps_are_too_small(monkeypatch):
+def test_chapter_run_fine_tunes_chapter_4s_backbone_when_its_maps_are_too_small(monkeypatch, tmp_path, small_models):
+    import torch
+
     from finefcace.course import session
 
+    model, _ = small_models
+    (tmp_path / "best.pt").write_text("")
+
+    class Run:
+        run_dir = tmp_path
+
+    Run.model = model
     asked = []
-    monkeypatch.setattr(session, "trained_run", lambda params, name, **changes: asked.append((name, changes)))
+    monkeypatch.setattr(session, "trained_run", lambda params, name, **changes: asked.append((name, changes)) or Run())
     quick = {"target": "gender", "input_size": 64, "root": "data/synthetic",
              "synthetic": {"n_train": 16, "size": 64, "seed": 0}}
     attention_crop.chapter_run(quick, 128, epochs=2, max_batches=5)
-    name, changes = asked[-1]
-    assert name == "gender-finefcace-128px"
+    assert [name for name, _ in asked] == ["gender-finefcace", "gender-finefcace-128px"]
+    changes = asked[-1][1]
     assert changes["input_size"] == 128 and changes["epochs"] == 2 and changes["max_batches"] == 5
     assert changes["synthetic"] == {"n_train": 16, "size": 128, "seed": 0}  # faces rendered at 128 px
     assert changes["root"] == "data/synthetic-128px" and changes["table"] is None
+    # the weights: chapter 4's trunk, as a torchvision state dict that a ResNet-18 loads
+    from finefcace.backbones import load_torchvision_backbone
+
+    trunk = load_torchvision_backbone("resnet18", changes["weights"])
+    assert torch.equal(trunk.layer4[1].conv2.weight, model.stages[4].layer4[1].conv2.weight)
+    asked.clear()
     attention_crop.chapter_run({**quick, "input_size": 448}, 128)  # the paper's size: chapter 4's run
     attention_crop.chapter_run(quick, None)
-    assert [name for name, _ in asked[1:]] == ["gender-finefcace", "gender-finefcace"]
+    assert [name for name, _ in asked] == ["gender-finefcace", "gender-finefcace"]
 
 
 def test_prediction_labels_say_true_and_predicted_class():
