@@ -179,3 +179,18 @@ def test_offline_without_cache_explains_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError) as error:
         load_torchvision_backbone("resnet18", "IMAGENET1K_V1")
     assert "resnet18-f37072fd.pth" in str(error.value) and str(tmp_path) in str(error.value)
+
+
+def test_a_models_trunk_saved_as_a_file_loads_into_torchvision(tmp_path):
+    """save_backbone_file writes what load_backbone_file reads: a run's backbone as weights."""
+    import torch
+
+    from finefcace.backbones import load_torchvision_backbone, save_backbone_file
+    from finefcace.model import Baseline, FineFACE
+
+    torch.manual_seed(0)
+    for model in (FineFACE("resnet18", 2, descriptor_dim=8), Baseline("resnet18", 2)):
+        path = save_backbone_file(model, tmp_path / "trunk.pt")
+        trunk = load_torchvision_backbone("resnet18", str(path))
+        assert torch.equal(trunk.conv1.weight, model.stages[0].conv1.weight)
+        assert torch.equal(trunk.layer3[0].bn1.running_var, model.stages[3].layer3[0].bn1.running_var)
