@@ -2,7 +2,7 @@
 
 The book shows the results on its results page and in chapters 5 and 6.
 
-    python experiments/seeds.py --ablation-epochs 2           # the quick profile, seeds 0 1 2 (the book's)
+    python experiments/seeds.py                               # the quick profile, seeds 0 1 2 (the book's)
     python experiments/seeds.py --profile configs/paper_fairface.yaml --seeds 0 1 2 --studies main
 
 Each study trains (or loads: train-or-load, so a second call only re-reports) every arm for
@@ -23,9 +23,9 @@ The studies:
 - one study per attribute of the profile's ``attributes`` (chapter 5's attribute task), at
   its budget (``attribute_epochs``, ``attribute_max_batches``), with the same three arms.
 - ``ablations``: chapter 6's trained ablations (pooling, number of experts, the published
-  code's preset) against their reference, at ``--ablation-epochs`` epochs (default: the
-  profile's) of at most ``--ablation-max-batches`` batches — for the quick profile the book
-  uses 2 full epochs, a budget where the reference is well above chance for every group.
+  code's preset) against their reference, at chapter 6's budget (the profile's
+  ``ablation_epochs`` and ``ablation_max_batches``, or ``--ablation-epochs`` and
+  ``--ablation-max-batches``).
 """
 
 from __future__ import annotations
@@ -115,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="which studies: main (the profile's target), attributes, ablations (default: all three)")
     parser.add_argument("--n-bootstrap", type=int, default=1000)
     parser.add_argument("--ablation-epochs", type=int, default=None,
-                        help="epochs of every ablation run (default: the profile's epochs, chapter 4's budget)")
+                        help="epochs of every ablation run (default: the profile's ablation_epochs, chapter 6's)")
     parser.add_argument("--ablation-max-batches", type=int, default=None,
-                        help="cap on an ablation run's batches per epoch (default: none)")
+                        help="cap on an ablation run's batches per epoch (default: the profile's ablation_max_batches)")
     parser.add_argument("--out", type=Path, default=ROOT / RESULTS_DIR)
     args = parser.parse_args(argv)
 
@@ -140,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                                   max_batches=params.get("attribute_max_batches"))
             studies.append((attribute, config, comparison_arms(config)))
     if "ablations" in wanted:
-        config = base.replace(epochs=args.ablation_epochs or base.epochs, max_batches=args.ablation_max_batches)
+        epochs = args.ablation_epochs or params.get("ablation_epochs", base.epochs)
+        max_batches = args.ablation_max_batches or params.get("ablation_max_batches")
+        config = base.replace(epochs=epochs, max_batches=max_batches)
         studies.append(("ablations", config, ablation_arms(config, params)))
 
     command = ("python experiments/seeds.py " + " ".join(
