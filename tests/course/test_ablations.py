@@ -62,3 +62,17 @@ def test_the_budget_note_says_plainly_when_the_reference_has_not_learned():
     frame["y_pred"] = np.where(rng.random(n) < 0.95, frame["y_true"], 1 - frame["y_true"])
     learned = ablations.budget_note(gender_task_report(frame, n_bootstrap=50), 4)
     assert learned.startswith("At 4 epochs, the reference") and "clearly above chance" in learned
+
+
+def test_budget_cost_is_computed_from_the_runs_own_history():
+    import pandas as pd
+
+    class Run:
+        history = pd.DataFrame({"epoch": [1, 2, 3], "batches": [50, 50, 50], "val_accuracy": [0.75, 0.89, 0.96],
+                                "epoch_seconds": [100.0, 120.0, 110.0]})
+
+    text = ablations.budget_cost(Run(), trainings=7)
+    assert "reached 75 % after epoch 1, 89 % after epoch 2, 96 % after epoch 3" in text
+    assert "an epoch took 110 s here" in text
+    assert "A budget of 2 such epochs for the 7 trainings of this chapter would take about 26 min per seed" in text
+    assert "77 min for 3 seeds" in text
