@@ -97,11 +97,12 @@ def group_table(table: "pd.DataFrame", label: str) -> "pd.DataFrame":
     return tall
 
 
-def decomposition_figure(attribute_reports: Mapping[str, "pd.DataFrame"], label: str) -> "Figure":
+def decomposition_figure(attribute_reports: Mapping[str, "pd.DataFrame"], label: str, description: str = "") -> "Figure":
     """The paper's Fig. 4 with its Table 7 methods and our two models: each method's change from
     its own source's baseline (the paper's from its single-task baseline, ours from our
     baseline), named with one vocabulary — the paper's FineFACE is "FineFACE (paper)", this
-    book's is "FineFACE (ours)". Book: ``notebooks/05_evaluation.ipynb``."""
+    book's is "FineFACE (ours)". ``label`` names our rows in the table (``side_by_side``);
+    ``description`` (what produced them) goes in the title. Book: ``notebooks/05_evaluation.ipynb``."""
     from finefcace import plots
     from finefcace.course import paper_results
 
@@ -110,6 +111,6 @@ def decomposition_figure(attribute_reports: Mapping[str, "pd.DataFrame"], label:
     table7 = table7.rename(columns={label: OURS, paper_name: PAPER_FINEFACE})
     figure = plots.fairness_decomposition(table7, baseline=("Baseline single task", "Baseline"),
                                           highlight=(PAPER_FINEFACE, f"FineFACE ({OURS})"))
-    figure.suptitle(f"Paper (Table 7) and ours ({label.removeprefix('ours: ')}): each against its own baseline",
-                    fontsize=9)
+    figure.suptitle(f"Paper (Table 7) and ours{f' ({description})' if description else ''}: "
+                    "each against its own baseline", fontsize=9)
     return figure

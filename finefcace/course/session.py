@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "cli_command",
     "describe_run",
+    "table_label",
     "evaluate_on",
     "figure_batch",
     "run_table",
@@ -216,6 +217,13 @@ def describe_run(result: "TrainResult", data: str | None = None) -> str:
     device = result.summary.get("device", config.device)
     return (f"{data}, {resolved['backbone']}{' pretrained' if config.weights else ' from scratch'}, "
             f"{resolved['input_size']} px, {epochs} epoch{'s' if epochs != 1 else ''}{limit}, {device}")
+
+
+def table_label(result: "TrainResult") -> str:
+    """The short name of our rows or columns in a table: "ours (synthetic)" for a run on the
+    synthetic faces, "ours" otherwise — tables stay narrow; :func:`describe_run`, printed once
+    beside them, says what produced the numbers. Book: ``notebooks/05_evaluation.ipynb``."""
+    return "ours (synthetic)" if result.config.synthetic is not None else "ours"
 
 
 def run_table(result: "TrainResult") -> tuple["pd.DataFrame", Path]:

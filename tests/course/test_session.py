@@ -118,3 +118,11 @@ def test_trained_runs_are_noted_in_the_ledger_as_trained_or_loaded(tmp_path, mon
     entries = [json.loads(line) for line in ledger.read_text().splitlines()]
     assert [e["action"] for e in entries] == ["trained", "loaded"]
     assert entries[0]["run"] == f"{tmp_path}/runs/gender-baseline"
+
+
+def test_table_label_is_short_and_says_synthetic():
+    from types import SimpleNamespace
+
+    synthetic = SimpleNamespace(config=SimpleNamespace(synthetic={"n_train": 8}))
+    real = SimpleNamespace(config=SimpleNamespace(synthetic=None))
+    assert course.table_label(synthetic) == "ours (synthetic)" and course.table_label(real) == "ours"
