@@ -224,8 +224,8 @@ def attention_overlays(images: Any, expert_maps: Sequence[Any], overall_map: Any
                 ax.set_yticks([])
                 if i == 0:
                     ax.set_title(title, fontsize=9)
-                if j == 0 and row_labels is not None:
-                    ax.set_ylabel(row_labels[i], fontsize=9)
+                if j == 0 and row_labels is not None:  # horizontal, beside the row: long labels stay legible
+                    ax.set_ylabel(row_labels[i], fontsize=8, rotation=0, ha="right", va="center", labelpad=4)
         if image is not None:
             colorbar = fig.colorbar(image, ax=axes, shrink=0.8, pad=0.01, fraction=0.03)
             colorbar.set_label("normalised activation", fontsize=8)

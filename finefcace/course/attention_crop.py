@@ -89,7 +89,7 @@ def prediction_labels(result: Any, rows: "pd.DataFrame") -> list[str]:
     for row in rows.itertuples(index=False):
         groups = " / ".join(str(getattr(row, c)) for c in protected_columns(rows))
         true, predicted = predictions.loc[row.path, ["label_true", "label_pred"]]
-        labels.append(f"{groups}\ntrue {true}, predicted {predicted} {'✓' if true == predicted else '✗'}")
+        labels.append(f"{groups}\ntrue {true}\npredicted {predicted} {'✓' if true == predicted else '✗'}")
     return labels
 
 

@@ -99,4 +99,4 @@ def test_prediction_labels_say_true_and_predicted_class():
 
     rows = pd.DataFrame({"path": ["b.png", "a.png"], "tone": ["tone_4", "tone_1"], "gender": ["Male", "Female"]})
     assert attention_crop.prediction_labels(Run(), rows) == [
-        "tone_4 / Male\ntrue Male, predicted Female ✗", "tone_1 / Female\ntrue Female, predicted Female ✓"]
+        "tone_4 / Male\ntrue Male\npredicted Female ✗", "tone_1 / Female\ntrue Female\npredicted Female ✓"]
