@@ -62,8 +62,11 @@ METRIC_WORDS: dict[str, tuple[str, str, int]] = {
     "deo": ("DEO", "points", 1),
     "deodds": ("DEOdds", "points", 1),
 }
-#: The metric that stands for "accuracy" in the paper's claim, per task; the others are fairness.
+#: The metric that stands for "accuracy" in the paper's claim, per task, and those that stand
+#: for fairness. The best group's accuracy is neither — a model can raise it while the worst
+#: group falls — so the sentences leave it out (book/results.md, "levelling down").
 ACCURACY_METRICS = ("overall_accuracy", "accuracy")
+FAIRNESS_METRICS = ("min_group_accuracy", "max_min_ratio", "degree_of_bias", "min_group_tpr", "deo", "deodds")
 BETTER, WORSE, UNCLEAR = "better", "worse", "unclear"
 #: Chance accuracy of the paper's tasks, all binary (gender; each CelebA attribute), in percent.
 CHANCE = 50.0
@@ -120,7 +123,7 @@ def claim_verdict(differences: "pd.DataFrame") -> str:
     :func:`effect_verdict`, combined in one sentence."""
     verdicts = {row["metric"]: effect_verdict(row) for row in differences.to_dict("records")}
     accuracy = next((verdicts[m] for m in ACCURACY_METRICS if m in verdicts), UNCLEAR)
-    fairness = [v for m, v in verdicts.items() if m not in ACCURACY_METRICS]
+    fairness = [v for m, v in verdicts.items() if m in FAIRNESS_METRICS]
     fairer = BETTER in fairness and WORSE not in fairness
     less_fair = WORSE in fairness and BETTER not in fairness
     if accuracy == BETTER and fairer:
@@ -178,7 +181,10 @@ def what_we_found(study: Any, *, arm: str, reference: str, control: str | None =
     then, with ``control`` (a baseline given FineFACE's compute), whether the gap survives
     equal compute; the confounds; and what this does and does not say about the paper's claim.
     Book: ``notebooks/05_evaluation.ipynb``, ``book/results.md``."""
+    from finefcace.training.study import SUMMARY_METRICS
+
     names = _names(study, names)
+    metrics = list(metrics or [m for m in SUMMARY_METRICS[study.task] if m in (*ACCURACY_METRICS, *FAIRNESS_METRICS)])
     main = study.differences(arm, reference, test_set=test_set, metrics_=metrics)
     n_seeds = int(main["n_seeds"].max()) if len(main) else 0
     lines = [f"*{names[arm]} against {names[reference]}* ({study.meta['data']}; mean of the paired differences "

@@ -145,3 +145,10 @@ def test_ablation_findings_start_with_whether_the_reference_learned():
     }, {"reference": "reference", "pooling-gap": "pooling gap"})
     text = findings.ablation_findings(learned, reference="reference")
     assert "Every group is well above chance" in text and "2 clearly worse" in text
+
+
+def test_a_higher_best_group_is_not_counted_as_fairer():
+    rows = pd.DataFrame([difference("accuracy", 2, 1, 3, higher_is_better=True),
+                         difference("max_group_accuracy", 4, 2, 6, higher_is_better=True),
+                         difference("deodds", 1, -1, 3, higher_is_better=False)])
+    assert findings.claim_verdict(rows).startswith("more accurate, with no clear change in fairness")
