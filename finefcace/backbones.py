@@ -202,6 +202,21 @@ def load_backbone_file(model: nn.Module, path: Path) -> None:
     model.load_state_dict(kept, strict=False)
 
 
+def save_backbone_file(model: nn.Module, path: Path) -> Path:
+    """Write the trunk of a FineFACE or baseline ``model`` (its ``stages``) as a torchvision
+    state-dict file — the format :func:`load_backbone_file` reads, so a run's ``weights`` can
+    start from another run's backbone. Book: ``notebooks/03_attention_crop.ipynb`` (chapter 4's
+    backbone, fine-tuned at a larger input size)."""
+    # stage n holds torchvision's own top-level layers ("layer1.0.conv1.weight" ...): drop "n."
+    state = {key.split(".", 1)[1]: value.detach().cpu() for key, value in model.stages.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+    return path
+
+
 def trunk_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The backbone's top-level layers in order, classifier and global pooling removed.
 

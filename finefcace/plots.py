@@ -295,8 +295,8 @@ def attention_overlays(images: Any, expert_maps: Sequence[Any], overall_map: Any
                 ax.set_yticks([])
                 if i == 0:
                     ax.set_title(title, fontsize=9)
-                if j == 0 and row_labels is not None:
-                    ax.set_ylabel(row_labels[i], fontsize=9)
+                if j == 0 and row_labels is not None:  # horizontal, beside the row: long labels stay legible
+                    ax.set_ylabel(row_labels[i], fontsize=8, rotation=0, ha="right", va="center", labelpad=4)
         if image is not None:
             colorbar = fig.colorbar(image, ax=axes, shrink=0.8, pad=0.01, fraction=0.03)
             colorbar.set_label("normalised activation", fontsize=8)
@@ -462,6 +462,17 @@ def _mark_pareto_front(ax: Any, x: np.ndarray, y: np.ndarray, metric: str, size:
         ax.step(x[front], y[front], where="post", color="grey", linestyle=":", linewidth=1.2, zorder=0)
 
 
+def _better_corner(ax: Any, metric: str) -> None:
+    """Say in the panel which way is better: up (accuracy) and left (less bias) — or right for
+    a measure where higher is fairer (:data:`HIGHER_IS_FAIRER`)."""
+    if metric in HIGHER_IS_FAIRER:
+        text, x, ha = "better: fairer, higher accuracy \u2197", 0.985, "right"
+    else:
+        text, x, ha = "\u2196 better: less bias, higher accuracy", 0.015, "left"
+    ax.text(x, 0.015, text, transform=ax.transAxes, fontsize=7.5, color="0.25", ha=ha, va="bottom",
+            bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "0.7", "alpha": 0.85})
+
+
 def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None, pareto: bool = True,
                               ax: Any = None) -> "Figure":
     """Accuracy (up is better) against a fairness measure for several methods: a bias measure
@@ -470,9 +481,12 @@ def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None,
 
     ``points``: ``paper_results.tradeoff_points(...)`` (or several concatenated): columns
     source, method, accuracy, fairness, fairness_metric, optional *_low/*_high interval bounds
-    drawn as error bars. Marker and colour by source (paper rows vs ours); the Pareto front of
-    all points is drawn as a grey step line. ``ax``: draw into these axes (a panel of a larger
-    figure) instead of a new figure. Book: ``notebooks/05_evaluation.ipynb``,
+    drawn as error bars, and optional ``groups`` — the group set the measure is computed over
+    ("7 race groups", "8 tone × gender groups"). A DoB over 7 groups is not comparable with one
+    over 8 (``book/results.md``), so each group set gets a panel of its own, with its own Pareto
+    front (grey step line); accuracy is shared. Marker and colour by source (paper rows vs
+    ours); a note marks the better corner. ``ax``: draw into these axes (a panel of a larger
+    figure; one group set only) instead of a new figure. Book: ``notebooks/05_evaluation.ipynb``,
     ``notebooks/07_mitigation_methods.ipynb``.
     """
     needed = {"source", "method", "accuracy", "fairness"}
@@ -480,41 +494,62 @@ def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None,
         raise ValueError(f"points need columns {sorted(needed)}, got {list(points.columns)}; "
                          "use paper_results.tradeoff_points(...)")
     metric = str(points["fairness_metric"].iloc[0]) if "fairness_metric" in points else "bias"
+    group_sets = points["groups"].fillna("") if "groups" in points else pd.Series("", index=points.index)
+    panels = list(dict.fromkeys(group_sets))
+    if ax is not None and len(panels) > 1:
+        raise ValueError(f"the points hold {len(panels)} group sets ({panels}), which need a panel each; "
+                         "pass one group set's points with ax=, or leave ax out")
     sources = list(dict.fromkeys(points["source"]))
     colors = _palette(len(sources))
     markers = ["o", "s", "D", "^", "v", "P", "X", "*"]
+    in_larger_figure = ax is not None
     with _plotting():
         if ax is None:
-            fig = new_figure(7.0, 5.0)
-            ax = fig.add_subplot()
+            fig = new_figure(1.0 + 4.6 * len(panels), 5.0)
+            axes = fig.subplots(1, len(panels), squeeze=False)[0]
         else:
-            fig = ax.figure
-        for k, source in enumerate(sources):
-            part = points[points["source"] == source]
-            x, y = part["fairness"].to_numpy(float), part["accuracy"].to_numpy(float)
+            fig, axes = ax.figure, [ax]
+        for ax, group_set in zip(axes, panels):
+            in_panel = points[group_sets == group_set]
+            for k, source in enumerate(sources):
+                part = in_panel[in_panel["source"] == source]
+                if part.empty:
+                    continue
+                x, y = part["fairness"].to_numpy(float), part["accuracy"].to_numpy(float)
 
-            def err(column: str, centre: np.ndarray) -> np.ndarray | None:
-                low, high = part.get(f"{column}_low"), part.get(f"{column}_high")
-                if low is None or high is None or np.isnan(low.to_numpy(float)).all():
-                    return None
-                low, high = low.to_numpy(float), high.to_numpy(float)
-                return np.vstack([np.nan_to_num(centre - low), np.nan_to_num(high - centre)]).clip(min=0)
+                def err(column: str, centre: np.ndarray) -> np.ndarray | None:
+                    low, high = part.get(f"{column}_low"), part.get(f"{column}_high")
+                    if low is None or high is None or np.isnan(low.to_numpy(float)).all():
+                        return None
+                    low, high = low.to_numpy(float), high.to_numpy(float)
+                    return np.vstack([np.nan_to_num(centre - low), np.nan_to_num(high - centre)]).clip(min=0)
 
-            ax.errorbar(x, y, xerr=err("fairness", x), yerr=err("accuracy", y), fmt=markers[k % len(markers)],
-                        color=colors[k], markersize=7, capsize=2, elinewidth=1, label=source)
-            offset = (6, 4) if k % 2 == 0 else (6, -11)  # sources alternate above/below: fewer overlaps
-            for xi, yi, name in zip(x, y, part["method"]):
-                ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=offset, fontsize=8,
-                            color=colors[k])
-        if pareto and len(points) > 1:
-            x, y = points["fairness"].to_numpy(float), points["accuracy"].to_numpy(float)
-            keep = ~(np.isnan(x) | np.isnan(y))
-            _mark_pareto_front(ax, x[keep], y[keep], metric, 190, "Pareto-optimal (none better on both)")
-        ax.set_xlabel(_fairness_axis_label(metric))
-        ax.set_ylabel("accuracy (%)  (higher is better)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", frameon=False, loc="best")
-        ax.set_title(title or "Accuracy vs. bias")
+                ax.errorbar(x, y, xerr=err("fairness", x), yerr=err("accuracy", y), fmt=markers[k % len(markers)],
+                            color=colors[k], markersize=7, capsize=2, elinewidth=1, label=source)
+                offset = (6, 4) if k % 2 == 0 else (6, -11)  # sources alternate above/below: fewer overlaps
+                for xi, yi, name in zip(x, y, part["method"]):
+                    ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=offset, fontsize=8,
+                                color=colors[k])
+            if pareto and len(in_panel) > 1:
+                x, y = in_panel["fairness"].to_numpy(float), in_panel["accuracy"].to_numpy(float)
+                keep = ~(np.isnan(x) | np.isnan(y))
+                _mark_pareto_front(ax, x[keep], y[keep], metric, 190, "Pareto-optimal in this panel")
+            label = _fairness_axis_label(metric)
+            if group_set:
+                label = label.replace("  (", f" over {group_set}\n(", 1)
+            ax.set_xlabel(label, fontsize=9)
+            ax.set_ylabel("accuracy (%)  (higher is better)", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="x-small", frameon=False, loc="best")
+            _better_corner(ax, metric)
+        default = "Accuracy vs. bias (better: upper left)" if metric not in HIGHER_IS_FAIRER else \
+            "Accuracy vs. fairness (better: upper right)"
+        if len(panels) > 1:
+            default += " — panels with different groups are not comparable"
+        if in_larger_figure:
+            ax.set_title(title or default, fontsize=10)  # a panel of a larger figure
+        else:
+            fig.suptitle(title or default, fontsize=10)
     return fig
 
 
@@ -594,7 +629,9 @@ def training_curves(history: pd.DataFrame | Sequence[Mapping[str, Any]], *, x: s
     ``step``) and any numeric columns: those with "loss" in their name (e.g. one per training
     step kind as ``finefcace.training.trainer`` writes them, ``loss_expert_3`` ... ``loss_concat_raw``, and
     ``val_loss``) go in the first panel, those with "acc" in the second, the learning rates
-    (``lr``, ``lr_<group>``, ``learning_rate``) in a third (log scale when they span decades).
+    (``lr``, ``lr_<group>``, ``learning_rate``) in a third (log scale when they span decades;
+    rates that are equal all along are one line, e.g. ``lr_backbone = lr_head``; whole-number
+    epoch ticks).
     Panels with no column are left out; several rows per x value are averaged; a boolean
     ``best`` column (the trainer's: validation improved) marks the last best epoch with a
     dotted line. Book: ``notebooks/04_training.ipynb``.
@@ -618,6 +655,19 @@ def training_curves(history: pd.DataFrame | Sequence[Mapping[str, Any]], *, x: s
     if not groups:
         raise ValueError(f"training_curves: no loss/acc/lr columns in the history (columns: {list(frame.columns)})")
     curves = frame.groupby(x, sort=True)[sorted({c for v in groups.values() for c in v})].mean()
+    # Learning rates that coincide (the quick profile gives heads and backbone the same rate)
+    # are one line, named for all of them, not two lines drawn on top of each other.
+    if "learning rate" in groups:
+        merged: dict[str, list[str]] = {}
+        for column in groups["learning rate"]:
+            same = next((kept for kept in merged if np.allclose(curves[kept], curves[column], equal_nan=True)), None)
+            if same is None:
+                merged[column] = [column]
+            else:
+                merged[same].append(column)
+        names = {kept: " = ".join(columns) for kept, columns in merged.items()}
+        curves = curves.rename(columns=names)
+        groups["learning rate"] = list(names.values())
     best_x = None
     if "best" in frame.columns and pd.api.types.is_bool_dtype(frame["best"]) and frame["best"].any():
         best_x = frame.loc[frame["best"], x].iloc[-1]
@@ -635,6 +685,10 @@ def training_curves(history: pd.DataFrame | Sequence[Mapping[str, Any]], *, x: s
             if best_x is not None:
                 ax.axvline(best_x, color="grey", linestyle=":", linewidth=1, label=f"best ({x} {best_x})")
             ax.set_xlabel(x)
+            if x in ("epoch", "step", "iteration"):  # whole epochs, never "1.5"
+                from matplotlib.ticker import MaxNLocator
+
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel(label)
             if label == "learning rate":
                 positive = curves[columns].to_numpy(float)

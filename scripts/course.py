@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -35,6 +36,10 @@ import yaml
 
 EXECUTED_DIR = Path("book") / "notebooks"
 STATUS_TABLE = EXECUTED_DIR / "execution_status.md"
+RUN_LEDGER = "runs_of_this_build.jsonl"
+#: The name of the profile a build without ``--profile`` uses: the notebooks' own defaults,
+#: which ``configs/quick.yaml`` writes out (tests/course/test_parameters.py checks they agree).
+DEFAULT_PROFILE = "quick"
 
 
 class CourseError(RuntimeError):
@@ -149,6 +154,14 @@ def execute_notebooks(root: Path, stems: list[str], params: dict, *, profile_nam
     out_dir.mkdir(parents=True, exist_ok=True)
     failed_dir = root / "_build" / "failed"
     timings = []
+    # Each run a notebook trains or loads is noted here (finefcace.course.session.trained_run):
+    # the status page says which runs this build trained and which it loaded.
+    from finefcace.course.session import RUN_LEDGER_VARIABLE
+
+    ledger = out_dir / RUN_LEDGER
+    ledger.unlink(missing_ok=True)
+    os.environ[RUN_LEDGER_VARIABLE] = str(ledger.resolve())
+    runs: list[dict] = []
     per_notebook = parameters_per_notebook(root, notebook_order(root), params)
     for stem in stems:
         source = root / "notebooks" / f"{stem}.ipynb"
@@ -177,18 +190,38 @@ def execute_notebooks(root: Path, stems: list[str], params: dict, *, profile_nam
                 if kept.exists() else
                 f"notebook {source.relative_to(root)} failed: {where}") from None
         seconds = time.perf_counter() - started
+        _collapse_injected_parameters(target)
         timings.append({"notebook": stem, "seconds": round(seconds, 1)})
         print(f"[course] {stem}: {seconds:.1f} s", flush=True)
-    _write_status(root, timings, profile_name)
+        noted = [json.loads(line) for line in ledger.read_text().splitlines()] if ledger.is_file() else []
+        runs += [{"notebook": stem, **entry} for entry in noted[len(runs):]]
+    _write_status(root, timings, profile_name, runs)
     return timings
 
 
-def _write_status(root: Path, timings: list[dict], profile_name: str) -> None:
-    """The execution-status table the book's status page includes (QuantEcon style)."""
+def _collapse_injected_parameters(executed: Path) -> None:
+    """Collapse the cell papermill adds with a profile's values, like the parameters cell it
+    overrides (Jupyter Book's ``hide-input`` tag): the book opens on the chapter, not on a list
+    of settings."""
+    import nbformat
+
+    notebook = nbformat.read(executed, as_version=4)
+    injected = [c for c in notebook.cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    for cell in injected:
+        if "hide-input" not in cell.metadata["tags"]:
+            cell.metadata["tags"].append("hide-input")
+    if injected:
+        nbformat.write(notebook, executed)
+
+
+def _write_status(root: Path, timings: list[dict], profile_name: str, runs: list[dict] | None = None) -> None:
+    """The execution-status tables the book's status page includes (QuantEcon style): time per
+    notebook, and every training run the notebooks asked for, trained in this build or loaded."""
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else \
         f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    runs = runs or []
     lines = [
         f"Profile `{profile_name}`, executed on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"device: {device}, Python {platform.python_version()}, torch {torch.__version__}.",
@@ -199,9 +232,21 @@ def _write_status(root: Path, timings: list[dict], profile_name: str) -> None:
         f"| **total** | {sum(t['seconds'] for t in timings):.1f} |",
         "",
     ]
+    if runs:
+        trained = sum(r["action"] == "trained" for r in runs)
+        lines += [
+            f"Training runs the notebooks asked for: {len(runs)}, of which {trained} trained in this build "
+            f"and {len(runs) - trained} loaded, finished, from an earlier one (train-or-load; a run is "
+            "loaded when its folder holds a finished run of the same configuration).",
+            "",
+            "| notebook | run folder | this build | time (s) |",
+            "|---|---|---|---|",
+            *[f"| {r['notebook']} | `{r['run']}` | {r['action']} | {r['seconds']} |" for r in runs],
+            "",
+        ]
     (root / STATUS_TABLE).write_text("\n".join(lines))
     (root / EXECUTED_DIR / "execution_status.json").write_text(json.dumps(
-        {"profile": profile_name, "device": device, "timings": timings}, indent=2))
+        {"profile": profile_name, "device": device, "timings": timings, "runs": runs}, indent=2))
 
 
 def build_book(root: Path) -> Path:
@@ -250,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             stems = [s for s in stems if s in args.only]
         else:
             shutil.rmtree(html, ignore_errors=True)  # no stale book survives a failed run
-        profile_name = args.profile.stem if args.profile else "notebook defaults"
+        profile_name = args.profile.stem if args.profile else DEFAULT_PROFILE
         if args.settings:
             profile_name += " with " + ", ".join(args.settings)
         execute_notebooks(root, stems, params, profile_name=profile_name)

@@ -340,3 +340,18 @@ def test_swin_weights_come_from_torch_home_like_resnet(tmp_path, monkeypatch):
     torch.save(source.state_dict(), cache / weights.url.rsplit("/", 1)[1])
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     _assert_same_trunk(load_torchvision_backbone("swin_t", "IMAGENET1K_V1"), source, skip="")
+
+
+def test_a_models_trunk_saved_as_a_file_loads_into_torchvision(tmp_path):
+    """save_backbone_file writes what load_backbone_file reads: a run's backbone as weights."""
+    import torch
+
+    from finefcace.backbones import load_torchvision_backbone, save_backbone_file
+    from finefcace.model import Baseline, FineFACE
+
+    torch.manual_seed(0)
+    for model in (FineFACE("resnet18", 2, descriptor_dim=8), Baseline("resnet18", 2)):
+        path = save_backbone_file(model, tmp_path / "trunk.pt")
+        trunk = load_torchvision_backbone("resnet18", str(path))
+        assert torch.equal(trunk.conv1.weight, model.stages[0].conv1.weight)
+        assert torch.equal(trunk.layer3[0].bn1.running_var, model.stages[3].layer3[0].bn1.running_var)

@@ -256,13 +256,38 @@ def test_commands_and_files_the_chapters_name_exist():
                 spec = importlib.util.find_spec(f"{module}.__main__")
             if spec is None:
                 missing.append(f"{path.name}: python -m {module} (no such module, or a package without __main__)")
-        for name in set(re.findall(r"\b((?:configs|notebooks|benchmarks|scripts)/[\w./-]+\.(?:yaml|ipynb|py))", text)):
+        for name in set(re.findall(r"\b((?:configs|notebooks|benchmarks|scripts|experiments)/[\w./-]+\.(?:yaml|ipynb|py))", text)):
             if not (ROOT / name).is_file():
                 missing.append(f"{path.name}: {name}")
         for name in set(re.findall(r"`(\w+\.yaml)`", text)):
             if not (ROOT / "configs" / name).is_file():
                 missing.append(f"{path.name}: configs/{name}")
     assert not missing, "chapters name commands or files that do not exist:\n" + "\n".join(sorted(missing))
+
+
+def test_the_book_cites_nothing_outside_the_repository():
+    """A reader has the book and the repository: no page or notebook sends them to the project's
+    private specifications (`spec/...md`) or to the shared folder beside the checkout."""
+    sources = chapter_sources() + sorted((ROOT / "notebooks").glob("*.ipynb"))
+    outside = re.compile(r"\bspec/\w+\.md|\.\./shared\b|/work/shared")
+    offenders = [f"{path.relative_to(ROOT)}: {match.group(0)}" for path in sources
+                 for match in outside.finditer(path.read_text())]
+    assert not offenders, "the book cites files its readers do not have:\n" + "\n".join(offenders)
+
+
+def test_every_notebook_collapses_its_parameters_and_links_its_exercises():
+    import json
+
+    exercises = (BOOK / "exercises.md").read_text()
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        parameters = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert parameters and "hide-input" in parameters[0]["metadata"]["tags"], \
+            f"{path.name}: tag its parameters cell hide-input (collapsed in the book, papermill still finds it)"
+        label = f"exercises-{path.name[:2]}"
+        assert f"({label})=" in exercises, f"book/exercises.md has no section ({label})= for {path.name}"
+        assert any(label in "".join(c["source"]) for c in cells if c["cell_type"] == "markdown"), \
+            f"{path.name} does not link its exercises ({{ref}}`{label}`)"
 
 
 def test_mathjax_is_vendored_and_used_offline():

@@ -33,9 +33,27 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 KEY_PAGES = ("index.html", "book/method.html", "book/notebooks/03_attention_crop.html",
              "book/notebooks/05_evaluation.html")
 
+# Every table of the page's article whose content is wider than the room it has: the width of
+# its nearest scrolling (or clipping) box, or of the article column when there is none.
+TABLE_OVERFLOW_JS = r"""
+function tablesWiderThanTheirColumn() {
+  const article = document.querySelector('article') || document.querySelector('main') || document.body;
+  return [...article.querySelectorAll('table')].map(table => {
+    let room = article.clientWidth;
+    for (let el = table.parentElement; el && el !== article; el = el.parentElement) {
+      if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(el).overflowX)) {
+        room = Math.min(room, el.clientWidth);
+        break;
+      }
+    }
+    const head = (table.querySelector('tr') || table).innerText.replace(/\s+/g, ' ').trim().slice(0, 60);
+    return {head, width: table.scrollWidth, room};
+  }).filter(t => t.width > t.room + 2);
+}
+"""
+
 # JavaScript run in each page after it loaded and MathJax finished.
-PAGE_REPORT_JS = r"""
-() => {
+PAGE_REPORT_JS = "() => {" + TABLE_OVERFLOW_JS + r"""
   const broken = [...document.images]
     .filter(img => !img.complete || img.naturalWidth === 0)
     .map(img => img.getAttribute('src') ? img.getAttribute('src').slice(0, 120) : '(no src)');
@@ -61,10 +79,13 @@ PAGE_REPORT_JS = r"""
     if (tex.test(text)) raw.push(text.trim().slice(0, 120));
   }
   const links = [...document.querySelectorAll('a[href]')].map(a => a.href);
+  // Tables wider than the column they sit in: cut off at the right (or scrolled sideways),
+  // which hides the last columns — often the summaries.
+  const overflowing = tablesWiderThanTheirColumn();
   // A figure that reached the page as matplotlib's text repr instead of an image.
   const figureReprs = (document.body.innerText.match(/<(?:Figure|matplotlib\.figure\.Figure)[^>\n]*>/g) || [])
     .slice(0, 5);
-  return {broken, mathCount: mathNodes.length, untypeset, errors, raw, links, figureReprs,
+  return {broken, mathCount: mathNodes.length, untypeset, errors, raw, links, figureReprs, overflowing,
           title: document.title, textLength: document.body.innerText.length};
 }
 """
@@ -211,6 +232,33 @@ def test_figures_are_images_not_text(reports):
     (in a kernel, a pyplot-free Figure needs the inline backend's PNG formatter)."""
     assert not _problems(reports, "figureReprs"), \
         f"figures rendered as text, not images: {_problems(reports, 'figureReprs')}"
+
+
+def test_no_table_is_wider_than_its_column(reports):
+    """At the book's page width (the viewport of :func:`visit`), every table fits the text
+    column: none hides its last columns — the summaries, often — behind a sideways scroll."""
+    assert not _problems(reports, "overflowing"), \
+        f"tables wider than their column (head, width, room in px): {_problems(reports, 'overflowing')}"
+
+
+def test_the_table_check_finds_a_table_wider_than_its_column(browser):
+    """The check above can fail: a 30-column table in a 600-px column is reported, with its
+    width; a 3-column one is not, nor is a wide table in a column wide enough for it."""
+    cells = "".join(f"<td>value {i}.00 [low, high]</td>" for i in range(30))
+    page_html = ("<article style='width: 600px'><div style='overflow-x: auto'>"
+                 f"<table id='wide'><tr>{cells}</tr></table></div>"
+                 "<table id='narrow'><tr><td>a</td><td>b</td><td>c</td></tr></table></article>")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.set_content(page_html)
+        found = page.evaluate("() => {" + TABLE_OVERFLOW_JS + " return tablesWiderThanTheirColumn(); }")
+        assert len(found) == 1 and found[0]["head"].startswith("value 0.00")
+        assert found[0]["width"] > found[0]["room"] and found[0]["room"] <= 600
+        page.set_content(page_html.replace("width: 600px", "width: 20000px"))
+        assert page.evaluate("() => {" + TABLE_OVERFLOW_JS + " return tablesWiderThanTheirColumn(); }") == []
+    finally:
+        context.close()
 
 
 def test_equations_are_typeset_without_errors(reports):

@@ -146,3 +146,24 @@ def test_set_changes_profile_keys_from_the_command_line(tmp_path):
     assert "with n=9, d={a: x/y}" in (project / "book" / "notebooks" / "execution_status.md").read_text()
     result = run_course(project, "--profile", str(project / "profile.yaml"), "--set", "n")
     assert result.returncode != 0 and "--set expects KEY=VALUE" in result.stderr
+
+
+def test_the_status_page_lists_the_runs_trained_and_loaded_and_the_injected_parameters_are_collapsed(tmp_path):
+    """Notebooks note each run in the ledger the course names (finefcace.course.session.trained_run
+    does); the status table lists them per notebook. A profile's injected cell is collapsed."""
+    note = ("import json, os\n"
+            "with open(os.environ['FINEFCACE_RUN_LEDGER'], 'a') as ledger:\n"
+            "    ledger.write(json.dumps({'run': 'runs/x/gender-finefcace', 'action': 'trained', 'seconds': 3.0}) + '\\n')\n"
+            "    ledger.write(json.dumps({'run': 'runs/x/gender-baseline', 'action': 'loaded', 'seconds': 0.1}) + '\\n')")
+    project = make_project(tmp_path, {"01_runs": _notebook(note), "02_none": _notebook("print(n)")})
+    (project / "profile.yaml").write_text("n: 7\n")
+    result = run_course(project, "--profile", str(project / "profile.yaml"), "--skip-build")
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = (project / "book" / "notebooks" / "execution_status.md").read_text()
+    assert "Profile `profile`" in status
+    assert "of which 1 trained in this build and 1 loaded" in status
+    assert "| 01_runs | `runs/x/gender-finefcace` | trained | 3.0 |" in status
+    assert "| 01_runs | `runs/x/gender-baseline` | loaded | 0.1 |" in status
+    executed = nbformat.read(project / "book" / "notebooks" / "02_none.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "hide-input" in injected[0].metadata["tags"]

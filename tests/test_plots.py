@@ -247,10 +247,15 @@ def test_accuracy_fairness_scatter(gender_reports):
     points = points[points.index != 1]  # the paper's table 2 and ours: 3 points
     fig = _strict(plots.accuracy_fairness_scatter, points)
     _render(fig, "accuracy_fairness_scatter")
-    ax = fig.axes[0]
-    assert "DoB" in ax.get_xaxis().get_label().get_text()
-    annotations = sorted(t.get_text() for t in ax.texts)
+    paper_panel, our_panel = fig.axes  # Table 2's 14 race x gender groups, our 6 race x gender groups
+    assert paper_panel.get_xlabel().startswith("DoB (points) over 14 race × gender groups")
+    assert our_panel.get_xlabel().startswith("DoB (points) over 6 race × gender groups")
+    for ax in fig.axes:  # each panel names the better corner: less bias (left), more accuracy (up)
+        assert any(t.get_text().startswith("\u2196 better") for t in ax.texts)
+    annotations = sorted(t.get_text() for ax in fig.axes for t in ax.texts if not t.get_text().startswith("\u2196"))
     assert annotations == sorted(points["method"])
+    same_groups = points.assign(groups="7 race groups")
+    assert len(_strict(plots.accuracy_fairness_scatter, same_groups).axes) == 1
     with pytest.raises(ValueError, match="tradeoff_points"):
         plots.accuracy_fairness_scatter(points.drop(columns="fairness"))
 
@@ -274,6 +279,11 @@ def test_training_curves_tolerates_whatever_columns_exist():
     fig = _strict(plots.training_curves, only_loss)
     _render(fig, "training_curves_loss_only")
     assert len(fig.axes) == 1 and fig.axes[0].lines[0].get_ydata().tolist() == [2.0, 1.0]
+    same_rates = [{**row, "lr_backbone": row["lr_head"]} for row in history]  # the quick profile's case
+    fig = _strict(plots.training_curves, same_rates)
+    lr_lines = [line for line in fig.axes[2].lines if line.get_linestyle() != ":"]
+    assert [line.get_label() for line in lr_lines] == ["lr_backbone = lr_head"]  # one line, both names
+    assert all(float(t).is_integer() for t in fig.axes[0].get_xticks())  # whole epochs
     with pytest.raises(ValueError, match="no loss/acc/lr"):
         plots.training_curves([{"epoch": 0, "note": "nothing"}])
     with pytest.raises(ValueError, match="empty"):

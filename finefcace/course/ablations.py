@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "FUSION_SUBSETS",
+    "budget_cost",
+    "budget_note",
     "fusion_predictions",
     "fusion_scores",
     "fusion_table",
@@ -174,3 +176,47 @@ def threshold_table(model: Any, loader: Any, table: "pd.DataFrame", thresholds: 
     frame = summary_table(reports, names=("threshold t",))
     frame.insert(0, "A_oval keeps (% of image)", [f"{shares[t]:.1f}" for t in reports])
     return frame
+
+
+def budget_note(report: "pd.DataFrame", epochs: int, max_batches: int | None = None) -> str:
+    """Plain sentences on the reference model of the trained ablations, from its gender-task
+    report: its overall and worst-group accuracy against chance, and whether at this budget
+    (``epochs`` epochs of at most ``max_batches`` batches) the ablations can mean anything.
+    Book: ``notebooks/06_ablations.ipynb``."""
+    from finefcace.course.findings import CHANCE
+
+    budget = f"{epochs} epoch{'s' if epochs != 1 else ''}" + (f" of at most {max_batches} batches" if max_batches else "")
+    summary = report[report["group"] == "all"].set_index("metric")
+    overall = summary.loc["overall_accuracy", "value"]
+    worst, worst_high = summary.loc["min_group_accuracy", ["value", "ci_high"]]
+    near_chance = (worst_high if worst_high == worst_high else worst) < CHANCE + 15
+    text = (f"At {budget}, the reference reaches {overall:.1f} % overall and {worst:.1f} % on its worst group "
+            f"(chance: {CHANCE:.0f} %). ")
+    if near_chance:
+        return text + ("Its worst group is near chance: the model has barely learned, so these trainings show that "
+                       "every variant runs, not which design choice is better — a difference between them says more "
+                       "about which run got further in a few updates. The committed study below uses a larger budget "
+                       "and several seeds.")
+    return text + ("Every group is clearly above chance, so a difference from it can reflect the design choice; "
+                   "with one seed, read it against its interval and against the committed study below.")
+
+
+def budget_cost(result: Any, trainings: int, seeds: int = 3) -> str:
+    """What a budget at which the ablations could mean something would cost, measured on a
+    full run (chapter 4's FineFACE, ``result``): its validation accuracy after each epoch and
+    the time each epoch took here, then the time ``trainings`` runs of the smallest budget that
+    reached 85 % would take per seed and for ``seeds`` seeds. Book: ``notebooks/06_ablations.ipynb``."""
+    history = result.history
+    accuracy = 100 * history["val_accuracy"]
+    seconds = history["epoch_seconds"]
+    per_epoch = ", ".join(f"{a:.0f} % after epoch {int(e)}" for e, a in zip(history["epoch"], accuracy))
+    text = (f"Chapter 4's FineFACE ({int(history['batches'].iloc[0])} batches an epoch) reached {per_epoch} "
+            f"on the validation split; an epoch took {seconds.median():.0f} s here (median).")
+    good = history[accuracy >= 85]
+    if good.empty:
+        return text + " Not even its full budget reached 85 %."
+    epochs = int(good["epoch"].iloc[0])
+    cost = trainings * seconds.median() * epochs
+    return (text + f" A budget of {epochs} such epoch{'s' if epochs != 1 else ''} for the {trainings} trainings of this "
+            f"chapter would take about {cost / 60:.0f} min per seed on this machine, {seeds * cost / 60:.0f} min for "
+            f"{seeds} seeds — more than a book build can spend, which is why the trainings here stay small.")

@@ -22,10 +22,75 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "attention_steps",
     "box_shares",
+    "chapter_run",
     "comparison_maps",
+    "deepest_map_size",
+    "prediction_labels",
     "region_grid",
     "walkthrough_figure",
 ]
+
+
+def deepest_map_size(model: Any, input_size: int) -> tuple[int, int]:
+    """(height, width) of the deepest expert's map x''_N at ``input_size`` px (ResNet: a
+    32nd of the input, so 2 × 2 at 64 px, 4 × 4 at 128 px, 14 × 14 at 448 px). Computed on
+    PyTorch's meta device: no arithmetic. Book: ``notebooks/03_attention_crop.ipynb``."""
+    import copy
+
+    import torch
+
+    with torch.device("meta"):
+        probe = copy.deepcopy(model).to("meta").eval()
+        output = probe(torch.empty(1, 3, input_size, input_size))
+    return tuple(output.maps[-1].shape[-2:])
+
+
+def chapter_run(params: Mapping[str, Any], input_size: int | None = None, *, epochs: int | None = None,
+                max_batches: int | None = None) -> Any:
+    """The trained FineFACE chapter 03 reads (train-or-load). First chapter 04's run,
+    ``<run_dir>/<target>-finefcace`` (this chapter trains it when it runs first). When
+    ``input_size`` is None or the profile's own input size is at least ``input_size`` (the
+    paper's 448 px), that is the model. Otherwise its backbone is fine-tuned at ``input_size``
+    px — new descriptor blocks and classifiers, ``epochs`` epochs of at most ``max_batches``
+    batches — in ``<run_dir>/<target>-finefcace-<input_size>px``: far cheaper than training at
+    that size from scratch. Synthetic faces are rendered at that size (``<root>-<input_size>px``),
+    since upsampled small faces would hold no finer detail for the maps to find.
+    Book: ``notebooks/03_attention_crop.ipynb``."""
+    from pathlib import Path
+
+    from finefcace.backbones import save_backbone_file
+    from finefcace.course import session
+
+    target = params.get("target", "gender")
+    base = session.trained_run(params, f"{target}-finefcace", method="finefcace")
+    if input_size is None or (params.get("input_size") or 0) >= input_size:
+        return base
+    backbone = Path(base.run_dir) / "backbone.pt"
+    if not backbone.is_file() or backbone.stat().st_mtime < (Path(base.run_dir) / "best.pt").stat().st_mtime:
+        save_backbone_file(base.model, backbone)
+    changes: dict[str, Any] = {"input_size": input_size, "max_batches": max_batches, "weights": backbone.as_posix()}
+    if epochs is not None:
+        changes["epochs"] = epochs
+    synthetic = params.get("synthetic")
+    if synthetic is not None:
+        changes.update(synthetic={**synthetic, "size": input_size}, table=None,
+                       root=f"{params.get('root') or 'data/synthetic'}-{input_size}px")
+    return session.trained_run(params, f"{target}-finefcace-{input_size}px", method="finefcace", **changes)
+
+
+def prediction_labels(result: Any, rows: "pd.DataFrame") -> list[str]:
+    """One label per figure row: the image's protected groups, its true class and the class
+    the run's fused model predicted for it (from the run's test predictions), marked ✓ or ✗.
+    Book: ``notebooks/03_attention_crop.ipynb`` and ``05_evaluation.ipynb``."""
+    from finefcace.metrics import protected_columns
+
+    predictions = result.predictions.set_index("path")
+    labels = []
+    for row in rows.itertuples(index=False):
+        groups = " / ".join(str(getattr(row, c)) for c in protected_columns(rows))
+        true, predicted = predictions.loc[row.path, ["label_true", "label_pred"]]
+        labels.append(f"{groups}\ntrue {true}\npredicted {predicted} {'✓' if true == predicted else '✗'}")
+    return labels
 
 
 def attention_steps(model: Any, images: Any, threshold: float = REGION_THRESHOLD, pad: float = REGION_PAD) -> dict[str, Any]:
@@ -90,18 +155,26 @@ def comparison_maps(model: Any, baseline: Any, images: Any) -> tuple[list[Any], 
     return experts, overall, attention.attention_maps([baseline_cam], size)[0]
 
 
-def _show(ax: Any, picture: Any, title: str | None = None, **kwargs: Any) -> None:
-    ax.imshow(picture, **kwargs)
+def _show(ax: Any, picture: Any, title: str | None = None, **kwargs: Any) -> Any:
+    image = ax.imshow(picture, **kwargs)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=8)
+    return image
+
+
+def _colour_bar(fig: Any, image: Any, ax: Any, label: str) -> None:
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+    bar.ax.tick_params(labelsize=6)
+    bar.set_label(label, fontsize=6)
 
 
 def walkthrough_figure(images: Any, steps: Mapping[str, Any], index: int = 0, *, caption: str = ""):
     """One image through paper §3.2, one row per expert and one for the overall map:
-    Ω_n at its own resolution, upsampled Ω̃_n, normalised Ω̃_n^norm (eq. 4), the mask ≥ t,
-    the box (grown by the padding) on the input, and the cropped-and-resized region A_n.
+    Ω_n at its own resolution, upsampled Ω̃_n (both on the CAM's own scale, with a colour
+    bar), normalised Ω̃_n^norm (eq. 4; 0 to 1), the mask ≥ t, the box (grown by the padding)
+    on the input, and the cropped-and-resized region A_n.
     Book: ``notebooks/03_attention_crop.ipynb``."""
     from matplotlib.patches import Rectangle
 
@@ -111,7 +184,7 @@ def walkthrough_figure(images: Any, steps: Mapping[str, Any], index: int = 0, *,
     n_experts = len(steps["cams"])
     titles = [r"$\Omega_n$ (CAM)", r"$\tilde\Omega_n$ upsampled", r"$\tilde\Omega_n^{norm}$ (eq. 4)",
               f"mask $\\geq$ t = {steps['threshold']}", f"box (+{steps['pad']:.0%} per side)", "region $A_n$"]
-    fig = new_figure(1.7 * len(titles), 1.75 * (n_experts + 1), layout=None)
+    fig = new_figure(1.95 * len(titles), 1.75 * (n_experts + 1), layout=None)
     axes = fig.subplots(n_experts + 1, len(titles), squeeze=False)
     for row in range(n_experts + 1):
         is_overall = row == n_experts
@@ -119,12 +192,17 @@ def walkthrough_figure(images: Any, steps: Mapping[str, Any], index: int = 0, *,
         if is_overall:
             _show(axes[row, 0], picture, None)
             axes[row, 0].set_title("input" if row == 0 else "", fontsize=8)
-            _show(axes[row, 1], sum(n[index] for n in steps["normalised"]).cpu().numpy(), None, cmap="jet")
+            summed = _show(axes[row, 1], sum(n[index] for n in steps["normalised"]).cpu().numpy(), None, cmap="jet")
+            _colour_bar(fig, summed, axes[row, 1], "sum of maps")
         else:
-            _show(axes[row, 0], steps["cams"][row][index].cpu().numpy(), None, cmap="jet")
-            _show(axes[row, 1], steps["upsampled"][row][index].cpu().numpy(), None, cmap="jet")
+            cam = steps["cams"][row][index].cpu().numpy()  # its own scale: the CAM's values, same in both panels
+            scale = {"vmin": float(cam.min()), "vmax": float(cam.max())}
+            _show(axes[row, 0], cam, None, cmap="jet", **scale)
+            upsampled = _show(axes[row, 1], steps["upsampled"][row][index].cpu().numpy(), None, cmap="jet", **scale)
+            _colour_bar(fig, upsampled, axes[row, 1], "CAM value")
         normalised = steps["overall"] if is_overall else steps["normalised"][row]
-        _show(axes[row, 2], normalised[index].cpu().numpy(), None, cmap="jet", vmin=0, vmax=1)
+        shown = _show(axes[row, 2], normalised[index].cpu().numpy(), None, cmap="jet", vmin=0, vmax=1)
+        _colour_bar(fig, shown, axes[row, 2], "normalised (0-1)")
         _show(axes[row, 3], steps["masks"][row][index].cpu().numpy(), None, cmap="gray", vmin=0, vmax=1)
         _show(axes[row, 4], picture, None)
         x0, y0, x1, y1 = (int(v) for v in steps["boxes"][row][index])

@@ -8,13 +8,22 @@ accuracies, and our rows picked out of :mod:`finefcace.course.paper_results`' si
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+    from matplotlib.figure import Figure
+
+#: One vocabulary in the book: "ours" is always this book's runs; the paper's own model is
+#: "FineFACE (paper)" (Table 7 prints it as "FineFACE [ours]", the authors' "ours").
+PAPER_FINEFACE = "FineFACE (paper)"
+OURS = "ours"
 
 __all__ = [
+    "PAPER_FINEFACE",
+    "decomposition_figure",
+    "group_table",
     "our_rows",
     "paper_summaries_recomputed",
     "paper_table_key",
@@ -40,7 +49,7 @@ def paper_table_key(dataset: str, backbone: str | None = None, target: str = "ge
 
 def paper_summaries_recomputed(tables: Iterable[str] = ("table2", "table5", "table9")) -> "pd.DataFrame":
     """Max/Min and DoB recomputed by :mod:`finefcace.metrics` from the group accuracies the
-    paper prints, beside the values it prints (the check of ``spec/metrics.md``: sample
+    paper prints, beside the values it prints (the denominator that reproduces them: sample
     standard deviation, ``ddof=1``). Book: ``notebooks/05_evaluation.ipynb``."""
     import pandas as pd
 
@@ -72,3 +81,36 @@ def our_rows(table: "pd.DataFrame", label: str) -> "pd.DataFrame":
     ours = table.loc[[label]]
     filled = ours.apply(lambda column: column.map(lambda v: v not in ("", None) and v == v)).any()
     return ours.loc[:, filled]
+
+
+def group_table(table: "pd.DataFrame", label: str) -> "pd.DataFrame":
+    """Our per-group results of a side-by-side gender table, as a tall table that fits the
+    page: one row per summary (Max/Min, Overall, DoB — first) and per group ("tone_1 F"), one
+    column per method. Book: ``notebooks/05_evaluation.ipynb``."""
+    ours = our_rows(table, label)
+    summaries = summary_columns(ours)
+    ours = ours[summaries + [c for c in ours.columns if c not in summaries]]
+    tall = ours.T
+    tall.columns = [method for _, method in tall.columns] if tall.columns.nlevels > 1 else list(tall.columns)
+    tall.index = [" ".join(str(part) for part in (c if isinstance(c, tuple) else (c,)) if part) for c in tall.index]
+    tall.index.name = "group or summary"
+    return tall
+
+
+def decomposition_figure(attribute_reports: Mapping[str, "pd.DataFrame"], label: str, description: str = "") -> "Figure":
+    """The paper's Fig. 4 with its Table 7 methods and our two models: each method's change from
+    its own source's baseline (the paper's from its single-task baseline, ours from our
+    baseline), named with one vocabulary — the paper's FineFACE is "FineFACE (paper)", this
+    book's is "FineFACE (ours)". ``label`` names our rows in the table (``side_by_side``);
+    ``description`` (what produced them) goes in the title. Book: ``notebooks/05_evaluation.ipynb``."""
+    from finefcace import plots
+    from finefcace.course import paper_results
+
+    table7 = paper_results.side_by_side(attribute_reports, "table7", label=label)
+    paper_name = next(m for m in paper_results.paper_table("table7").methods if m.startswith("FineFACE"))
+    table7 = table7.rename(columns={label: OURS, paper_name: PAPER_FINEFACE})
+    figure = plots.fairness_decomposition(table7, baseline=("Baseline single task", "Baseline"),
+                                          highlight=(PAPER_FINEFACE, f"FineFACE ({OURS})"))
+    figure.suptitle(f"Paper (Table 7) and ours{f' ({description})' if description else ''}: "
+                    "each against its own baseline", fontsize=9)
+    return figure

@@ -635,13 +635,38 @@ def _with_intervals(frame: pd.DataFrame, ours_long: pd.DataFrame, label: str, sp
 # points for the accuracy-vs-fairness (Pareto) scatter
 
 
+def _group_set(columns: Any, count: int) -> str:
+    """How a bias measure's groups are named on a figure: "7 race groups", "8 tone × gender groups"."""
+    names = " × ".join(str(c) for c in columns)
+    return f"{count} {names} groups" if names else f"{count} groups"
+
+
+def _paper_group_set(spec: PaperTable, values: pd.DataFrame) -> str:
+    """The groups a printed table's DoB or DEOdds is computed over."""
+    if spec.task == "gender":
+        groups = values[values["metric"] == "accuracy"]
+        per_method = groups.groupby("method", sort=False).size()
+        return _group_set(spec.group_columns, int(per_method.iloc[0]))
+    return _group_set(("gender",), len(GENDERS))  # the attribute tables: protected attribute gender
+
+
+def _report_group_set(report: pd.DataFrame) -> str:
+    """The groups one of our reports' DoB or DEOdds is computed over."""
+    columns = report.attrs.get("group_columns") or _report_group_columns(report)
+    if "attribute" in report.columns:  # groups repeat once per attribute
+        return _group_set(columns, int(report.loc[report["group"] != "all", "group"].nunique()))
+    return _group_set(columns, int((report["metric"] == "accuracy").sum()))
+
+
 def tradeoff_points(table: str, ours: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None, *,
                     label: str | None = None, method: str = "FineFACE", dataset: str | None = None,
                     fairness: str | None = None) -> pd.DataFrame:
     """Accuracy and one bias measure per method, the paper's printed ones and ours, for
     ``plots.accuracy_fairness_scatter``. Gender tables: overall accuracy vs DoB (default);
     attribute tables: accuracy vs DEOdds (default). Columns: source, table, method, accuracy,
-    accuracy_low, accuracy_high, fairness, fairness_low, fairness_high, fairness_metric.
+    accuracy_low, accuracy_high, fairness, fairness_low, fairness_high, groups (the group set
+    the bias measure is computed over: a DoB over 7 race groups and one over 8 tone × gender
+    groups are not comparable, and the scatter draws them apart), fairness_metric.
     Book: ``notebooks/05_evaluation.ipynb``.
     """
     spec = paper_table(table)
@@ -658,11 +683,13 @@ def tradeoff_points(table: str, ours: pd.DataFrame | Mapping[str, pd.DataFrame] 
         if fairness not in by_metric:
             raise ValueError(f"{spec.key} prints no {fairness!r}; choose one of {sorted(set(values['metric']))}")
         rows.append({"source": f"paper, Table {spec.number}", "table": spec.key, "method": m,
-                     "accuracy": by_metric[accuracy_metric], "fairness": by_metric[fairness]})
+                     "accuracy": by_metric[accuracy_metric], "fairness": by_metric[fairness],
+                     "groups": _paper_group_set(spec, values)})
     if ours is not None:
         reports = _our_reports(ours, method)
         _check_label(label or "", reports)
         for m, report in reports.items():
+            groups = _report_group_set(report)
             if "attribute" in report.columns:
                 report = report[(report["attribute"] == _mean_name(report)) & (report["group"] == "all")]
             def pick(metric: str) -> tuple[float, float, float]:
@@ -673,8 +700,9 @@ def tradeoff_points(table: str, ours: pd.DataFrame | Mapping[str, pd.DataFrame] 
                 return (float(first["value"]), float(first.get("ci_low", np.nan)), float(first.get("ci_high", np.nan)))
             acc, fair = pick(accuracy_metric), pick(fairness)
             rows.append({"source": label, "table": spec.key, "method": m, "accuracy": acc[0], "accuracy_low": acc[1],
-                         "accuracy_high": acc[2], "fairness": fair[0], "fairness_low": fair[1], "fairness_high": fair[2]})
+                         "accuracy_high": acc[2], "fairness": fair[0], "fairness_low": fair[1], "fairness_high": fair[2],
+                         "groups": groups})
     frame = pd.DataFrame(rows, columns=["source", "table", "method", "accuracy", "accuracy_low", "accuracy_high",
-                                        "fairness", "fairness_low", "fairness_high"])
+                                        "fairness", "fairness_low", "fairness_high", "groups"])
     frame["fairness_metric"] = fairness
     return frame

@@ -37,6 +37,7 @@ __all__ = [
     "DATASET_NAMES",
     "cli_command",
     "describe_run",
+    "table_label",
     "evaluate_on",
     "figure_batch",
     "profile_notes",
@@ -184,23 +185,59 @@ def _run_dir(params: Mapping[str, Any], name: str) -> str:
     return (Path(params.get("run_dir", TrainConfig.run_dir)) / name).as_posix()
 
 
+#: Environment variable naming a file where :func:`trained_run` notes each run it trained or
+#: loaded (one JSON line per run): ``scripts/course.py`` sets it, and the book's build page
+#: lists the runs of the build from it.
+RUN_LEDGER_VARIABLE = "FINEFCACE_RUN_LEDGER"
+
+
 def trained_run(params: Mapping[str, Any], name: str, **changes: Any) -> "TrainResult":
     """Run ``name`` (``<run_dir>/<name>``) of a notebook's parameters with ``changes``, trained:
     a finished run of the same configuration is loaded, an unfinished one resumed, otherwise it
     trains (the library's :func:`finefcace.training.trainer.train_or_load`). Chapters 03-06 share
-    runs this way, so only the first chapter that needs a run trains it.
-    Book: ``notebooks/04_training.ipynb``."""
+    runs this way, so only the first chapter that needs a run trains it. When the environment
+    names a run ledger (:data:`RUN_LEDGER_VARIABLE`), whether the run was trained or loaded,
+    and how long that took, is appended to it. Book: ``notebooks/04_training.ipynb``."""
+    import os
+    import time
+
+    from finefcace.training.run_directory import SUMMARY_FILE
     from finefcace.training.trainer import train_or_load
 
-    return train_or_load(train_config(params, name, **changes))
+    config = train_config(params, name, **changes)
+    summary = Path(config.run_dir) / SUMMARY_FILE
+    before = summary.stat().st_mtime_ns if summary.is_file() else None
+    started = time.perf_counter()
+    result = train_or_load(config)
+    ledger = os.environ.get(RUN_LEDGER_VARIABLE)
+    if ledger:
+        after = summary.stat().st_mtime_ns if summary.is_file() else None
+        entry = {"run": config.run_dir, "action": "loaded" if before is not None and before == after else "trained",
+                 "seconds": round(time.perf_counter() - started, 1)}
+        with open(ledger, "a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+    return result
 
 
-def cli_command(params: Mapping[str, Any], name: str, profile: str = "<profile>.yaml", **changes: Any) -> str:
-    """The command line that trains the same run as :func:`trained_run` from a notebook
-    profile (``python -m finefcace train --profile``, which reads its training keys) (chapter 04)."""
+def cli_command(params: Mapping[str, Any], name: str, profile: str = "configs/quick.yaml", **changes: Any) -> str:
+    """The command line that trains the same run as :func:`trained_run`: ``python -m finefcace
+    train --profile <profile>`` (which reads a notebook profile's training keys) plus a ``--set``
+    for the run folder, for every training key where ``params`` differ from the profile, and
+    for ``changes``. Runnable as printed, from the project root (chapter 04)."""
+    import dataclasses
+    import shlex
+
+    import yaml
+
+    from finefcace.training.config import TrainConfig
+
+    keys = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("run_dir", "progress")]
+    profile_path = project_root() / profile
+    written = (yaml.safe_load(profile_path.read_text()) or {}) if profile_path.is_file() else {}
+    differ = {k: params[k] for k in keys if k in params and (k not in written or written[k] != params[k])}
     sets = [f"run_dir={_run_dir(params, name)}"]
-    sets += [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in changes.items()]
-    return f"python -m finefcace train --profile {profile} " + " ".join(f"--set {s}" for s in sets)
+    sets += [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in {**differ, **changes}.items()]
+    return f"python -m finefcace train --profile {profile} " + " ".join(f"--set {shlex.quote(s)}" for s in sets)
 
 
 def describe_run(result: "TrainResult", data: str | None = None) -> str:
@@ -218,6 +255,13 @@ def describe_run(result: "TrainResult", data: str | None = None) -> str:
     device = result.summary.get("device", config.device)
     return (f"{data}, {resolved['backbone']}{' pretrained' if config.weights else ' from scratch'}, "
             f"{resolved['input_size']} px, {epochs} epoch{'s' if epochs != 1 else ''}{limit}, {device}")
+
+
+def table_label(result: "TrainResult") -> str:
+    """The short name of our rows or columns in a table: "ours (synthetic)" for a run on the
+    synthetic faces, "ours" otherwise — tables stay narrow; :func:`describe_run`, printed once
+    beside them, says what produced the numbers. Book: ``notebooks/05_evaluation.ipynb``."""
+    return "ours (synthetic)" if result.config.synthetic is not None else "ours"
 
 
 def run_table(result: "TrainResult") -> tuple["pd.DataFrame", Path]:

@@ -1,4 +1,4 @@
-"""Synthetic faces: the embedded default dataset (spec/data.md, "Synthetic faces").
+"""Synthetic faces: the embedded default dataset (``notebooks/01_dataset_preparation.ipynb``).
 
 Real faces cannot ship with the project and a CPU cannot train on them quickly, so the course
 generates its own labelled faces, deterministically, in seconds. Faces are rendered
@@ -18,11 +18,13 @@ under-eye shading and cheek highlight.
   background clutter, noise). The **test split is balanced**: equal tone × gender cells and no
   target–group correlation, so per-group metrics are reliable.
 
-Why the defaults give a gap: gender is carried by coarse cues that are noisy for everyone
-(jaw width, hair length) and by local cues (brow weight, stubble, lip colour) that are clear —
-except on ``tone_4``, whose local cues are drawn at lower contrast and which is rare in
-training and skewed towards ``Male``. A baseline leans on what the majority shows it; the
-rendered information is still there for a model that looks closely.
+Why the defaults give a gap: gender is carried by coarse cues that are the same on every tone
+— hair length (:data:`LONG_HAIR_SHARE`: long for most women and few men, strong but wrong for
+the long-haired men and short-haired women) and jaw width (weak) — and by local cues (brow
+weight, stubble, lip colour) that are clear, except on ``tone_4``, whose local cues are drawn at
+lower contrast and which is rare in training and skewed towards ``Male``. A model that relies
+on hair length is equally (in)accurate on every tone; the group gap comes from the local
+cues, which the rendered images still hold for a model that looks closely.
 
 Introduced in the book in ``notebooks/01_dataset_preparation.ipynb``.
 """
@@ -82,6 +84,10 @@ ATTRIBUTE_GENDER_DIRECTION: dict[str, float] = {
     "High_Cheekbones": -1.0, "Mouth_Slightly_Open": -0.5, "Narrow_Eyes": 0.5,
     "Smiling": -1.0, "Wearing_Hat": 1.0,
 }
+#: Share of faces with long hair, per presented gender, on every tone and in every split: a
+#: coarse gender cue as strong as it is crude (hair length alone classifies gender correctly
+#: for (0.80 + 1 − 0.12) / 2 = 84 % of the balanced test split), and one the tone does not weaken.
+LONG_HAIR_SHARE: dict[str, float] = {"Male": 0.12, "Female": 0.80}
 #: Shift of P(Male | tone) in train/val per unit of correlation: the rare tone_4 is mostly Male.
 TONE_MALE_SKEW = np.array([-0.10, 0.0, 0.10, 0.40])
 
@@ -94,7 +100,7 @@ CHUNK = 64
 
 @dataclass(frozen=True)
 class SyntheticBias:
-    """The bias knobs of the synthetic faces (spec/data.md). Defaults give a measurable gap.
+    """The bias knobs of the synthetic faces. Defaults give a measurable gap.
 
     - ``tone_proportions``: share of ``tone_1..tone_4`` in train/val (test is balanced).
     - ``correlation``: target–group correlation in train/val, 0 (none) to 1: P(Male | tone)
@@ -463,7 +469,7 @@ def _render_chunk(sample: FaceSample, size: int, bias: SyntheticBias, generator:
     skin = torch.from_numpy(np.clip(skin_np, 0, 1).astype(np.float32))
     hair_index = pd.Index(HAIR_COLOURS).get_indexer(lab["hair_colour"])
     hair = torch.from_numpy(np.clip(HAIR_RGB[hair_index] * (1 + 0.08 * z["hair_shade"][:, None]), 0, 1).astype(np.float32))
-    long_hair = z["long_hair"] < np.where(male, 0.12, 0.80)
+    long_hair = z["long_hair"] < np.where(male, LONG_HAIR_SHARE["Male"], LONG_HAIR_SHARE["Female"])
 
     # ---- long hair behind the head ----
     if long_hair.any():

@@ -43,3 +43,36 @@ def test_threshold_sweep_in_one_pass_equals_one_pass_per_threshold(small_models)
         assert torch.allclose(scores["oval"], alone["oval"]) and torch.allclose(scores["raw"], alone["raw"])
         assert np.array_equal(scores["oval_share"], alone["oval_share"])
     assert swept[0.2]["oval_share"].mean() >= swept[0.8]["oval_share"].mean()
+
+
+def test_the_budget_note_says_plainly_when_the_reference_has_not_learned():
+    import numpy as np
+    import pandas as pd
+
+    from finefcace.metrics import gender_task_report
+
+    rng = np.random.default_rng(0)
+    n = 800
+    frame = pd.DataFrame({"tone": rng.choice(["tone_1", "tone_4"], n), "gender": rng.choice(["Female", "Male"], n)})
+    frame["y_true"] = (frame["gender"] == "Male").astype(int)
+    frame["y_pred"] = 1  # says "Male" to everyone: women at 0 %
+    degenerate = ablations.budget_note(gender_task_report(frame, n_bootstrap=50), 2, 15)
+    assert degenerate.startswith("At 2 epochs of at most 15 batches, the reference reaches")
+    assert "near chance" in degenerate and "not which design choice is better" in degenerate
+    frame["y_pred"] = np.where(rng.random(n) < 0.95, frame["y_true"], 1 - frame["y_true"])
+    learned = ablations.budget_note(gender_task_report(frame, n_bootstrap=50), 4)
+    assert learned.startswith("At 4 epochs, the reference") and "clearly above chance" in learned
+
+
+def test_budget_cost_is_computed_from_the_runs_own_history():
+    import pandas as pd
+
+    class Run:
+        history = pd.DataFrame({"epoch": [1, 2, 3], "batches": [50, 50, 50], "val_accuracy": [0.75, 0.89, 0.96],
+                                "epoch_seconds": [100.0, 120.0, 110.0]})
+
+    text = ablations.budget_cost(Run(), trainings=7)
+    assert "reached 75 % after epoch 1, 89 % after epoch 2, 96 % after epoch 3" in text
+    assert "an epoch took 110 s here" in text
+    assert "A budget of 2 such epochs for the 7 trainings of this chapter would take about 26 min per seed" in text
+    assert "77 min for 3 seeds" in text

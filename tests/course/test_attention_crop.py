@@ -44,5 +44,59 @@ def test_walkthrough_and_region_grid_have_a_panel_per_step(small_models):
     images = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     steps = attention_crop.attention_steps(model, images, threshold=0.5, pad=0.1)
     figure = attention_crop.walkthrough_figure(images, steps, index=1, caption="synthetic test")
-    assert len(figure.axes) == 4 * 6  # 3 experts + the overall map, 6 steps each
+    assert len(figure.axes) == 4 * 6 + 4 * 2  # 3 experts + the overall map, 6 steps each; 2 colour bars a row
+    bars = [ax for ax in figure.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 8 and {bar.get_ylabel() for bar in bars} == {"CAM value", "normalised (0-1)", "sum of maps"}
     assert len(attention_crop.region_grid(images, steps).axes) == 3 * 5  # input, A_1..A_3, A_oval
+
+
+def test_the_deepest_map_is_a_32nd_of_the_input(small_models):
+    model, _ = small_models
+    assert attention_crop.deepest_map_size(model, 64) == (2, 2)
+    assert attention_crop.deepest_map_size(model, 128) == (4, 4)
+    assert next(model.parameters()).device.type == "cpu"  # measured on a copy
+
+
+def test_chapter_run_fine_tunes_chapter_4s_backbone_when_its_maps_are_too_small(monkeypatch, tmp_path, small_models):
+    import torch
+
+    from finefcace.course import session
+
+    model, _ = small_models
+    (tmp_path / "best.pt").write_text("")
+
+    class Run:
+        run_dir = tmp_path
+
+    Run.model = model
+    asked = []
+    monkeypatch.setattr(session, "trained_run", lambda params, name, **changes: asked.append((name, changes)) or Run())
+    quick = {"target": "gender", "input_size": 64, "root": "data/synthetic",
+             "synthetic": {"n_train": 16, "size": 64, "seed": 0}}
+    attention_crop.chapter_run(quick, 128, epochs=2, max_batches=5)
+    assert [name for name, _ in asked] == ["gender-finefcace", "gender-finefcace-128px"]
+    changes = asked[-1][1]
+    assert changes["input_size"] == 128 and changes["epochs"] == 2 and changes["max_batches"] == 5
+    assert changes["synthetic"] == {"n_train": 16, "size": 128, "seed": 0}  # faces rendered at 128 px
+    assert changes["root"] == "data/synthetic-128px" and changes["table"] is None
+    # the weights: chapter 4's trunk, as a torchvision state dict that a ResNet-18 loads
+    from finefcace.backbones import load_torchvision_backbone
+
+    trunk = load_torchvision_backbone("resnet18", changes["weights"])
+    assert torch.equal(trunk.layer4[1].conv2.weight, model.stages[4].layer4[1].conv2.weight)
+    asked.clear()
+    attention_crop.chapter_run({**quick, "input_size": 448}, 128)  # the paper's size: chapter 4's run
+    attention_crop.chapter_run(quick, None)
+    assert [name for name, _ in asked] == ["gender-finefcace", "gender-finefcace"]
+
+
+def test_prediction_labels_say_true_and_predicted_class():
+    import pandas as pd
+
+    class Run:
+        predictions = pd.DataFrame({"path": ["a.png", "b.png"], "label_true": ["Female", "Male"],
+                                    "label_pred": ["Female", "Female"]})
+
+    rows = pd.DataFrame({"path": ["b.png", "a.png"], "tone": ["tone_4", "tone_1"], "gender": ["Male", "Female"]})
+    assert attention_crop.prediction_labels(Run(), rows) == [
+        "tone_4 / Male\ntrue Male\npredicted Female ✗", "tone_1 / Female\ntrue Female\npredicted Female ✓"]

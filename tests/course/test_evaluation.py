@@ -12,3 +12,50 @@ def test_paper_table_for_each_dataset_and_task():
     assert evaluation.paper_table_key("lfwa") == ("table3", "LFWA+")
     assert evaluation.paper_table_key("celeba") == ("table4", None)
     assert evaluation.paper_table_key("celeba", "resnet50", "Smiling") == ("table6", None)
+
+
+def _attribute_reports():
+    import numpy as np
+    import pandas as pd
+
+    from finefcace.metrics import attribute_task_report
+
+    rng = np.random.default_rng(2)
+    n, reports = 400, {}
+    for method, correct in (("Baseline", 0.8), ("FineFACE", 0.9)):
+        tables = {}
+        for attribute in ("Blond_Hair", "Wearing_Hat"):
+            truth = rng.integers(0, 2, n)
+            tables[attribute] = pd.DataFrame({"gender": rng.choice(["Female", "Male"], n), "y_true": truth,
+                                              "y_pred": np.where(rng.random(n) < correct, truth, 1 - truth)})
+        reports[method] = attribute_task_report(tables, n_bootstrap=0)
+    return reports
+
+
+def test_the_fig4_replica_has_one_vocabulary_for_ours_and_the_papers():
+    figure = evaluation.decomposition_figure(_attribute_reports(), "ours: synthetic fixture")
+    names = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    assert evaluation.PAPER_FINEFACE in names and "FineFACE (ours)" in names
+    assert not any("[ours]" in name or "measured here" in name for name in names)
+
+
+def test_the_group_table_is_tall_with_the_summaries_first():
+    import numpy as np
+    import pandas as pd
+
+    from finefcace.course import paper_results
+    from finefcace.metrics import gender_task_report
+
+    rng = np.random.default_rng(0)
+    n = 800
+    frame = pd.DataFrame({"tone": rng.choice(["tone_1", "tone_2"], n), "gender": rng.choice(["Female", "Male"], n),
+                          "y_true": rng.integers(0, 2, n)})
+    frame["y_pred"] = np.where(rng.random(n) < 0.85, frame["y_true"], 1 - frame["y_true"])
+    reports = {"Baseline": gender_task_report(frame, n_bootstrap=20), "FineFACE": gender_task_report(frame, n_bootstrap=20)}
+    label = "ours: synthetic fixture"
+    table = paper_results.side_by_side(reports, "table2", label=label, with_ci=True, digits=1)
+    tall = evaluation.group_table(table, label)
+    assert list(tall.columns) == ["Baseline", "FineFACE"]
+    assert list(tall.index[:3]) == ["Max/Min", "Overall", "DoB"]
+    assert list(tall.index[3:]) == ["tone_1 M", "tone_1 F", "tone_2 M", "tone_2 F"]
+    assert "White M" not in tall.index  # the paper's groups we have no value for are left out

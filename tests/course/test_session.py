@@ -36,9 +36,16 @@ def test_start_applies_the_course_rules_for_paths(course_dir, monkeypatch):
 
 
 def test_cli_command_names_the_same_run():
-    command = course.cli_command({"run_dir": "runs/quick"}, "gender-baseline", method="baseline")
-    assert command == ("python -m finefcace train --profile <profile>.yaml "
+    """A command that runs as printed: the quick profile's file, then only what differs from it."""
+    import yaml
+
+    quick = yaml.safe_load((course.project_root() / "configs" / "quick.yaml").read_text())
+    command = course.cli_command(quick, "gender-baseline", method="baseline")
+    assert command == ("python -m finefcace train --profile configs/quick.yaml "
                        "--set run_dir=runs/quick/gender-baseline --set method=baseline")
+    changed = course.cli_command({**quick, "epochs": 2, "overrides": {"descriptor_dim": 8}}, "gender-finefcace")
+    assert changed.endswith("--set run_dir=runs/quick/gender-finefcace --set 'overrides={\"descriptor_dim\": 8}' "
+                            "--set epochs=2")
 
 
 def test_a_notebook_run_is_configured_and_checked_once(monkeypatch):
@@ -97,3 +104,35 @@ def test_a_profile_without_attribute_labels_says_the_attribute_task_is_skipped()
                      "under this profile."]
     assert profile_notes({"dataset": "synthetic", "attributes": ["Smiling"]}, ["dataset", "attributes"]) == []
     assert profile_notes({"dataset": "utkface", "attributes": []}, ["dataset"]) == []  # a chapter without the task
+
+
+def test_trained_runs_are_noted_in_the_ledger_as_trained_or_loaded(tmp_path, monkeypatch):
+    """scripts/course.py names a ledger; each run a notebook asks for is noted there."""
+    import json
+
+    from finefcace.training import trainer
+
+    def fake_train_or_load(config):
+        summary = Path(config.run_dir) / "summary.json"
+        if not summary.is_file():  # "trains": writes the run's summary; a second call only reads it
+            summary.parent.mkdir(parents=True)
+            summary.write_text("{}")
+        return "result"
+
+    monkeypatch.setattr(trainer, "train_or_load", fake_train_or_load)
+    ledger = tmp_path / "ledger.jsonl"
+    monkeypatch.setenv(course.RUN_LEDGER_VARIABLE, str(ledger))
+    params = {"run_dir": str(tmp_path / "runs"), "epochs": 1}
+    assert course.trained_run(params, "gender-baseline", method="baseline") == "result"
+    assert course.trained_run(params, "gender-baseline", method="baseline") == "result"
+    entries = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert [e["action"] for e in entries] == ["trained", "loaded"]
+    assert entries[0]["run"] == f"{tmp_path}/runs/gender-baseline"
+
+
+def test_table_label_is_short_and_says_synthetic():
+    from types import SimpleNamespace
+
+    synthetic = SimpleNamespace(config=SimpleNamespace(synthetic={"n_train": 8}))
+    real = SimpleNamespace(config=SimpleNamespace(synthetic=None))
+    assert course.table_label(synthetic) == "ours (synthetic)" and course.table_label(real) == "ours"
