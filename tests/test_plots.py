@@ -208,7 +208,7 @@ def test_the_scatter_reads_worst_group_accuracy_as_higher_is_fairer_and_draws_in
     assert _strict(plots.accuracy_fairness_scatter, points, ax=right) is fig
     _render(fig, "accuracy_fairness_scatter_worst_group")
     assert "worst-group accuracy" in right.get_xlabel() and "higher is fairer" in right.get_xlabel()
-    assert not left.texts and len(right.texts) == len(points)
+    assert not left.texts and len(right.texts) == len(points) + 1  # a label per point, the better-corner note
     # the front: no other method better on both accuracy and worst-group accuracy
     rings = next(c for c in right.collections if c.get_label().startswith("Pareto"))
     ringed = {tuple(p) for p in rings.get_offsets().tolist()}
@@ -248,8 +248,8 @@ def test_accuracy_fairness_scatter(gender_reports):
     fig = _strict(plots.accuracy_fairness_scatter, points)
     _render(fig, "accuracy_fairness_scatter")
     paper_panel, our_panel = fig.axes  # Table 2's 14 race x gender groups, our 6 race x gender groups
-    assert paper_panel.get_xlabel().startswith("DoB (points) over 14 race × gender groups")
-    assert our_panel.get_xlabel().startswith("DoB (points) over 6 race × gender groups")
+    assert paper_panel.get_xlabel().startswith("Degree of Bias (DoB, points) over 14 race × gender groups")
+    assert our_panel.get_xlabel().startswith("Degree of Bias (DoB, points) over 6 race × gender groups")
     for ax in fig.axes:  # each panel names the better corner: less bias (left), more accuracy (up)
         assert any(t.get_text().startswith("\u2196 better") for t in ax.texts)
     annotations = sorted(t.get_text() for ax in fig.axes for t in ax.texts if not t.get_text().startswith("\u2196"))
