@@ -337,7 +337,7 @@ def stage_environment(check: Check) -> dict[str, Any]:
         "cuda_available": check.cuda,
         "cuda_runtime": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "absent_optional_packages": [p for p in OPTIONAL_PACKAGES if importlib.util.find_spec(p) is None],
+        "absent_optional_packages": [p for p in OPTIONAL_PACKAGES if not _installed(p)],
     }
     if check.cuda:
         properties = torch.cuda.get_device_properties(0)
@@ -907,6 +907,13 @@ def _now() -> str:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:300] if text else ""
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _version(module: str) -> str | None:

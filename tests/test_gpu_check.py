@@ -28,6 +28,22 @@ BLOCKED = ("matplotlib", "seaborn", "sklearn", "fairlearn", "h5py", "papermill",
            "jupyter_book", "IPython", "ipykernel")
 
 
+BLOCKER = """import sys
+from importlib.machinery import PathFinder
+
+
+class PathFinderWithout(PathFinder):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            return None
+        return super().find_spec(name, path, target)
+
+
+sys.meta_path[:] = [PathFinderWithout if finder is PathFinder else finder for finder in sys.meta_path]
+"""
+
+
 def load_script():
     spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
     module = importlib.util.module_from_spec(spec)
@@ -43,8 +59,9 @@ gpu_check = load_script()
 def tiny_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path_factory.mktemp("gpu_check")
     blocker = tmp_path_factory.mktemp("blocker")
-    # None in sys.modules: `import matplotlib` raises ModuleNotFoundError, find_spec says absent.
-    (blocker / "sitecustomize.py").write_text(f"import sys\nfor name in {BLOCKED!r}:\n    sys.modules[name] = None\n")
+    # Loaded at start-up by every Python of the run (pytest's too): the path finder no longer finds
+    # the blocked packages, so they look and behave as not installed.
+    (blocker / "sitecustomize.py").write_text(BLOCKER.format(blocked=BLOCKED))
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker), str(ROOT)]))
     done = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--out", str(out), "--work", str(out / "work")],
                           cwd=out, env=environment, capture_output=True, text=True, timeout=900)
