@@ -846,8 +846,8 @@ def markdown_report(results: dict[str, Any]) -> str:
                      f"matrix products and convolutions, forward + backward, counted by FlopCounterMode) over the "
                      f"GPU's bf16 dense peak ({f'{peak:.0f} TFLOP/s, datasheet' if peak else 'unknown here'}).")
         lines.append("")
-        header = "| Workload | Images/s | Median ms [q1–q3] | GFLOPs | TFLOP/s | MFU | Peak memory (MiB) |"
-        rule = "|---|---|---|---|---|---|---|"
+        header = "| Workload | Images/s | Median ms [q1–q3] | GFLOPs | TFLOP/s | MFU | Peak memory (MiB) | Host syncs |"
+        rule = "|---|---|---|---|---|---|---|---|"
         if compiled:
             header += " Compiled images/s (× eager) |"
             rule += "---|"
@@ -860,9 +860,11 @@ def markdown_report(results: dict[str, Any]) -> str:
             memory = row.get("peak_memory_bytes")
             line = (f"| {WORKLOAD_LABELS.get(name, name)} | {_number(row['images_per_second'])} | "
                     f"{row['median_seconds'] * 1e3:.1f} [{q1 * 1e3:.1f}–{q3 * 1e3:.1f}] | "
-                    f"{_number(row['flops'] / 1e9 if row['flops'] else None)} | {_number(row['tflops'])} | "
+                    f"{_number(row['flops'] / 1e9 if row['flops'] else None)} | "
+                    f"{_number(row['tflops'], 1 if (row['tflops'] or 0) >= 10 else 3)} | "
                     f"{_percent(row['mfu']) if row['flops'] else '—'} | "
-                    f"{_number(memory / 2**20 if memory else None, 0)} |")
+                    f"{_number(memory / 2**20 if memory else None, 0)} | "
+                    f"{'—' if row.get('host_syncs') is None else row['host_syncs']} |")
             if compiled:
                 c = compiled.get(name)
                 line += (f" {_number(c['images_per_second'])} ({c['speedup_over_eager']:.2f}×) |" if c else " — |")
