@@ -189,3 +189,34 @@ def test_the_cost_chapter_shows_the_published_gpu_table_or_says_it_is_not_yet_me
         assert "started 20" in published
     else:
         assert "Not yet measured" in published
+
+
+def test_the_attention_stage_guards_the_trainers_own_attention_calls(tmp_path, monkeypatch):
+    """The stage is CUDA-only; here the sync-debug switch is recorded instead of set, so that its
+    wiring — the trainer's three attention calls, each guarded, the originals restored — is checked."""
+    check = _check(tmp_path, budget=120, limits={})
+    check.project = gpu_check.import_project()
+    check.results["stages"]["import"] = {"status": "ok"}
+    check.cuda = True  # the tensors stay on the CPU
+    modes = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *args: None)
+    monkeypatch.setattr(torch.cuda, "get_sync_debug_mode", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)
+    attention = check.project.attention
+    originals = [getattr(attention, name) for name in gpu_check.ATTENTION_STEP]
+
+    result = gpu_check.stage_attention_no_host_sync(check)
+    assert result["status"] == "ok", result
+    assert result["details"]["guarded_calls"] == list(gpu_check.ATTENTION_STEP)
+    assert modes == ["error", 0] * 3
+    assert [getattr(attention, name) for name in gpu_check.ATTENTION_STEP] == originals
+
+    def synchronising(*args, **kwargs):  # a host sync: an error only under set_sync_debug_mode("error")
+        if modes and modes[-1] == "error":
+            raise RuntimeError("called a synchronizing CUDA operation")
+        return originals[2](*args, **kwargs)
+
+    monkeypatch.setattr(attention, "overall_region", synchronising)
+    result = gpu_check.stage_attention_no_host_sync(check)
+    assert result["status"] == "failed" and "synchronizing" in result["summary"]
+    assert attention.overall_region is synchronising  # what was there before the stage, restored
