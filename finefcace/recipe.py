@@ -77,8 +77,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 def compile_in_place(model: nn.Module, backend: str = "inductor") -> None:
     """``torch.compile`` every top-level block in place (the trainer calls the blocks —
     ``backbone_features``, ``expert_head`` — not only ``forward``); state-dict keys unchanged.
-    ``backend``: torch.compile's backend (``"eager"`` traces without generating code, as the
-    CPU rehearsal of ``scripts/gpu_check.py`` does).
+    ``backend``: torch.compile's backend (``"aot_eager"`` traces forward and backward without
+    generating code, as the CPU rehearsal of ``scripts/gpu_check.py`` does).
 
     The blocks share one compiled entry point, guarded per block and per grad mode, so the
     recompile limit is raised to fit them all (otherwise dynamo falls back to eager after 8)."""

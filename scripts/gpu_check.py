@@ -167,7 +167,7 @@ def make_setting(kind: str, budget_s: float | None = None) -> Setting:
     if kind == "tiny":
         # A small FineFACE: ResNet-18 at 64 px with C_v = 32, otherwise the paper's profile.
         return Setting("tiny", "resnet18", 64, 8, 4, 32, repetitions=1, warmup=0, profile=False,
-                       compile_backend="eager", compiled_repetitions=1,
+                       compile_backend="aot_eager", compiled_repetitions=1,  # traces, no code generated
                        synthetic=dict(n_train=16, n_val=8, n_test=8), train_epochs=5,
                        train_max_batches=None, eval_max_batches=None, resume_max_batches=1,
                        # one thread: tiny models on a few shared cores run ~10x slower with more

@@ -191,7 +191,16 @@ def test_the_cost_chapter_shows_the_published_gpu_table_or_says_it_is_not_yet_me
         assert "Not yet measured" in published
 
 
-def test_the_attention_stage_guards_the_trainers_own_attention_calls(tmp_path, monkeypatch):
+@pytest.fixture
+def tiny_threads():
+    """The tiny setting's intra-op threads (one: more slow tiny models down on shared cores)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(gpu_check.make_setting("tiny").threads)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_the_attention_stage_guards_the_trainers_own_attention_calls(tmp_path, monkeypatch, tiny_threads):
     """The stage is CUDA-only; here the sync-debug switch is recorded instead of set, so that its
     wiring — the trainer's three attention calls, each guarded, the originals restored — is checked."""
     check = _check(tmp_path, budget=120, limits={})
