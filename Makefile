@@ -1,6 +1,7 @@
 # The two commands a newcomer needs (see README.md):
 #   make book   render the whole course on the embedded synthetic default
 #   make test   the whole test suite (unit tests, notebooks via nbval, the book build, a browser check)
+# On a GPU machine (its own Python; nothing installed): make gpu-check OUT=dir  (scripts/gpu_check.py)
 # Each creates .venv and installs the pinned requirements when they are missing or changed.
 
 PYTHON ?= python3.11
@@ -9,7 +10,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.finefcace-installed
 PROFILE ?=
 
-.PHONY: book test venv clean
+.PHONY: book test venv clean gpu-check
 
 venv: $(STAMP)
 
@@ -25,6 +26,11 @@ book: $(STAMP)
 test: $(STAMP)
 	$(PY) scripts/ensure_browser.py
 	$(PY) -m pytest
+
+# No venv: the GPU machine's own python3 runs the check from the source tree.
+OUT ?= gpu_check_results
+gpu-check:
+	python3 scripts/gpu_check.py --out $(OUT)
 
 clean:
 	rm -rf _build book/notebooks runs/quick data/synthetic

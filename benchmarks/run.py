@@ -66,10 +66,14 @@ from finefcace.model import Baseline, FineFACE  # noqa: E402
 from finefcace.mutual_learning import baseline_iteration, finefcace_iteration, step_names  # noqa: E402
 from finefcace.predict import fused_logits  # noqa: E402
 from finefcace.presets import get_preset  # noqa: E402
-from finefcace.training.recipe import build_optimizer  # noqa: E402
+from finefcace.training.recipe import build_optimizer, compile_in_place  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TABLE_FILE = "cost_table.md"
+
+#: Workloads whose FLOPs, peak memory and host syncs are counted (the crops are compared by time only).
+FLOP_WORKLOADS = ("baseline_train", "finefcace_train", "finefcace_all_heads_train", "published_train",
+                  "baseline_infer", "fused_infer")
 
 #: The targets this benchmark checks (the issue that asked for it): name -> (limit, direction).
 TARGETS = {
@@ -100,6 +104,9 @@ class BenchConfig:
     seed: int = 0
     threads: int | None = None   # torch.set_num_threads (CPU); None = torch's default
     profile: bool = True         # record torch.profiler top operators
+    descriptor_dim: int | None = None  # C_v; None = the preset's (1024)
+    compile: str | None = None   # torch.compile backend for the models' blocks (None: eager); used by
+                                 # scripts/gpu_check.py for timings only (FLOPs are counted eagerly)
 
 
 CONFIGS: dict[str, BenchConfig] = {
@@ -211,17 +218,37 @@ def _load() -> list[float]:
         return []
 
 
-def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Measure every workload for ``config``; returns the results dictionary (see module doc)."""
+@dataclasses.dataclass
+class Workbench:
+    """The models, inputs and workloads of one setting, ready to time (:func:`build_workbench`).
+
+    ``workloads`` are what :func:`run_benchmark` times (on CPU the FineFACE iteration is the
+    step-recorded one; on GPU an unmarked one, with a marked copy beside it);
+    ``plain`` are unmarked versions of the same calls, for FLOPs, memory and host syncs.
+    """
+
+    config: BenchConfig
+    device: torch.device
+    model: FineFACE
+    baseline: Baseline
+    workloads: dict[str, Callable[[], Any]]
+    plain: dict[str, Callable[[], Any]]
+    recorder: StepRecorder
+    finefcace_train: Callable[..., None]
+    crop_agreement: float
+
+
+def build_workbench(config: BenchConfig) -> Workbench:
+    """Models (optionally compiled), random inputs and every workload of ``config``; also checks
+    that the batched crop equals the per-sample loop (``crop_agreement``, max abs difference)."""
     device = _resolve_device(config)
     measure.prepare(device, config.threads, config.seed)
     preset = get_preset(config.preset)
-    load_before = _load()
-    started = time.perf_counter()
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     amp_dtype = torch.bfloat16 if config.amp else None
 
-    model = FineFACE.from_preset(config.preset, config.backbone, config.num_classes).to(device)
+    sizes = {"descriptor_dim": config.descriptor_dim} if config.descriptor_dim else {}
+    model = FineFACE.from_preset(config.preset, config.backbone, config.num_classes, **sizes).to(device)
     baseline = Baseline(config.backbone, config.num_classes).to(device)
     model = model.to(memory_format=memory_format)
     baseline = baseline.to(memory_format=memory_format)
@@ -240,6 +267,16 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> di
         region_draw=preset["region_draw"], generator=generator, amp_dtype=amp_dtype,
     )
     reference_rng = random.Random(config.seed)
+
+    # Crop inputs: real CAMs of the (still uncompiled) model on a batch of crop_batch images.
+    crop_images = torch.randn(config.crop_batch, 3, size, size, device=device)
+    with torch.no_grad():
+        model.eval()
+        crop_cams = attention.class_activation_maps(model, model(crop_images))
+        model.train()
+    if config.compile:
+        compile_in_place(model, backend=config.compile)
+        compile_in_place(baseline, backend=config.compile)
 
     def finefcace_train(steps_forward: str = "expert_only", on_step=None) -> None:
         finefcace_iteration(model, optimizer, images, labels, steps_forward=steps_forward,
@@ -272,13 +309,6 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> di
         with _autocast(config, device):
             fused_logits(model, images, **fusion)
 
-    # Crop inputs: real CAMs of the model on a batch of crop_batch images.
-    crop_images = torch.randn(config.crop_batch, 3, size, size, device=device)
-    with torch.no_grad():
-        model.eval()
-        crop_cams = attention.class_activation_maps(model, model(crop_images))
-        model.train()
-
     def crop_batched() -> tuple[list[torch.Tensor], torch.Tensor]:
         with torch.no_grad():
             return (attention.attention_regions(crop_images, crop_cams, preset["threshold"], preset["pad"]),
@@ -307,31 +337,45 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> di
     }
     if not instrument_headline:
         workloads["finefcace_train_marked"] = finefcace_train_recorded
+    plain = dict(workloads, finefcace_train=finefcace_train)
+    return Workbench(config, device, model, baseline, workloads, plain, recorder, finefcace_train, crop_agreement)
 
-    log(f"[{config.name}] {config.backbone}, {size} px, batch {config.batch} (crops: batch {config.crop_batch}), "
-        f"{device}{', bf16 autocast' if config.amp else ''}{', channels_last' if config.channels_last else ''}, "
+
+def describe_setting(config: BenchConfig, device: torch.device) -> str:
+    """One line naming a setting: backbone, size, batch, device and switches."""
+    return (f"{config.backbone}, {config.input_size} px, batch {config.batch} (crops: batch {config.crop_batch}), "
+            f"{device}{', bf16 autocast' if config.amp else ''}{', channels_last' if config.channels_last else ''}"
+            f"{f', torch.compile ({config.compile})' if config.compile else ''}")
+
+
+def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure every workload for ``config``; returns the results dictionary (see module doc)."""
+    load_before = _load()
+    started = time.perf_counter()
+    bench = build_workbench(config)
+    device, recorder, plain = bench.device, bench.recorder, bench.plain
+
+    log(f"[{config.name}] {describe_setting(config, device)}, "
         f"{torch.get_num_threads()} threads, load {load_before}; {config.warmup} warm-up + "
         f"{config.repetitions} interleaved repetitions")
-    times = measure.interleaved_times(workloads, device, repetitions=config.repetitions,
+    times = measure.interleaved_times(bench.workloads, device, repetitions=config.repetitions,
                                       warmup=config.warmup, progress=lambda s: log("  " + s))
 
     log("  counting FLOPs and peak memory ...")
-    flop_workloads = ["baseline_train", "finefcace_train", "finefcace_all_heads_train", "published_train",
-                      "baseline_infer", "fused_infer"]
-    plain = dict(workloads, finefcace_train=finefcace_train)
-    flops = {name: measure.count_flops(plain[name]) for name in flop_workloads}
+    flops = {name: measure.count_flops(plain[name]) for name in FLOP_WORKLOADS}
     with recorder.recording(count_flops=True):
-        finefcace_train(on_step=recorder.on_step)
+        bench.finefcace_train(on_step=recorder.on_step)
+
     def without_gradients(name: str) -> Callable[[], Any]:
         # Drop the gradients the previous call left, so every peak is measured from the same
         # state (weights, optimizer state, inputs) and no pre-existing block is freed inside.
-        model.zero_grad(set_to_none=True)
-        baseline.zero_grad(set_to_none=True)
+        bench.model.zero_grad(set_to_none=True)
+        bench.baseline.zero_grad(set_to_none=True)
         return plain[name]
 
-    memory = {name: measure.peak_memory(without_gradients(name), device) for name in flop_workloads}
+    memory = {name: measure.peak_memory(without_gradients(name), device) for name in FLOP_WORKLOADS}
 
-    syncs = {name: measure.count_host_syncs(plain[name], device) for name in flop_workloads}
+    syncs = {name: measure.count_host_syncs(plain[name], device) for name in FLOP_WORKLOADS}
 
     top_ops: dict[str, list[dict[str, Any]]] = {}
     if config.profile:
@@ -339,7 +383,7 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] = print) -> di
         for name in ("baseline_train", "finefcace_train", "baseline_infer", "fused_infer"):
             top_ops[name] = measure.top_operators(plain[name], device)
 
-    results = _assemble(config, device, times, flops, memory, syncs, recorder, top_ops, crop_agreement,
+    results = _assemble(config, device, times, flops, memory, syncs, recorder, top_ops, bench.crop_agreement,
                         load_before, _load(), time.perf_counter() - started)
     return results
 

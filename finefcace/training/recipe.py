@@ -104,9 +104,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def compile_in_place(model: nn.Module) -> None:
+def compile_in_place(model: nn.Module, backend: str = "inductor") -> None:
     """``torch.compile`` every top-level block in place (the trainer calls the blocks —
     ``backbone_features``, ``expert_head`` — not only ``forward``); state-dict keys unchanged.
+    ``backend``: torch.compile's backend (``"aot_eager"`` traces forward and backward without
+    generating code, as the CPU rehearsal of ``scripts/gpu_check.py`` does).
 
     The blocks share one compiled entry point, guarded per block and per grad mode, so the
     recompile limit is raised to fit them all (otherwise dynamo falls back to eager after 8)."""
@@ -119,4 +121,4 @@ def compile_in_place(model: nn.Module) -> None:
         if hasattr(torch._dynamo.config, name):
             setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), 4 * len(modules) + 8))
     for module in modules:
-        module.compile()
+        module.compile(backend=backend)
