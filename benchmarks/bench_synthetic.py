@@ -1,4 +1,4 @@
-"""Benchmark: synthetic face generation speed, in images per second (spec/data.md: >= 1,000
+"""Benchmark: synthetic face generation speed, in images per second (the target: >= 1,000
 images/s at 128 px on 2 CPU cores).
 
 Measured in one run, side by side: rendering alone (faces sampled and rendered to uint8
@@ -83,7 +83,7 @@ def _write_table(args: argparse.Namespace, rows: list[tuple[str, float, float]],
         "",
         f"Synthetic faces at {args.size} px, {args.n} images per measurement, best of {args.repeats}, "
         f"{args.threads} rendering threads on {os.cpu_count()} visible CPUs ({platform.machine()}); measured "
-        f"{date}, load average {load:.1f} → {load_after:.1f}. Target (spec/data.md): ≥ 1,000 images/s on 2 cores.",
+        f"{date}, load average {load:.1f} → {load_after:.1f}. Target: ≥ 1,000 images/s on 2 cores.",
         "",
         "| What | Images/s, wall clock | Images per CPU-second |",
         "|---|---|---|",

@@ -9,7 +9,7 @@ iterations (:func:`finefcace.mutual_learning.finefcace_iteration` and
 JPEG per item ("files") and once from the cache ("cached"), interleaved. The *loading share*
 is the time spent waiting for the next batch over the total. Run (from the repository root)::
 
-    python benchmarks/data_loading.py --root ../shared/realfaces/utkface --out benchmarks/results/data_loading.md
+    python benchmarks/data_loading.py --root data/utkface --out benchmarks/results/data_loading.md
 
 The images go through exactly the same transforms either way (the cache stores the first,
 deterministic resize); only where the pixels come from changes.
@@ -69,7 +69,7 @@ def measure(config: TrainConfig, data, images, batches: int, warmup: int) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path("../shared/realfaces/utkface"),
+    parser.add_argument("--root", type=Path, default=Path("data/utkface"),
                         help="a UTKFace download (official layout)")
     parser.add_argument("--input-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)

@@ -1,6 +1,6 @@
 """The published code's structure, rewritten from its description, as a cost reference.
 
-``spec/method.md`` §3–§4 describes how the authors' published training script (derived from
+``book/decisions.md`` describes how the authors' published training script (derived from
 CMAL-Net's) is organised; this module reproduces that *structure* — not its code, which we
 never copy — so the benchmark can price the two differences that matter for cost:
 
@@ -103,7 +103,7 @@ def published_structure_iteration(
 
     Every step runs ``model(x)`` (all stages, all heads); attention regions come from
     :func:`per_sample_cams` and :func:`per_sample_regions`. Losses and steps as in
-    ``spec/method.md`` §4: CE(p_N); CE(p_n) for n = N−1..1 on a region drawn once per batch
+    Algorithm 1 (paper §3.3): CE(p_N); CE(p_n) for n = N−1..1 on a region drawn once per batch
     from {raw} ∪ {A_m : m ≠ n}; Σ CE(p_n^A) + λ CE(p_oval^A) on A_oval; λ CE(p_oval) on raw.
     """
     rng = rng or random.Random(0)

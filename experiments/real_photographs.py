@@ -14,8 +14,8 @@ of the image kept by A_1..A_N and A_oval (paper §3.2).
 
 Run (from the repository root; about an hour on 2 CPU cores with the defaults)::
 
-    python experiments/real_photographs.py --utkface ../shared/realfaces/utkface \\
-        --fairface ../shared/realfaces/fairface --celeba ../shared/realfaces/celeba
+    python experiments/real_photographs.py --utkface data/utkface \\
+        --fairface data/fairface --celeba data/celeba
 
 Writes ``experiments/results/<name>.json`` (every run's reports) and
 ``experiments/results/<name>.md`` (the tables and the statement the book includes, generated
@@ -54,11 +54,11 @@ def arm_name(method: str, size: int) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--utkface", type=Path, default=Path("../shared/realfaces/utkface"),
+    parser.add_argument("--utkface", type=Path, default=Path("data/utkface"),
                         help="UTKFace download (official layout): trained and tested on")
-    parser.add_argument("--fairface", type=Path, default=Path("../shared/realfaces/fairface"),
+    parser.add_argument("--fairface", type=Path, default=Path("data/fairface"),
                         help="FairFace download, used whole as a cross-dataset test set ('none' to skip)")
-    parser.add_argument("--celeba", type=Path, default=Path("../shared/realfaces/celeba"),
+    parser.add_argument("--celeba", type=Path, default=Path("data/celeba"),
                         help="CelebA download, used whole as a cross-dataset test set ('none' to skip)")
     parser.add_argument("--name", default="real_photographs", help="results file stem")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64], help="input sizes (px)")

@@ -19,7 +19,7 @@ from finefcace.model import Baseline, FineFACE, FineFACEOutput
 from finefcace.predict import fused_logits, predict_loader
 from finefcace.presets import PRESETS, get_preset
 
-# Fairness metrics (spec/metrics.md). fairlearn, matplotlib and seaborn are imported inside
+# Fairness metrics (paper §4.3). fairlearn, matplotlib and seaborn are imported inside
 # the functions that need them, so `import finefcace` works on a GPU machine without the
 # notebook tooling.
 from finefcace.metrics import (

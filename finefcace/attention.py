@@ -1,6 +1,6 @@
 """Class activation maps and attention regions A_1..A_N, A_oval — batched, on the device.
 
-Paper §3.2 and ``spec/method.md`` §3; introduced in ``notebooks/03_attention_crop.ipynb``.
+Paper §3.2 (the choices it leaves open: ``book/decisions.md``); introduced in ``notebooks/03_attention_crop.ipynb``.
 
 For each sample: upsample the CAM Ω_n bilinearly to the input size, min-max normalise it,
 mask the pixels ≥ t, take one box over *all* mask pixels, grow it by ``pad`` × the image

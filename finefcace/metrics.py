@@ -1,7 +1,7 @@
 """Fairness metrics of the paper (Sec. 4.3), with bootstrap intervals and seed aggregation.
 
-Introduced in the book chapter ``notebooks/05_evaluation.ipynb``; the definitions, checked
-against the paper's own tables, are in ``spec/metrics.md``:
+Introduced in the book chapter ``notebooks/05_evaluation.ipynb``; the definitions, each checked
+against the paper's own tables (``tests/test_metrics.py`` recomputes them):
 
 * gender task (protected: race x gender, tone x gender on synthetic data, gender on CelebA):
   per-group accuracy, overall (sample-weighted) accuracy, Max/Min = max_g acc_g / min_g acc_g,
@@ -135,7 +135,7 @@ def degree_of_bias(group_accuracies: Any, ddof: int = 1) -> float:
     """Degree of Bias (DoB, Sec. 4.3): standard deviation of the group accuracies; fair -> 0.
 
     ``ddof=1`` (sample std) reproduces Tables 2, 3, 5 and 9; Table 4 (two groups) matches
-    ``ddof=0`` instead (see ``spec/metrics.md``). NaN groups are left out with a warning;
+    ``ddof=0`` instead (``tests/test_metrics.py`` recomputes both). NaN groups are left out with a warning;
     fewer than two defined groups gives NaN. Book: ``notebooks/05_evaluation.ipynb``.
     """
     values = _defined(group_accuracies, "degree_of_bias")

@@ -1,6 +1,6 @@
 """FineFACE: experts cut from a CNN backbone, their descriptor blocks and classifiers; the baseline.
 
-Paper §3.1 (expert construction, eq. 1) and ``spec/method.md`` §1–§2; introduced in
+Paper §3.1 (expert construction, eq. 1; what the paper leaves open: ``book/decisions.md``); introduced in
 ``notebooks/02_experts.ipynb`` and ``book/method.md``. The paper-vs-code switches
 (activation, head, pooling, BatchNorm momentum) are explained in ``book/decisions.md`` and
 their values live in :mod:`finefcace.presets`.
@@ -310,7 +310,7 @@ class FineFACE(nn.Module):
         kwargs.update(overrides)
         return cls(backbone or config["backbone"], num_classes, **kwargs)
 
-    # -- parameter groups (two learning rates, spec/method.md §4)
+    # -- parameter groups (two learning rates, paper §4.2; book/decisions.md)
     def backbone_parameters(self) -> list[nn.Parameter]:
         return list(self.stages.parameters())
 

@@ -1,4 +1,4 @@
-"""Fused inference (paper §3.3 "Inference Phase"; ``spec/method.md`` §5).
+"""Fused inference (paper §3.3 "Inference Phase"; ``book/decisions.md``).
 
 The raw image gives N+1 logit vectors and the CAMs; the CAMs give A_oval; A_oval gives N+1
 more; the prediction is the argmax of the mean of the 2(N+1) vectors. Any subset of views

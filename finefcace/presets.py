@@ -1,6 +1,6 @@
 """Every paper-vs-published-code number and switch, in one place.
 
-Two presets (``book/decisions.md`` explains each difference; ``spec/method.md`` §2–§5):
+Two presets (``book/decisions.md`` explains each difference):
 
 - ``paper`` (the default): what the FineFACE paper states (ELU in the descriptor blocks,
   λ = 1, each step forwards only what its loss needs).
@@ -21,7 +21,7 @@ from typing import Any
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
-        # --- model (paper §3.1, eq. 1; spec/method.md §1–§2)
+        # --- model (paper §3.1, eq. 1)
         "backbone": "resnet50",          # paper §4.2 (DenseNet-121 in supp. A.1)
         "experts": None,                 # None = the last three stages (e_1..e_3 = stages 3..5)
         "activation": "elu",             # eq. 1 says ELU; the published code uses ReLU
@@ -29,10 +29,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pooling": "gmp",                # eq. 1: global max pooling (supp. B ablates gap/bilinear/covariance)
         "descriptor_dim": 1024,          # C_v
         "descriptor_bn_momentum": 0.01,  # paper silent: published code (PyTorch's default is 0.1)
-        # --- attention regions (paper §3.2; spec/method.md §3)
+        # --- attention regions (paper §3.2)
         "threshold": 0.5,                # t in §4.2
         "pad": 0.1,                      # box growth per side, fraction of the image side (published code)
-        # --- training (paper §3.3, Algorithm 1, §4.2; spec/method.md §4)
+        # --- training (paper §3.3, Algorithm 1, §4.2)
         "concat_loss_weight": 1.0,       # λ
         "region_draw": "batch",          # one draw of the step-2..N input per batch
         "steps_forward": "expert_only",  # Algorithm 1: step n forwards only e_n
@@ -45,7 +45,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "input_size": 448,
         "lr_schedule": "cosine",         # cosine annealing over epochs
         "checkpoint_selection": "val",   # early stopping on validation, never on test
-        # --- inference (paper §3.3 "Inference Phase"; spec/method.md §5)
+        # --- inference (paper §3.3 "Inference Phase")
         "fusion_views": ["raw", "oval"],  # a list, so presets dump to YAML
         "fusion_heads": "all",
         "fusion_combine": "logits",      # mean of the 2(N+1) logit vectors

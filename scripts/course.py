@@ -2,7 +2,7 @@
 
     python scripts/course.py --profile configs/quick.yaml        # what `make book` runs
     python scripts/course.py --profile configs/paper_fairface.yaml --only 04_training
-    python scripts/course.py --profile configs/utkface_cpu.yaml --set root=../shared/realfaces/utkface
+    python scripts/course.py --profile configs/utkface_cpu.yaml --set root=/path/to/utkface
 
 Steps
 1. Read the notebook order from ``_toc.yml`` (the book's table of contents is the one list).
@@ -86,7 +86,7 @@ def apply_settings(params: dict, settings: list[str]) -> dict:
     for setting in settings:
         key, separator, value = setting.partition("=")
         if not separator or not key.strip():
-            raise CourseError(f"--set expects KEY=VALUE, got {setting!r} (e.g. --set root=../shared/realfaces/utkface)")
+            raise CourseError(f"--set expects KEY=VALUE, got {setting!r} (e.g. --set root=/path/to/utkface)")
         try:
             params[key.strip()] = yaml.safe_load(value) if value.strip() else None
         except yaml.YAMLError as error:
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="execute only these notebook stems (no book build)")
     parser.add_argument("--skip-build", action="store_true", help="execute notebooks only")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-                        help="change one profile key (value read as YAML), e.g. --set root=../shared/realfaces/utkface")
+                        help="change one profile key (value read as YAML), e.g. --set root=/path/to/utkface")
     args = parser.parse_args(argv)
     root = args.root.resolve()
     started = time.perf_counter()

@@ -32,7 +32,8 @@ def make_project(tmp_path: Path, notebooks: dict[str, nbformat.NotebookNode | No
     (tmp_path / "book").mkdir()
     # Files _config.yml names (vendored MathJax, the bibliography): without them -W fails.
     shutil.copytree(ROOT / "book" / "_static", tmp_path / "book" / "_static")
-    shutil.copy(ROOT / "book" / "references.bib", tmp_path / "book" / "references.bib")
+    for bibliography in ROOT.glob("book/*.bib"):
+        shutil.copy(bibliography, tmp_path / "book" / bibliography.name)
     shutil.copytree(ROOT / "book" / "_ext", tmp_path / "book" / "_ext")
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "book" / "intro.md").write_text("# Intro\n\nA test book.\n")

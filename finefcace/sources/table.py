@@ -26,7 +26,7 @@ from finefcace.errors import DataError
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 GENDERS: list[str] = ["Female", "Male"]
 
-#: The 13 "gender-independent" CelebA attributes the paper classifies (spec/metrics.md).
+#: The 13 "gender-independent" CelebA attributes the paper classifies (§4.1, Tables 6-8).
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
     "Bags_Under_Eyes", "Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Chubby",
     "Eyeglasses", "Gray_Hair", "High_Cheekbones", "Mouth_Slightly_Open", "Narrow_Eyes",

@@ -137,7 +137,7 @@ class TrainConfig:
     method_options: dict[str, Any] = field(default_factory=dict)  # a mitigation method's options (defaults in finefcace.mitigation)
     preset: str = "paper"
     overrides: dict[str, Any] = field(default_factory=dict)
-    # --- data (spec/data.md: one table format for every dataset)
+    # --- data (one table format for every dataset: finefcace.sources.table)
     table: str | None = None          # CSV dataset table (path, split, targets, protected)
     root: str | None = None           # image folder the table's `path` is relative to (default: the table's folder)
     synthetic: dict[str, Any] | None = None  # generate_synthetic(root, **synthetic) when the table is absent
@@ -155,7 +155,7 @@ class TrainConfig:
     fusion_views: list[str] | None = None
     fusion_heads: str | int | None = None
     fusion_combine: Literal["logits", "probabilities"] | None = None
-    # --- schedule and model selection (spec/method.md §4)
+    # --- schedule and model selection (paper §4.2; book/decisions.md)
     epochs: int = 10
     patience: int | None = 3          # epochs without improvement on val before stopping (None: never stop early)
     monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"

@@ -626,7 +626,7 @@ def train_finefcace(config: TrainConfig | dict[str, Any] | str | Path, **changes
 
 def train_baseline(config: TrainConfig | dict[str, Any] | str | Path, **changes: Any) -> TrainResult:
     """Train the baseline (backbone + GAP + Linear) with the same data pipeline, optimizer,
-    schedule and early stopping (spec/method.md §4). Book: ``notebooks/04_training.ipynb``."""
+    schedule and early stopping (paper §4.2; ``book/decisions.md``). Book: ``notebooks/04_training.ipynb``."""
     return train(config, **{**changes, "method": "baseline"})
 
 
