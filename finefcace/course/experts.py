@@ -16,11 +16,13 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = [
+    "backbone_comparison",
     "expert_table",
     "flop_table",
     "parameter_table",
     "preset_differences",
     "stage_table",
+    "unsupported_backbone_reason",
 ]
 
 
@@ -138,6 +140,53 @@ def flop_table(model: Any, input_size: int, baseline: Any | None = None) -> "pd.
     frame["x baseline forward" if baseline is not None else "x FineFACE forward"] = \
         [round(v / reference, 2) for v in rows.values()]
     return frame
+
+
+def backbone_comparison(backbones: Iterable[str] = ("resnet50", "convnext_tiny", "swin_t"),
+                        sizes: Iterable[int] = (224, 448), num_classes: int = 2) -> "pd.DataFrame":
+    """FineFACE on several torchvision backbones side by side (the paper's future work, §6:
+    "other backbone architectures such as Transformer"): the stages its default experts end
+    at, their maps x_n at each input size, the parameters, the forward FLOPs per image of the
+    baseline and of FineFACE at the largest size, and the forwards of one training iteration
+    (Algorithm 1's N + 2 steps) over the baseline's forward. Built on the meta device (no
+    weights, no arithmetic). Book: ``notebooks/02_experts.ipynb``."""
+    import pandas as pd
+    import torch
+
+    from finefcace.model import Baseline, FineFACE
+
+    sizes = list(sizes)
+    rows = []
+    for name in backbones:
+        with torch.device("meta"):
+            model, baseline = FineFACE(name, num_classes), Baseline(name, num_classes)
+        row: dict[str, Any] = {"backbone": name, "experts end at stages": ", ".join(map(str, model.expert_stages))}
+        for size in sizes:
+            maps = expert_table(model, size)["x_n"].drop("concat")
+            row[f"maps at {size} px"] = ", ".join(str(m).split("x", 1)[1] for m in maps)
+        row["params (M)"] = round(_count(model.parameters()) / 1e6, 1)
+        flops = flop_table(model, sizes[-1], baseline)["GFLOPs"]
+        row[f"GFLOPs baseline ({sizes[-1]} px)"] = round(flops["baseline forward"], 1)
+        row[f"GFLOPs FineFACE ({sizes[-1]} px)"] = round(flops["FineFACE forward (N experts + concat)"], 1)
+        row["iteration ÷ baseline"] = round(
+            flops["training iteration, forwards (N+2 steps)"] / flops["baseline forward"], 2)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("backbone")
+
+
+def unsupported_backbone_reason(name: str = "vit_b_16") -> str:
+    """Why a backbone cannot carry FineFACE's experts: the message building it gives
+    (a plain ViT has one token grid, hence no shallow expert). Book: ``notebooks/02_experts.ipynb``."""
+    import torch
+
+    from finefcace.model import FineFACE
+
+    try:
+        with torch.device("meta"):
+            FineFACE(name, 2)
+    except ValueError as error:
+        return str(error)
+    return f"{name} is supported"
 
 
 def preset_differences(first: str = "paper", second: str = "official_code") -> "pd.DataFrame":

@@ -38,3 +38,22 @@ def test_preset_differences_are_exactly_the_keys_that_differ():
 
     a, b = get_preset("paper"), get_preset("official_code")
     assert list(experts.preset_differences().index) == [k for k in a if a[k] != b[k]]
+
+
+def test_backbone_comparison_gives_every_hierarchical_backbone_the_papers_expert_grids():
+    """ConvNeXt-T and Swin-T are cut into four stages like ResNet-50's last four: their default
+    experts see the paper's 56², 28², 14² maps at 448 px (and half that at 224 px)."""
+    table = experts.backbone_comparison(("resnet50", "convnext_tiny", "swin_t"), sizes=(224, 448))
+    assert list(table.index) == ["resnet50", "convnext_tiny", "swin_t"]
+    assert set(table["maps at 448 px"]) == {"56x56, 28x28, 14x14"}
+    assert set(table["maps at 224 px"]) == {"28x28, 14x14, 7x7"}
+    assert table.loc["resnet50", "experts end at stages"] == "3, 4, 5"
+    assert table.loc["swin_t", "experts end at stages"] == "2, 3, 4"
+    assert (table["GFLOPs FineFACE (448 px)"] > table["GFLOPs baseline (448 px)"]).all()
+    assert (table["iteration ÷ baseline"] > 3).all()  # N + 2 forwards, each at least the backbone's
+
+
+def test_a_plain_vit_is_refused_with_the_reason():
+    reason = experts.unsupported_backbone_reason("vit_b_16")
+    assert "no shallow-to-deep pyramid" in reason and "swin_t" in reason
+    assert experts.unsupported_backbone_reason("resnet18") == "resnet18 is supported"
