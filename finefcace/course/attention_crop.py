@@ -88,6 +88,9 @@ def prediction_labels(result: Any, rows: "pd.DataFrame") -> list[str]:
     labels = []
     for row in rows.itertuples(index=False):
         groups = " / ".join(str(getattr(row, c)) for c in protected_columns(rows))
+        if row.path not in predictions.index:  # a run evaluated on part of its test split (max_eval_batches)
+            labels.append(f"{groups}\nnot among the run's evaluated test images")
+            continue
         true, predicted = predictions.loc[row.path, ["label_true", "label_pred"]]
         labels.append(f"{groups}\ntrue {true}\npredicted {predicted} {'✓' if true == predicted else '✗'}")
     return labels
