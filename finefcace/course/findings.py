@@ -140,7 +140,7 @@ def claim_verdict(differences: "pd.DataFrame") -> str:
         return "fairer, with no clear change in accuracy: the fairness half of the claim holds here"
     if less_fair:
         return "less fair, with no clear change in accuracy: against the fairness half of the paper's claim"
-    return "no clear difference in accuracy or fairness: this data cannot tell the two apart"
+    return "not clearly different in accuracy or fairness: this data cannot tell the two apart"
 
 
 def _duration(seconds: float) -> str:

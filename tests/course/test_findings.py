@@ -57,7 +57,7 @@ def test_one_seed_gives_no_interval_and_no_conclusion():
     ((5, 2, 8), (3, 1, 5), "more accurate but less fair"),
     ((5, 2, 8), (1, -2, 4), "more accurate, with no clear change in fairness"),
     ((-5, -8, -2), (-3, -5, -1), "fairer but less accurate"),
-    ((1, -2, 4), (1, -2, 4), "no clear difference in accuracy or fairness"),
+    ((1, -2, 4), (1, -2, 4), "not clearly different in accuracy or fairness"),
     ((1, -2, 4), (3, 1, 5), "less fair, with no clear change in accuracy"),
 ])
 def test_the_claim_verdict_combines_accuracy_and_fairness(accuracy, bias, expected):
