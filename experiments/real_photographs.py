@@ -12,7 +12,8 @@ FairFace download and a CelebA download used whole. For each FineFACE run it als
 the attention crop on the test split: the side of the deepest expert's map and the mean share
 of the image kept by A_1..A_N and A_oval (paper §3.2).
 
-Run (from the repository root; about an hour on 2 CPU cores with the defaults)::
+Run (from the repository root; with the defaults the committed run took 98 min of wall time on one
+CPU thread, the machine shared with other jobs — its caption says so)::
 
     python experiments/real_photographs.py --utkface data/utkface \\
         --fairface data/fairface --celeba data/celeba
