@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import posixpath
 import shutil
 import subprocess
 import sys
@@ -234,14 +235,18 @@ def _write_status(root: Path, timings: list[dict], profile_name: str, runs: list
     ]
     if runs:
         trained = sum(r["action"] == "trained" for r in runs)
+        folders = {posixpath.dirname(str(r["run"])) for r in runs}
+        parent = folders.pop() if len(folders) == 1 else ""  # one runs folder: named once, not on every row
         lines += [
             f"Training runs the notebooks asked for: {len(runs)}, of which {trained} trained in this build "
             f"and {len(runs) - trained} loaded, finished, from an earlier one (train-or-load; a run is "
-            "loaded when its folder holds a finished run of the same configuration).",
+            "loaded when its folder holds a finished run of the same configuration)"
+            + (f"; every run's folder is in `{parent}/`." if parent else "."),
             "",
-            "| notebook | run folder | this build | time (s) |",
+            "| notebook | run | this build | time (s) |",
             "|---|---|---|---|",
-            *[f"| {r['notebook']} | `{r['run']}` | {r['action']} | {r['seconds']} |" for r in runs],
+            *[f"| {r['notebook']} | `{posixpath.basename(str(r['run'])) if parent else r['run']}` | {r['action']} "
+              f"| {r['seconds']} |" for r in runs],
             "",
         ]
     (root / STATUS_TABLE).write_text("\n".join(lines))

@@ -180,7 +180,19 @@ def differences_table(results: StudyResults, reference: str = "baseline") -> "pd
         frames.append(diff)
     out = pd.concat(frames, ignore_index=True)
     out["metric"] = out["metric"].map(lambda m: _NAMES.get(m, m))
-    return out.drop(columns=["arm", "reference", "higher_is_better"])
+    digits = out["metric"].map(lambda m: 3 if "Max/Min" in str(m) else 2)
+
+    def interval(row: "pd.Series", places: int) -> str:
+        if not (pd.notna(row["ci_low"]) and pd.notna(row["ci_high"])):
+            return "—"
+        return f"[{row['ci_low']:+.{places}f}, {row['ci_high']:+.{places}f}]"
+
+    # narrow enough for the book's column: the mean with its interval over seeds, and the seeds
+    out["mean"] = [f"{m:+.{d}f}" for m, d in zip(out["mean"], digits)]
+    out["95 % interval"] = [interval(row, d) for (_, row), d in zip(out.iterrows(), digits)]
+    out["seeds for arm"] = [f"{f} of {n}" for f, n in zip(out["seeds_favouring_arm"], out["n_seeds"])]
+    keep = [out.columns[0], "metric", "mean", "95 % interval", "seeds for arm"]
+    return out[keep]
 
 
 def _run_rows(results: StudyResults) -> "pd.DataFrame":

@@ -89,7 +89,8 @@ def test_tables_and_figures_of_a_study(tmp_path):
     assert list(summary["protected labels in training"]) == ["no", "no", "YES"]
     differences = M.differences_table(study, "baseline")
     row = differences[(differences["arm vs BASELINE"] == "GROUP_DRO") & (differences["metric"] == "DoB")].iloc[0]
-    assert row["mean"] == pytest.approx(-2.0) and row["seeds_favouring_arm"] == 3
+    assert row["mean"] == "-2.00" and row["seeds for arm"] == "3 of 3"
+    assert list(differences.columns) == ["arm vs BASELINE", "metric", "mean", "95 % interval", "seeds for arm"]
     conditions = M.conditions_table(study)
     assert list(conditions["protected labels in training"]) == ["no", "no", "YES"]
     figure = M.tradeoff_figure(study)
