@@ -14,7 +14,7 @@ chapter's tables and comparison text as Markdown beside it::
         --out experiments/results/mitigation_methods_fairface.json  # the paper's setting (GPU, FairFace)
 
 Runs are train-or-load under ``--runs-root``: a second call loads them. On two CPU cores the
-quick profile takes about half an hour (FineFACE's runs are most of it).
+quick profile took 38 min (FineFACE's runs are most of it).
 """
 
 from __future__ import annotations

@@ -502,14 +502,13 @@ def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None,
     sources = list(dict.fromkeys(points["source"]))
     colors = _palette(len(sources))
     markers = ["o", "s", "D", "^", "v", "P", "X", "*"]
-    in_larger_figure = ax is not None
     with _plotting():
         if ax is None:
             fig = new_figure(1.0 + 4.6 * len(panels), 5.0)
             axes = fig.subplots(1, len(panels), squeeze=False)[0]
         else:
             fig, axes = ax.figure, [ax]
-        for ax, group_set in zip(axes, panels):
+        for panel, group_set in zip(axes, panels):
             in_panel = points[group_sets == group_set]
             for k, source in enumerate(sources):
                 part = in_panel[in_panel["source"] == source]
@@ -524,30 +523,30 @@ def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None,
                     low, high = low.to_numpy(float), high.to_numpy(float)
                     return np.vstack([np.nan_to_num(centre - low), np.nan_to_num(high - centre)]).clip(min=0)
 
-                ax.errorbar(x, y, xerr=err("fairness", x), yerr=err("accuracy", y), fmt=markers[k % len(markers)],
+                panel.errorbar(x, y, xerr=err("fairness", x), yerr=err("accuracy", y), fmt=markers[k % len(markers)],
                             color=colors[k], markersize=7, capsize=2, elinewidth=1, label=source)
                 offset = (6, 4) if k % 2 == 0 else (6, -11)  # sources alternate above/below: fewer overlaps
                 for xi, yi, name in zip(x, y, part["method"]):
-                    ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=offset, fontsize=8,
+                    panel.annotate(str(name), (xi, yi), textcoords="offset points", xytext=offset, fontsize=8,
                                 color=colors[k])
             if pareto and len(in_panel) > 1:
                 x, y = in_panel["fairness"].to_numpy(float), in_panel["accuracy"].to_numpy(float)
                 keep = ~(np.isnan(x) | np.isnan(y))
-                _mark_pareto_front(ax, x[keep], y[keep], metric, 190, "Pareto-optimal in this panel")
+                _mark_pareto_front(panel, x[keep], y[keep], metric, 190, "Pareto-optimal in this panel")
             label = _fairness_axis_label(metric)
             if group_set:
                 label = label.replace("  (", f" over {group_set}\n(", 1)
-            ax.set_xlabel(label, fontsize=9)
-            ax.set_ylabel("accuracy (%)  (higher is better)", fontsize=9)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize="x-small", frameon=False, loc="best")
-            _better_corner(ax, metric)
+            panel.set_xlabel(label, fontsize=9)
+            panel.set_ylabel("accuracy (%)  (higher is better)", fontsize=9)
+            panel.grid(alpha=0.3)
+            panel.legend(fontsize="x-small", frameon=False, loc="best")
+            _better_corner(panel, metric)
         default = "Accuracy vs. bias (better: upper left)" if metric not in HIGHER_IS_FAIRER else \
             "Accuracy vs. fairness (better: upper right)"
         if len(panels) > 1:
             default += " — panels with different groups are not comparable"
-        if in_larger_figure:
-            ax.set_title(title or default, fontsize=10)  # a panel of a larger figure
+        if ax is not None:
+            ax.set_title(title or default, fontsize=10)  # the one panel, in the caller's figure
         else:
             fig.suptitle(title or default, fontsize=10)
     return fig
