@@ -11,7 +11,7 @@ differences (:meth:`~finefcace.training.study.StudyResults.differences`).
 
 Introduced in ``notebooks/05_evaluation.ipynb`` ("What we found") and used by
 ``notebooks/06_ablations.ipynb`` and ``book/results.md`` (through
-``experiments/quick_seeds.py``, which writes the same text beside its table).
+``experiments/seeds.py``, which writes the same text beside its table).
 """
 
 from __future__ import annotations
