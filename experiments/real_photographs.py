@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import subprocess
 import sys
 import time
 import warnings
@@ -75,6 +76,11 @@ def parse_args(argv: list[str] | None, description: str | None = None, **default
     parser.add_argument("--runs-root", type=Path, default=Path("runs/real_photographs"))
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON and Markdown go")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="share of each stratum in validation")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of each stratum in test")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="train the seeds in this many parallel processes of one CPU thread each")
+    parser.add_argument(TRAIN_ONLY, action="store_true", help=argparse.SUPPRESS)  # a --jobs worker
     parser.add_argument("--report-only", action="store_true", help="regenerate the Markdown from the JSON")
     parser.set_defaults(**defaults)
     return parser.parse_args(argv)
@@ -91,7 +97,8 @@ def make_tables(args: argparse.Namespace) -> tuple[dict[str, str], dict]:
     folder = args.runs_root / "tables"
     tables, notes = {}, {}
     sources = {"utkface": (args.utkface, {"splits": "seeded", "seed": args.split_seed, "target": "gender",
-                                          "max_train": args.max_train or None})}
+                                          "max_train": args.max_train or None, "val_fraction": args.val_fraction,
+                                          "test_fraction": args.test_fraction})}
     for name in ("fairface", "celeba"):
         root = getattr(args, name)
         if str(root).lower() != "none":
@@ -125,18 +132,22 @@ def duplicate_summary(record: dict) -> str:
     return text
 
 
+#: A worker of ``--jobs``: trains its seeds into the runs root, writes no results.
+TRAIN_ONLY = "--train-only"
+
 #: The options naming data folders: the command in the caption shows placeholders for them.
 DATA_OPTIONS = {"--utkface": "<UTKFace folder>", "--fairface": "<FairFace folder>", "--celeba": "<CelebA folder>"}
 
 
-def regenerate_command(argv: list[str]) -> str:
-    """The command line that regenerates the results, data folders as placeholders."""
+def regenerate_command(argv: list[str], script: str = "experiments/real_photographs.py") -> str:
+    """The command line (``python <script> ...``) that regenerates the results, data folders as
+    placeholders."""
     words, skip = [], False
     for i, word in enumerate(argv):
         if skip:
             skip = False
             continue
-        if word == "--report-only":
+        if word in ("--report-only", TRAIN_ONLY):
             continue
         if word in DATA_OPTIONS and i + 1 < len(argv):
             words += [word, DATA_OPTIONS[word]]
@@ -145,7 +156,7 @@ def regenerate_command(argv: list[str]) -> str:
             words += [word.split("=")[0], DATA_OPTIONS[word.split("=")[0]]]
         else:
             words.append(shlex.quote(word))
-    return "python experiments/real_photographs.py " + " ".join(words)
+    return f"python {script} " + " ".join(words)
 
 
 # ---------------------------------------------------------------------------- attention crop
@@ -193,12 +204,43 @@ def crop_measures(config, run_dir: Path) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- run
-def run(args: argparse.Namespace) -> Path:
+def written_tables(args: argparse.Namespace) -> dict[str, str]:
+    """The tables a ``--jobs`` parent wrote under ``<runs_root>/tables`` (a worker reads them)."""
+    folder = args.runs_root / "tables"
+    return {name: str(folder / f"{name}.csv") for name in ("utkface", "fairface", "celeba")
+            if (folder / f"{name}.csv").is_file() and (name == "utkface" or str(getattr(args, name)).lower() != "none")}
+
+
+def train_in_parallel(args: argparse.Namespace, script: str) -> None:
+    """``--jobs``: the seeds dealt round-robin to that many worker processes of this script, one
+    CPU thread each, which train into the runs root; the caller then loads every run."""
+    groups = [args.seeds[i::args.jobs] for i in range(min(args.jobs, len(args.seeds)))]
+    path = Path(__file__).resolve().parents[1] / script
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, str(path), *sys.argv[1:], "--seeds", *map(str, group),
+                                 "--jobs", "1", TRAIN_ONLY], env=environment) for group in groups]
+    failed = [(group, worker.wait()) for group, worker in zip(groups, workers)]
+    failed = [(group, status) for group, status in failed if status != 0]
+    if failed:
+        raise SystemExit(f"{script}: the workers for seeds {[g for g, _ in failed]} failed (exit status "
+                         f"{[s for _, s in failed]}; their messages are above). Finished runs stay in {args.runs_root}: "
+                         f"run the same command again to train only what is missing.")
+
+
+def run(args: argparse.Namespace, script: str = "experiments/real_photographs.py") -> Path | None:
+    """Train or load every size × method × seed (:func:`run_study`) and write the results JSON;
+    ``script`` is the command the caption names. With ``--jobs`` the seeds train in parallel
+    worker processes first; the wall time covers them."""
     from finefcace.training.study import Arm, CrossDataset, run_study
 
     started = time.perf_counter()
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    tables, notes = make_tables(args)
+    if args.train_only:
+        tables, notes = written_tables(args), {}
+    else:
+        tables, notes = make_tables(args)
+        if args.jobs > 1:
+            train_in_parallel(args, script)
     base = {
         "table": tables["utkface"], "root": str(args.utkface), "target": "gender", "backbone": "resnet18",
         "weights": None, "input_size": args.sizes[0], "batch_size": args.batch_size, "epochs": args.epochs, "patience": args.patience,
@@ -209,11 +251,13 @@ def run(args: argparse.Namespace) -> Path:
             for size in args.sizes for method, label in METHODS]
     cross = {name: CrossDataset(tables[name], str(getattr(args, name))) for name in ("fairface", "celeba")
              if name in tables}
-    command = regenerate_command(sys.argv[1:])
+    command = regenerate_command(sys.argv[1:], script)
     results = run_study(args.name, base, arms, args.seeds, args.runs_root, cross_datasets=cross,
                         n_bootstrap=args.bootstrap, measure=crop_measures,
                         groupings={"race": ["race"], "gender": ["gender"]}, command=command)
-    results.meta.update(tables=notes, sizes=args.sizes, max_train=args.max_train, split_seed=args.split_seed,
+    if args.train_only:
+        return None
+    results.meta.update(tables=notes, sizes=args.sizes, max_train=args.max_train, split_seed=args.split_seed, jobs=args.jobs,
                         total_wall_seconds=time.perf_counter() - started,
                         load_average=[round(load_before, 1),
                                       round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None])
@@ -403,6 +447,11 @@ def statement(results, size: int) -> str:
             f"overall accuracy, {favour['degree_of_bias']} of {n} on DoB. " + verdict)
 
 
+def _jobs_note(jobs: int) -> str:
+    """How the runs shared the machine, when ``--jobs`` trained seeds in parallel."""
+    return f" (the seeds trained in {jobs} parallel processes of one thread each)" if jobs > 1 else ""
+
+
 def _load_note(load: list | None) -> str:
     """The machine's load average when the experiment started and ended (other work shares the cores)."""
     if not load or load[0] is None:
@@ -428,7 +477,7 @@ def provenance(meta: dict) -> str:
         f"{meta['model']}; learning rates 0.01, descriptor size 256, FineFACE and the baseline with the same "
         f"data, epochs, early stopping (patience {meta['base_config']['patience']} on validation accuracy) and "
         f"batch size. Seeds {meta['seeds']} (the seed sets initialisation and data order; the split is fixed). "
-        f"{meta['hardware']}; {meta['date'][:10]}; the whole experiment took "
+        f"{meta['hardware']}{_jobs_note(meta.get('jobs', 1))}; {meta['date'][:10]}; the whole experiment took "
         f"{meta.get('total_wall_seconds', meta['wall_seconds']) / 60:.0f} min of wall time"
         f"{_load_note(meta.get('load_average'))}. "
         f"Regenerate: `{meta['command']}`.")
@@ -497,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not args.report_only:
         run(args)
-    report(args)
+    if not args.train_only:
+        report(args)
     return 0
 
 

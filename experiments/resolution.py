@@ -248,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not args.report_only:
         study_script.run(args, SCRIPT)
-    report(args)
+    if not args.train_only:
+        report(args)
     return 0
 
 

@@ -60,3 +60,25 @@ def test_the_regenerate_command_names_data_folders_by_role(script):
                                          "--report-only"])
     assert command == ("python experiments/real_photographs.py --utkface <UTKFace folder> "
                        "--fairface <FairFace folder> --seeds 0 1")
+
+
+def test_jobs_deal_the_seeds_to_one_thread_workers_and_a_failed_worker_stops_the_study(script, tmp_path, monkeypatch):
+    worker = tmp_path / "worker.py"
+    worker.write_text(
+        "import json, os, sys\n"
+        "last = len(sys.argv) - sys.argv[::-1].index('--seeds')  # the worker's own --seeds, appended\n"
+        "seeds = sys.argv[last:sys.argv.index('--jobs', last)]\n"
+        "open(os.path.join(os.path.dirname(__file__), 'seeds' + '-'.join(seeds) + '.json'), 'w').write(\n"
+        "    json.dumps({'argv': sys.argv[1:], 'threads': os.environ.get('OMP_NUM_THREADS')}))\n"
+        "sys.exit(3 if '2' in seeds else 0)\n")
+    monkeypatch.setattr("sys.argv", ["resolution.py", "--utkface", "/data/u", "--seeds", "0", "1", "2", "--jobs", "2"])
+    args = script.parse_args(None)
+    with pytest.raises(SystemExit, match=r"seeds \[\[0, 2\]\] failed \(exit status \[3\]"):
+        script.train_in_parallel(args, str(worker))  # an absolute path stands for the script
+    import json
+    calls = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("seeds*.json")}
+    assert sorted(calls) == ["seeds0-2.json", "seeds1.json"]  # dealt round-robin
+    for call in calls.values():
+        assert call["threads"] == "1" and call["argv"][-3:] == ["--jobs", "1", "--train-only"]
+    assert script.parse_args(calls["seeds1.json"]["argv"]).seeds == [1]  # the last --seeds wins
+    assert "--train-only" not in script.regenerate_command(calls["seeds1.json"]["argv"])

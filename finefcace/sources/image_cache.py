@@ -160,7 +160,7 @@ def decode_images(
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if array is not None:
-            partial = folder / f"{key}.npy.partial"
+            partial = folder / f"{key}.npy.{os.getpid()}.partial"  # two runs decoding at once write apart
             with open(partial, "wb") as handle:
                 np.save(handle, array)
             os.replace(partial, array_file)  # never leave a half-written cache behind
