@@ -149,11 +149,12 @@ def regenerate_command(argv: list[str], script: str = "experiments/real_photogra
             continue
         if word in ("--report-only", TRAIN_ONLY):
             continue
+        option, _, value = word.partition("=")
         if word in DATA_OPTIONS and i + 1 < len(argv):
-            words += [word, DATA_OPTIONS[word]]
+            words += [word, "none" if argv[i + 1].lower() == "none" else DATA_OPTIONS[word]]
             skip = True
-        elif word.split("=")[0] in DATA_OPTIONS:
-            words += [word.split("=")[0], DATA_OPTIONS[word.split("=")[0]]]
+        elif option in DATA_OPTIONS:
+            words += [option, "none" if value.lower() == "none" else DATA_OPTIONS[option]]
         else:
             words.append(shlex.quote(word))
     return f"python {script} " + " ".join(words)

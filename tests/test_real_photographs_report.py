@@ -57,9 +57,9 @@ def test_a_clear_gain_and_noise_are_stated_as_such(script):
 
 def test_the_regenerate_command_names_data_folders_by_role(script):
     command = script.regenerate_command(["--utkface", "/data/u", "--fairface=/data/f", "--seeds", "0", "1",
-                                         "--report-only"])
+                                         "--report-only", "--celeba", "none"])
     assert command == ("python experiments/real_photographs.py --utkface <UTKFace folder> "
-                       "--fairface <FairFace folder> --seeds 0 1")
+                       "--fairface <FairFace folder> --seeds 0 1 --celeba none")  # a skipped set stays skipped
 
 
 def test_jobs_deal_the_seeds_to_one_thread_workers_and_a_failed_worker_stops_the_study(script, tmp_path, monkeypatch):
