@@ -253,8 +253,20 @@ def describe_run(result: "TrainResult", data: str | None = None) -> str:
     epochs = result.summary.get("epochs_run", config.epochs)
     limit = f" (<= {config.max_batches} batches each)" if config.max_batches else ""
     device = result.summary.get("device", config.device)
-    return (f"{data}, {resolved['backbone']}{' pretrained' if config.weights else ' from scratch'}, "
+    return (f"{data}, {resolved['backbone']} {_initialisation(config.weights)}, "
             f"{resolved['input_size']} px, {epochs} epoch{'s' if epochs != 1 else ''}{limit}, {device}")
+
+
+def _initialisation(weights: str | None) -> str:
+    """Where a run's backbone weights came from, in a caption's words: ``from scratch``,
+    ``pretrained on ImageNet``, ``initialised from run gender-finefcace`` (a run's saved backbone,
+    as chapter 3 fine-tunes chapter 4's model), ``initialised from <file>``."""
+    if not weights:
+        return "from scratch"
+    if weights == "imagenet":
+        return "pretrained on ImageNet"
+    path = Path(weights)
+    return f"initialised from run {path.parent.name}" if path.name == "backbone.pt" else f"initialised from {path.name}"
 
 
 def table_label(result: "TrainResult") -> str:

@@ -136,3 +136,13 @@ def test_table_label_is_short_and_says_synthetic():
     synthetic = SimpleNamespace(config=SimpleNamespace(synthetic={"n_train": 8}))
     real = SimpleNamespace(config=SimpleNamespace(synthetic=None))
     assert course.table_label(synthetic) == "ours (synthetic)" and course.table_label(real) == "ours"
+
+
+def test_a_caption_says_where_the_backbone_weights_came_from():
+    from finefcace.course.session import _initialisation
+
+    assert _initialisation(None) == "from scratch"
+    assert _initialisation("imagenet") == "pretrained on ImageNet"
+    # chapter 3 fine-tunes chapter 4's model from its saved backbone: not an ImageNet model
+    assert _initialisation("runs/quick/gender-finefcace/backbone.pt") == "initialised from run gender-finefcace"
+    assert _initialisation("/weights/resnet50-0676ba61.pth") == "initialised from resnet50-0676ba61.pth"
