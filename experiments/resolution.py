@@ -140,20 +140,6 @@ def statement(results) -> str:
 
 
 # ---------------------------------------------------------------------------- tables
-def size_table(results) -> list[str]:
-    """Per size and method: mean ± sd over seeds of the summaries and the training time per run."""
-    summary = results.summary("test", SUMMARIES)
-    descriptions = {a["name"]: a["description"] for a in results.meta["arms"]}
-    lines = ["| Size, method | " + " | ".join(LABELS[m] for m in SUMMARIES) + " | Time per run |",
-             "|---|" + "---|" * (len(SUMMARIES) + 1)]
-    for arm in results.arms:
-        part = summary[summary["arm"] == arm].set_index("metric")
-        runs = results.runs[results.runs["arm"] == arm]
-        cells = [study_script._value(part.loc[m] if m in part.index else None, m) for m in SUMMARIES]
-        lines.append(f"| {descriptions[arm]} | " + " | ".join(cells) + f" | {runs['train_seconds'].mean() / 60:.1f} min |")
-    return lines
-
-
 def difference_table(results) -> list[str]:
     """Per size: FineFACE minus the baseline (mean over seeds, t interval over seeds)."""
     lines = ["| Size | " + " | ".join(f"Δ {LABELS[m]}" for m in SUMMARIES) + " | Seeds |",
@@ -215,7 +201,7 @@ def report(args) -> Path:
         "",
         "UTKFace test split, groups race × gender (the paper's 10 groups): mean ± standard deviation over seeds.",
         "",
-        *size_table(results),
+        *study_script.summary_table(results, "test"),
         "",
         "FineFACE minus the baseline at each size, seed by seed (mean over seeds; 95 % t interval over seeds):",
         "",
