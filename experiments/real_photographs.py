@@ -28,6 +28,7 @@ photographs is ``experiments/resolution.py``, which trains through this script's
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -80,7 +81,13 @@ def parse_args(argv: list[str] | None, description: str | None = None, **default
     parser.add_argument("--test-fraction", type=float, default=0.2, help="share of each stratum in test")
     parser.add_argument("--jobs", type=int, default=1,
                         help="train the seeds in this many parallel processes of one CPU thread each")
-    parser.add_argument(TRAIN_ONLY, action="store_true", help=argparse.SUPPRESS)  # a --jobs worker
+    parser.add_argument(WORKER, action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--train-only", action="store_true",
+                        help="train (or load) the runs and write no results: a --jobs worker, or a machine without "
+                             "the metrics packages (the GPU machine); --saved-runs reports them elsewhere")
+    parser.add_argument("--saved-runs", action="store_true",
+                        help="report runs trained elsewhere with --train-only, from the files in --runs-root "
+                             "(predictions, summaries, measures; no model files needed)")
     parser.add_argument("--report-only", action="store_true", help="regenerate the Markdown from the JSON")
     parser.set_defaults(**defaults)
     return parser.parse_args(argv)
@@ -110,13 +117,14 @@ def make_tables(args: argparse.Namespace) -> tuple[dict[str, str], dict]:
         path = save_table(table, folder / f"{name}.csv")
         tables[name] = str(path)
         preparation = table.attrs["preparation"]
-        notes[name] = {"rows": len(table), "rows_per_split": table["split"].value_counts().to_dict(),
+        notes[name] = {"rows": len(table), "rows_per_split": {k: int(v) for k, v in table["split"].value_counts().items()},
                        "duplicates": duplicate_summary(preparation["duplicates"]),
                        "groups_in_two_splits": len(straddling_groups(table)),
                        "skipped_names": len(table.attrs.get("skipped", [])),
                        "warnings": [w.category.__name__ for w in caught]}  # counts only: no file names kept
         if "train_rows_before_limit" in preparation:
             notes[name]["train_rows_before_limit"] = preparation["train_rows_before_limit"]
+    (folder / NOTES_FILE).write_text(json.dumps(notes, indent=1) + "\n")  # for --saved-runs, elsewhere
     return tables, notes
 
 
@@ -132,8 +140,10 @@ def duplicate_summary(record: dict) -> str:
     return text
 
 
-#: A worker of ``--jobs``: trains its seeds into the runs root, writes no results.
-TRAIN_ONLY = "--train-only"
+#: A worker of ``--jobs``: trains its seeds into the runs root from the tables there, writes no results.
+WORKER = "--worker"
+#: What making the tables found (the duplicate check, split sizes), beside the tables.
+NOTES_FILE = "notes.json"
 
 #: The options naming data folders: the command in the caption shows placeholders for them.
 DATA_OPTIONS = {"--utkface": "<UTKFace folder>", "--fairface": "<FairFace folder>", "--celeba": "<CelebA folder>"}
@@ -147,7 +157,7 @@ def regenerate_command(argv: list[str], script: str = "experiments/real_photogra
         if skip:
             skip = False
             continue
-        if word in ("--report-only", TRAIN_ONLY):
+        if word in ("--report-only", "--train-only", WORKER, "--saved-runs"):
             continue
         option, _, value = word.partition("=")
         if word in DATA_OPTIONS and i + 1 < len(argv):
@@ -205,11 +215,17 @@ def crop_measures(config, run_dir: Path) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- run
-def written_tables(args: argparse.Namespace) -> dict[str, str]:
-    """The tables a ``--jobs`` parent wrote under ``<runs_root>/tables`` (a worker reads them)."""
+def written_tables(args: argparse.Namespace) -> tuple[dict[str, str], dict]:
+    """The tables, and what preparing them found, written under ``<runs_root>/tables`` by an
+    earlier call (a ``--jobs`` worker, ``--saved-runs``)."""
     folder = args.runs_root / "tables"
-    return {name: str(folder / f"{name}.csv") for name in ("utkface", "fairface", "celeba")
-            if (folder / f"{name}.csv").is_file() and (name == "utkface" or str(getattr(args, name)).lower() != "none")}
+    if not (folder / "utkface.csv").is_file():
+        raise SystemExit(f"no tables under {folder}: run the study there first (with --train-only on the machine "
+                         f"that trains), or copy its runs folder here whole")
+    tables = {name: str(folder / f"{name}.csv") for name in ("utkface", "fairface", "celeba")
+              if (folder / f"{name}.csv").is_file() and (name == "utkface" or str(getattr(args, name)).lower() != "none")}
+    notes = json.loads((folder / NOTES_FILE).read_text()) if (folder / NOTES_FILE).is_file() else {}
+    return tables, notes
 
 
 def train_in_parallel(args: argparse.Namespace, script: str) -> None:
@@ -219,7 +235,7 @@ def train_in_parallel(args: argparse.Namespace, script: str) -> None:
     path = Path(__file__).resolve().parents[1] / script
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     workers = [subprocess.Popen([sys.executable, str(path), *sys.argv[1:], "--seeds", *map(str, group),
-                                 "--jobs", "1", TRAIN_ONLY], env=environment) for group in groups]
+                                 "--jobs", "1", WORKER], env=environment) for group in groups]
     failed = [(group, worker.wait()) for group, worker in zip(groups, workers)]
     failed = [(group, status) for group, status in failed if status != 0]
     if failed:
@@ -231,17 +247,16 @@ def train_in_parallel(args: argparse.Namespace, script: str) -> None:
 def run(args: argparse.Namespace, script: str = "experiments/real_photographs.py") -> Path | None:
     """Train or load every size × method × seed (:func:`run_study`) and write the results JSON;
     ``script`` is the command the caption names. With ``--jobs`` the seeds train in parallel
-    worker processes first; the wall time covers them."""
-    from finefcace.training.study import Arm, CrossDataset, run_study
+    worker processes first (the wall time covers them); with ``--train-only`` the runs are
+    trained and nothing is reported (:func:`train_study_runs`); with ``--saved-runs`` runs
+    trained elsewhere are reported from their files."""
+    from finefcace.training.study import Arm, CrossDataset, run_study, train_study_runs
 
     started = time.perf_counter()
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    if args.train_only:
-        tables, notes = written_tables(args), {}
-    else:
-        tables, notes = make_tables(args)
-        if args.jobs > 1:
-            train_in_parallel(args, script)
+    tables, notes = written_tables(args) if args.saved_runs or args.worker else make_tables(args)
+    if args.jobs > 1 and not (args.saved_runs or args.worker):
+        train_in_parallel(args, script)
     base = {
         "table": tables["utkface"], "root": str(args.utkface), "target": "gender", "backbone": "resnet18",
         "weights": None, "input_size": args.sizes[0], "batch_size": args.batch_size, "epochs": args.epochs, "patience": args.patience,
@@ -252,12 +267,13 @@ def run(args: argparse.Namespace, script: str = "experiments/real_photographs.py
             for size in args.sizes for method, label in METHODS]
     cross = {name: CrossDataset(tables[name], str(getattr(args, name))) for name in ("fairface", "celeba")
              if name in tables}
+    if args.train_only or args.worker:
+        train_study_runs(args.name, base, arms, args.seeds, args.runs_root, cross_datasets=cross, measure=crop_measures)
+        return None
     command = regenerate_command(sys.argv[1:], script)
     results = run_study(args.name, base, arms, args.seeds, args.runs_root, cross_datasets=cross,
-                        n_bootstrap=args.bootstrap, measure=crop_measures,
+                        n_bootstrap=args.bootstrap, measure=crop_measures, saved_runs=args.saved_runs,
                         groupings={"race": ["race"], "gender": ["gender"]}, command=command)
-    if args.train_only:
-        return None
     results.meta.update(tables=notes, sizes=args.sizes, max_train=args.max_train, split_seed=args.split_seed, jobs=args.jobs,
                         total_wall_seconds=time.perf_counter() - started,
                         load_average=[round(load_before, 1),
@@ -547,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not args.report_only:
         run(args)
-    if not args.train_only:
+    if not (args.train_only or args.worker):
         report(args)
     return 0
 

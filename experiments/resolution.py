@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not args.report_only:
         study_script.run(args, SCRIPT)
-    if not args.train_only:
+    if not (args.train_only or args.worker):
         report(args)
     return 0
 

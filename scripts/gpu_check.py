@@ -7,6 +7,7 @@ pyyaml and tqdm (no install of this project, no notebook tooling, no network)::
     python scripts/gpu_check.py --out DIR             # on a GPU: the paper's setting, <= 7 minutes
     python scripts/gpu_check.py --tiny --out DIR      # anywhere: every stage, small (CI, ~1 minute on a CPU)
     python scripts/gpu_check.py --dry-run --out DIR   # the paper's model and size, batch 4, one repetition of everything
+    python scripts/gpu_check.py --out DIR --utkface data/utkface_subset   # and the resolution study on real photos
 
 Stages, in order (each guarded by its own time limit inside one global budget; a stage that
 fails, errs or runs out of time is recorded as such and the next one still runs):
@@ -27,7 +28,14 @@ fails, errs or runs out of time is recorded as such and the next one still runs)
    ``measurement_compiled``: the same iterations under ``torch.compile``, if time is left;
 5. ``training``: the paper profile (``configs/fairface_resnet50_paper.yaml``) on synthetic faces
    rendered here, from scratch, for a bounded number of batches: the loss must fall, a
-   checkpoint is written, evaluation runs, and the saved run is evaluated again from disk.
+   checkpoint is written, evaluation runs, and the saved run is evaluated again from disk;
+6. ``resolution``, only with ``--utkface PHOTOS`` (real UTKFace photographs, e.g. the subset
+   ``scripts/photo_subset.py`` makes to carry to a GPU machine; adds 300 s to the default
+   budget): the input-size study (``experiments/resolution.py``) at the paper's sizes, 224 and
+   448 px, FineFACE and the baseline trained (the GPU machine has no fairlearn, so nothing is
+   reported there); every run's predictions, summary and attention-crop measures (no model
+   files) are copied to ``DIR/resolution/runs``, and the stage prints the command that reports
+   them where the metrics packages are installed (``--saved-runs``).
 
 Writes ``DIR/gpu_check.json`` (everything), ``DIR/gpu_check.md`` (the tables; the book's cost
 chapter shows this file once it is committed as ``benchmarks/results/gpu/gpu_check.md``) and
@@ -136,12 +144,17 @@ class Setting:
     threads: int | None            # torch intra-op threads (None: torch's default)
     budget_s: float
     stage_limits: dict[str, float]
+    #: resolution: the input-size study on real photographs (``--utkface``): sizes, seeds,
+    #: training images, epochs
+    resolution: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(
+        sizes=[224, 448], seeds=[0], max_train=1000, epochs=3))
 
 
 STAGE_LIMITS = {  # seconds, each also capped by what is left of the budget
     "environment": 30, "import": 60, "gpu_tests": 120, "attention_no_host_sync": 60,
     "crop_matches_reference": 60, "bf16_channels_last_iteration": 60, "synthetic_data": 60,
     "checkpoint_resume": 90, "measurement": 150, "training": 120, "measurement_compiled": 200,
+    "resolution": 300,
 }
 
 
@@ -163,7 +176,8 @@ def make_setting(kind: str, budget_s: float | None = None) -> Setting:
                        synthetic=dict(n_train=32, n_val=16, n_test=16), train_epochs=2,
                        train_max_batches=1, eval_max_batches=1, resume_max_batches=1,
                        workers=0, threads=None, budget_s=budget_s or 3600.0,
-                       stage_limits={name: 3600.0 for name in STAGE_LIMITS})
+                       stage_limits={name: 3600.0 for name in STAGE_LIMITS},
+                       resolution=dict(sizes=[448], seeds=[0], max_train=16, epochs=1))
     if kind == "tiny":
         # A small FineFACE: ResNet-18 at 64 px with C_v = 32, otherwise the paper's profile.
         return Setting("tiny", "resnet18", 64, 8, 4, 32, repetitions=1, warmup=0, profile=False,
@@ -171,7 +185,8 @@ def make_setting(kind: str, budget_s: float | None = None) -> Setting:
                        synthetic=dict(n_train=16, n_val=8, n_test=8), train_epochs=5,
                        train_max_batches=None, eval_max_batches=None, resume_max_batches=1,
                        # one thread: tiny models on a few shared cores run ~10x slower with more
-                       workers=0, threads=1, budget_s=budget_s or 300.0, stage_limits=dict(STAGE_LIMITS))
+                       workers=0, threads=1, budget_s=budget_s or 300.0, stage_limits=dict(STAGE_LIMITS),
+                       resolution=dict(sizes=[64], seeds=[0], max_train=16, epochs=1))
     raise ValueError(f"unknown setting {kind!r}: use paper, tiny or dry-run")
 
 
@@ -679,6 +694,62 @@ def stage_training(check: Check) -> dict[str, Any]:
                    reloaded_test_accuracy=reloaded_accuracy, reloaded_rows=len(reloaded))
 
 
+# ----------------------------------------------------------------------------- stage 6: resolution
+
+
+def resolution_command(check: Check, utkface: Path) -> list[str]:
+    """The input-size study (``experiments/resolution.py``) at this setting's sizes on ``utkface``,
+    trained only (this machine may lack the metrics packages): runs in the work folder."""
+    r = check.setting.resolution
+    return [sys.executable, str(ROOT / "experiments" / "resolution.py"), "--utkface", str(utkface),
+            "--fairface", "none", "--celeba", "none", "--sizes", *map(str, r["sizes"]),
+            "--seeds", *map(str, r["seeds"]), "--max-train", str(r["max_train"]), "--epochs", str(r["epochs"]),
+            "--val-fraction", "0.05", "--test-fraction", "0.1", "--device", str(check.device),
+            "--runs-root", str(check.work_dir / "resolution"), "--train-only"]
+
+
+#: What comes back of each run of the study: everything but the model files (and the image cache).
+RUN_FILES = ("*.csv", "*.json")
+
+
+def stage_resolution(check: Check) -> dict[str, Any]:
+    """The resolution study on real photographs (``--utkface``): FineFACE and the baseline trained
+    at the setting's input sizes; their predictions, summaries and attention-crop measures (no
+    model files) copied to ``<out>/resolution/runs``, where ``experiments/resolution.py
+    --saved-runs`` reports them on a machine with the metrics packages."""
+    utkface = check.shared.get("utkface")
+    if utkface is None:
+        raise Skip("no --utkface folder given (real UTKFace photographs: scripts/photo_subset.py makes a carryable subset)")
+    check.require("import")
+    out = check.out_dir / "resolution"
+    out.mkdir(parents=True, exist_ok=True)
+    runs = check.work_dir / "resolution"
+    command = resolution_command(check, Path(utkface))
+    with open(out / "resolution.log", "w") as log:
+        try:
+            status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                    timeout=max(check.remaining() - check.RESERVE_S, 1.0)).returncode
+        except subprocess.TimeoutExpired:
+            raise StageTimeout() from None
+    copied = []
+    for summary in sorted(runs.glob("*/seed*/summary.json")):
+        target = out / "runs" / summary.parent.relative_to(runs)
+        target.mkdir(parents=True, exist_ok=True)
+        for pattern in RUN_FILES:
+            for file in summary.parent.glob(pattern):
+                shutil.copy2(file, target / file.name)
+        copied.append((summary.parent.relative_to(runs), json.loads(summary.read_text())))
+    if (runs / "tables").is_dir():
+        shutil.copytree(runs / "tables", out / "runs" / "tables", dirs_exist_ok=True)
+    expected = len(check.setting.resolution["sizes"]) * 2 * len(check.setting.resolution["seeds"])
+    parts = [f"{name}: test accuracy {summary.get('test_accuracy', float('nan')):.3f}" for name, summary in copied]
+    report = ("python experiments/resolution.py --saved-runs --runs-root <out>/resolution/runs --results <folder> "
+              + " ".join(command[2:command.index("--device")]))
+    ok = status == 0 and len(copied) == expected
+    return outcome(ok, f"{len(copied)} of {expected} runs trained (exit status {status}): " + "; ".join(parts)
+                   + f". Report them where fairlearn is installed: {report}", status=status, report_command=report)
+
+
 # ----------------------------------------------------------------------------- stage 4: measurement
 
 
@@ -776,6 +847,7 @@ STAGES: tuple[tuple[str, Callable[[Check], dict[str, Any]]], ...] = (
     ("measurement", stage_measurement),
     ("training", stage_training),
     ("measurement_compiled", stage_measurement_compiled),
+    ("resolution", stage_resolution),
 )
 
 
@@ -794,6 +866,7 @@ STAGE_LABELS = {
     "measurement": "Measurement (eager)",
     "training": "Paper-profile training (synthetic)",
     "measurement_compiled": "Measurement (torch.compile)",
+    "resolution": "Resolution study (real photographs)",
 }
 
 WORKLOAD_LABELS = {
@@ -953,6 +1026,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                      "300 for --tiny, 3600 for --dry-run)")
     parser.add_argument("--only", help="comma-separated stages to run (default: all): "
                                        + ", ".join(name for name, _ in STAGES))
+    parser.add_argument("--utkface", type=Path, help="a UTKFace folder (official layout; e.g. the subset "
+                                                     "scripts/photo_subset.py makes): adds the resolution study "
+                                                     "and its 300 s to the default budget")
     parser.add_argument("--work", type=Path, help="folder for the rendered faces and training runs "
                                                   "(default: a temporary folder, removed at the end)")
     args = parser.parse_args(argv)
@@ -968,6 +1044,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setting = make_setting("tiny" if args.tiny else "dry-run" if args.dry_run else "paper", args.budget)
+    if args.utkface is not None and args.budget is None:  # the study's time comes on top of the default budget
+        setting.budget_s += setting.stage_limits["resolution"]
     args.out.mkdir(parents=True, exist_ok=True)
     work_dir = args.work or Path(tempfile.mkdtemp(prefix="gpu_check_"))
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -976,6 +1054,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(setting.threads)
     with open(args.out / "gpu_check.log", "w") as log_file:
         check = Check(setting, args.out, work_dir, log_file)
+        if args.utkface is not None:
+            check.shared["utkface"] = args.utkface.resolve()
         check.log(f"gpu_check: setting {setting.name}, device {check.device}, budget {setting.budget_s:.0f} s, "
                   f"output {args.out}, work {work_dir}")
         check.watchdog()

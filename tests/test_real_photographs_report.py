@@ -79,6 +79,6 @@ def test_jobs_deal_the_seeds_to_one_thread_workers_and_a_failed_worker_stops_the
     calls = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("seeds*.json")}
     assert sorted(calls) == ["seeds0-2.json", "seeds1.json"]  # dealt round-robin
     for call in calls.values():
-        assert call["threads"] == "1" and call["argv"][-3:] == ["--jobs", "1", "--train-only"]
+        assert call["threads"] == "1" and call["argv"][-3:] == ["--jobs", "1", "--worker"]
     assert script.parse_args(calls["seeds1.json"]["argv"]).seeds == [1]  # the last --seeds wins
-    assert "--train-only" not in script.regenerate_command(calls["seeds1.json"]["argv"])
+    assert "--worker" not in script.regenerate_command(calls["seeds1.json"]["argv"])

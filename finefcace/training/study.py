@@ -309,6 +309,68 @@ def _training_seconds(run_dir: Path) -> float:
     return float(frame["epoch_seconds"].sum()) if "epoch_seconds" in frame.columns else math.nan
 
 
+#: What :func:`train_study_runs` saves of ``measure(config, run_dir)`` in each run's folder.
+MEASURES_FILE = "measures.json"
+
+
+def study_configs(name: str, base: TrainConfig | Mapping[str, Any] | str | os.PathLike, arms: Sequence[Arm],
+                  seeds: Sequence[int], runs_root: str | os.PathLike
+                  ) -> tuple[TrainConfig, dict[tuple[str, int], TrainConfig]]:
+    """The base configuration and every arm × seed's, each checked before anything trains (an
+    arm whose changes make an invalid configuration fails here, naming the arm); runs live in
+    ``<runs_root>/<arm>/seed<k>``."""
+    if not arms:
+        raise ValueError(f"study {name!r}: give at least one arm")
+    if len({arm.name for arm in arms}) != len(arms):
+        raise ValueError(f"study {name!r}: arm names must be distinct, got {[arm.name for arm in arms]}")
+    if not seeds:
+        raise ValueError(f"study {name!r}: give at least one seed")
+    base_config = load_config(base)
+    configs: dict[tuple[str, int], TrainConfig] = {}
+    for arm in arms:
+        for seed in seeds:
+            try:
+                configs[arm.name, seed] = load_config(base_config, **dict(arm.changes), seed=seed,
+                                                      run_dir=str(Path(runs_root) / arm.name / f"seed{seed}"))
+            except ConfigError as error:
+                raise ConfigError(f"study {name!r}, arm {arm.name!r}: {error}") from None
+    return base_config, configs
+
+
+def train_study_runs(name: str, base: TrainConfig | Mapping[str, Any] | str | os.PathLike, arms: Sequence[Arm],
+                     seeds: Sequence[int], runs_root: str | os.PathLike, *,
+                     cross_datasets: Mapping[str, CrossDataset] | None = None, measure: RunMeasure | None = None,
+                     log: Callable[[str], Any] = print) -> None:
+    """Train (or load) every arm × seed of a study without reporting it: what a parallel worker
+    does, and a machine without the metrics packages (the GPU machine has no fairlearn).
+    Each run is also evaluated on ``cross_datasets``; ``measure(config, run_dir)`` is saved in
+    its :data:`MEASURES_FILE`; :func:`run_study` with ``saved_runs=True`` reports the runs from
+    their files."""
+    _, configs = study_configs(name, base, arms, seeds, runs_root)
+    for (arm, seed), config in configs.items():
+        log(f"[{name}] {arm}, seed {seed}: train or load {config.run_dir}")
+        train_or_load(config)
+        for test_name, cross in (cross_datasets or {}).items():
+            evaluate_run(config.run_dir, split=cross.split, table=cross.table, root=cross.root, overwrite=True,
+                         out=Path(config.run_dir) / f"predictions_cross_{test_name}.csv", device=config.device)
+        if measure is not None:
+            values = {key: float(value) for key, value in measure(config, Path(config.run_dir)).items()}
+            (Path(config.run_dir) / MEASURES_FILE).write_text(json.dumps(values, indent=1) + "\n")
+
+
+def _saved_run(run_dir: Path, cross_datasets: Mapping[str, CrossDataset]) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """A finished run's summary and predictions (own test split, cross-dataset sets) from its files."""
+    needed = [run_dir / SUMMARY_FILE, run_dir / "predictions_test.csv",
+              *(run_dir / f"predictions_cross_{name}.csv" for name in cross_datasets)]
+    missing = [str(path) for path in needed if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"saved run {run_dir} lacks {missing}: copy the whole run folder back (model files "
+                                f"excepted), or train the study here")
+    test_sets = {OWN_TEST: pd.read_csv(run_dir / "predictions_test.csv")}
+    test_sets.update({name: pd.read_csv(run_dir / f"predictions_cross_{name}.csv") for name in cross_datasets})
+    return json.loads((run_dir / SUMMARY_FILE).read_text()), test_sets
+
+
 def run_study(
     name: str,
     base: TrainConfig | Mapping[str, Any] | str | os.PathLike,
@@ -322,6 +384,7 @@ def run_study(
     groupings: Mapping[str, Sequence[str]] | None = None,
     command: str = "",
     log: Callable[[str], Any] = print,
+    saved_runs: bool = False,
 ) -> StudyResults:
     """Train (or load) every arm × seed and report each run on its test split and on
     ``cross_datasets`` (name → :class:`CrossDataset`).
@@ -336,27 +399,16 @@ def run_study(
     every test set ``T`` the extra test sets ``"T by race"`` and ``"T by gender"``
     (:func:`grouped_name`), where ``T`` has those columns (CelebA has no race); a grouping no
     test set can take is an error. ``command`` is the command line that regenerates the study,
-    printed in its caption.
+    printed in its caption. ``saved_runs=True`` reports runs trained elsewhere by
+    :func:`train_study_runs` from the files they left (test and cross-dataset predictions,
+    summary, history, ``measures.json``): no model is loaded or trained, so the runs of a
+    machine without the metrics packages can be reported where they are installed.
     """
-    if not arms:
-        raise ValueError(f"study {name!r}: give at least one arm")
-    if len({arm.name for arm in arms}) != len(arms):
-        raise ValueError(f"study {name!r}: arm names must be distinct, got {[arm.name for arm in arms]}")
-    if not seeds:
-        raise ValueError(f"study {name!r}: give at least one seed")
-    base_config = load_config(base)
+    base_config, configs = study_configs(name, base, arms, seeds, runs_root)
     runs_root = Path(runs_root)
     cross_datasets = dict(cross_datasets or {})
     if OWN_TEST in cross_datasets:
         raise ValueError(f"study {name!r}: {OWN_TEST!r} names the runs' own test split; call the cross-dataset set otherwise")
-    configs: dict[tuple[str, int], TrainConfig] = {}
-    for arm in arms:  # every configuration checked before the first run trains
-        for seed in seeds:
-            try:
-                configs[arm.name, seed] = load_config(base_config, **dict(arm.changes), seed=seed,
-                                                      run_dir=str(runs_root / arm.name / f"seed{seed}"))
-            except ConfigError as error:
-                raise ConfigError(f"study {name!r}, arm {arm.name!r}: {error}") from None
     task = "gender" if base_config.target == "gender" else "attribute"
     groupings = {label: list(columns) for label, columns in (groupings or {}).items()}
     if groupings and task != "gender":
@@ -371,12 +423,18 @@ def run_study(
         for seed in seeds:
             config = configs[arm.name, seed]
             run_dir = Path(config.run_dir)
-            log(f"[{name}] {arm.name}, seed {seed}: train or load {run_dir}")
+            log(f"[{name}] {arm.name}, seed {seed}: {'read the saved run' if saved_runs else 'train or load'} {run_dir}")
             before = _modified(run_dir / SUMMARY_FILE)
-            result = train_or_load(config)
-            test_sets = {OWN_TEST: result.predictions if result.predictions is not None
-                         else evaluate_run(run_dir, split="test", device=config.device)}
+            if saved_runs:
+                summary, test_sets = _saved_run(run_dir, cross_datasets)
+            else:
+                result = train_or_load(config)
+                summary = result.summary
+                test_sets = {OWN_TEST: result.predictions if result.predictions is not None
+                             else evaluate_run(run_dir, split="test", device=config.device)}
             for test_name, cross in cross_datasets.items():
+                if saved_runs:
+                    break  # read by _saved_run
                 cached = run_dir / f"predictions_cross_{test_name}.csv"
                 if cached.is_file() and cached.stat().st_mtime >= (run_dir / "best.pt").stat().st_mtime:
                     test_sets[test_name] = pd.read_csv(cached)
@@ -396,14 +454,15 @@ def run_study(
                     report.insert(0, "seed", seed)
                     report.insert(0, "arm", arm.name)
                     reports.append(report)
-            summary = result.summary
             row = {"arm": arm.name, "seed": seed, "run_dir": str(run_dir), "trained_now": _modified(run_dir / SUMMARY_FILE) != before,
                    "train_seconds": _training_seconds(run_dir), "epochs_run": summary.get("epochs_run"),
                    "best_epoch": summary.get("best_epoch"), "stopped_early": summary.get("stopped_early"),
                    "optimizer_steps": summary.get("steps"), "val_accuracy": summary.get("val_accuracy"),
                    "method": config.method,
                    "uses_protected_labels": bool(summary.get("uses_protected_labels", False))}
-            if measure is not None:
+            if saved_runs and (run_dir / MEASURES_FILE).is_file():
+                row.update(json.loads((run_dir / MEASURES_FILE).read_text()))
+            elif measure is not None and not saved_runs:
                 row.update({key: float(value) for key, value in measure(config, run_dir).items()})
             runs.append(row)
     _check_groupings(name, groupings, seen_columns)

@@ -159,3 +159,30 @@ def test_arms_that_train_with_protected_labels_are_marked_in_the_runs_and_the_ta
     assert table[0].endswith("| Seeds | Protected labels in training |")
     assert table[2].startswith("| Baseline |") and table[2].endswith("| no |")
     assert table[3].startswith("| Group DRO |") and table[3].endswith("| **yes** |")
+
+
+def test_runs_trained_without_reporting_are_reported_elsewhere_from_their_files(tiny_synthetic, tmp_path):
+    """train_study_runs (a --jobs worker, a GPU machine without fairlearn) then run_study with
+    saved_runs=True on a copy holding no model file: the same reports as a study that trained
+    and reported in one go, its measures included."""
+    import shutil
+
+    from finefcace.training.study import train_study_runs
+
+    cross = {"again": CrossDataset(str(tiny_synthetic / "labels.csv"), str(tiny_synthetic))}
+    trained = tmp_path / "trained"
+    train_study_runs("tiny", base_config(tiny_synthetic), ARMS, [0], trained, cross_datasets=cross,
+                     measure=lambda config, run_dir: {"seed_plus_one": config.seed + 1.0}, log=lambda _: None)
+    copied = tmp_path / "copied"
+    shutil.copytree(trained, copied, ignore=shutil.ignore_patterns("*.pt"))
+    saved = run_study("tiny", base_config(tiny_synthetic), ARMS, [0], copied, cross_datasets=cross,
+                      n_bootstrap=20, saved_runs=True, log=lambda _: None)
+    direct = run_study("tiny", base_config(tiny_synthetic), ARMS, [0], trained, cross_datasets=cross,
+                       n_bootstrap=20, log=lambda _: None)  # loads the same runs
+    columns = ["arm", "seed", "test_set", "metric", "group", "value"]
+    pd.testing.assert_frame_equal(saved.reports[columns], direct.reports[columns])
+    assert list(saved.runs["seed_plus_one"]) == [1.0, 1.0] and not list(copied.rglob("*.pt"))
+    (copied / "finefcace" / "seed0" / "predictions_cross_again.csv").unlink()
+    with pytest.raises(FileNotFoundError, match=r"lacks .*predictions_cross_again.csv"):
+        run_study("tiny", base_config(tiny_synthetic), ARMS, [0], copied, cross_datasets=cross, saved_runs=True,
+                  log=lambda _: None)
