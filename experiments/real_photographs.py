@@ -480,7 +480,11 @@ def provenance(meta: dict) -> str:
     """The paragraph saying what produced a study's numbers: the photographs, the duplicate
     check, the split, the subset trained on, the model and budget, seeds, hardware, wall time
     and the command that regenerates them (from the results' ``meta``)."""
-    utk = meta["tables"]["utkface"]
+    utk = meta["tables"].get("utkface")
+    if utk is None:  # runs reported from their files without the tables' notes (an older copy)
+        return (f"**What produced these numbers.** Real UTKFace photographs (what the duplicate check and the split "
+                f"found was not saved with these runs). {meta['model']}. Seeds {meta['seeds']}. {meta['hardware']}; "
+                f"{meta['date'][:10]}. Regenerate: `{meta['command']}`.")
     train_rows = utk["rows_per_split"].get("train", 0)
     subsample = (f"a stratified subset of {train_rows:,} of the {utk['train_rows_before_limit']:,} training images"
                  if "train_rows_before_limit" in utk and utk["train_rows_before_limit"] > train_rows

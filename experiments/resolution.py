@@ -163,8 +163,10 @@ def figure(results):
 
     sizes = results.meta["sizes"]
     size_of = {a["name"]: int(a["changes"]["input_size"]) for a in results.meta["arms"]}
-    measured = results.runs.dropna(subset=["deepest_map_side"]) if "deepest_map_side" in results.runs else results.runs.iloc[:0]
-    sides = {size_of[arm]: int(side) for arm, side in zip(measured["arm"], measured["deepest_map_side"])}
+    sides = {}
+    if "deepest_map_side" in results.runs.columns:  # measured on the FineFACE runs
+        measured = results.runs.dropna(subset=["deepest_map_side"])
+        sides = {size_of[arm]: int(side) for arm, side in zip(measured["arm"], measured["deepest_map_side"])}
     ticks = [f"{s}\n({sides[s]}×{sides[s]})" if s in sides else str(s) for s in sizes]
     fig = new_figure(10, 3.4)
     axes = fig.subplots(1, len(TREND_METRICS))
