@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from finefcace.errors import UserError
 
 __all__ = [
     "CheckpointError",
+    "CheckpointWriteError",
     "atomic_save",
     "load_checkpoint",
     "rng_state",
@@ -55,11 +57,33 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual mode
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temporary):
             os.unlink(temporary)
+        failure = _write_failure(error)
+        if failure is not None:  # disk full, read-only, ...: say so, and that nothing is lost
+            free = shutil.disk_usage(path.parent).free / 2**20
+            raise CheckpointWriteError(
+                f"could not write the checkpoint {path}: {failure} ({free:,.0f} MiB free there). The run's "
+                f"last complete checkpoint is untouched: free some space (or point run_dir elsewhere), then run "
+                f"the same command again; training resumes from it.") from error
         raise
     return path
+
+
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written (a full disk, a read-only folder); the previous one stands."""
+
+
+def _write_failure(error: BaseException) -> str | None:
+    """The operating system's reason when ``error`` (or what caused it: torch wraps the failed
+    write of its zip writer in a RuntimeError) is a failed write, else None."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen.strerror or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _umask() -> int:

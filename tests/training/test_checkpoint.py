@@ -193,3 +193,28 @@ def test_group_dro_resumes_bit_identically_with_its_group_weights(resume_data, t
     q = torch.load(run_dir / "last.pt", weights_only=True)["method_state"]["q"]
     assert torch.equal(q, reference_last["method_state"]["q"])
     assert not torch.allclose(q, torch.full_like(q, 1 / len(q)))  # q did move away from uniform
+
+
+def test_a_full_disk_while_saving_names_the_checkpoint_and_keeps_the_previous_one(tmp_path, monkeypatch):
+    """torch.save on a full disk fails inside its zip writer (a RuntimeError raised while an
+    OSError ENOSPC is handled): the message names the file and the fix, the last complete
+    checkpoint stays as it was and no temporary file is left."""
+    import errno
+
+    import torch
+
+    from finefcace.training.checkpoint import CheckpointWriteError, atomic_save
+
+    path = atomic_save({"epoch": 2}, tmp_path / "last.pt")
+
+    def full_disk(obj, stream):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos") from None
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointWriteError, match=r"last\.pt: No space left on device .*run the same command again"):
+        atomic_save({"epoch": 3}, path)
+    monkeypatch.undo()
+    assert torch.load(path)["epoch"] == 2 and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
