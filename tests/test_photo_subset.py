@@ -3,23 +3,13 @@ layout (what is carried to a GPU machine), refusing to write into a folder holdi
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from finefcace.errors import UserError
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("photo_subset", ROOT / "scripts" / "photo_subset.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from scripts import photo_subset as script  # the repository root is importable under pytest
 
 
 def fake_utkface(root: Path, per_group: dict[tuple[int, int], int]) -> None:
@@ -31,7 +21,7 @@ def fake_utkface(root: Path, per_group: dict[tuple[int, int], int]) -> None:
                 folder / f"{20 + i}_{gender}_{race}_2017011{race}{gender}{i:06d}.jpg.chip.jpg")
 
 
-def test_the_subset_keeps_the_groups_proportions_under_the_cap(script, tmp_path):
+def test_the_subset_keeps_the_groups_proportions_under_the_cap(tmp_path):
     fake_utkface(tmp_path / "utk", {(0, 0): 60, (1, 0): 20, (0, 1): 20})  # White men 60 %
     one = (tmp_path / "utk" / "UTKFace").iterdir().__next__().stat().st_size
     summary = script.make_subset(tmp_path / "utk", tmp_path / "out", max_mib=50 * one / 2**20)
