@@ -94,6 +94,11 @@ def parse_args(argv: list[str] | None, description: str | None = None, **default
 
 
 # ---------------------------------------------------------------------------- data
+def dataset_names(args: argparse.Namespace) -> list[str]:
+    """UTKFace (trained and tested on), then the cross-dataset sets not skipped with ``none``."""
+    return ["utkface", *(name for name in ("fairface", "celeba") if str(getattr(args, name)).lower() != "none")]
+
+
 def make_tables(args: argparse.Namespace) -> tuple[dict[str, str], dict]:
     """The training table (UTKFace, seeded split) and the cross-dataset tables (whole
     datasets), written under ``<runs_root>/tables``; and what preparing them found."""
@@ -106,10 +111,7 @@ def make_tables(args: argparse.Namespace) -> tuple[dict[str, str], dict]:
     sources = {"utkface": (args.utkface, {"splits": "seeded", "seed": args.split_seed, "target": "gender",
                                           "max_train": args.max_train or None, "val_fraction": args.val_fraction,
                                           "test_fraction": args.test_fraction})}
-    for name in ("fairface", "celeba"):
-        root = getattr(args, name)
-        if str(root).lower() != "none":
-            sources[name] = (root, {"splits": "test"})
+    sources.update({name: (getattr(args, name), {"splits": "test"}) for name in dataset_names(args)[1:]})
     for name, (root, options) in sources.items():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -222,8 +224,7 @@ def written_tables(args: argparse.Namespace) -> tuple[dict[str, str], dict]:
     if not (folder / "utkface.csv").is_file():
         raise SystemExit(f"no tables under {folder}: run the study there first (with --train-only on the machine "
                          f"that trains), or copy its runs folder here whole")
-    tables = {name: str(folder / f"{name}.csv") for name in ("utkface", "fairface", "celeba")
-              if (folder / f"{name}.csv").is_file() and (name == "utkface" or str(getattr(args, name)).lower() != "none")}
+    tables = {name: str(folder / f"{name}.csv") for name in dataset_names(args) if (folder / f"{name}.csv").is_file()}
     notes = json.loads((folder / NOTES_FILE).read_text()) if (folder / NOTES_FILE).is_file() else {}
     return tables, notes
 
@@ -288,16 +289,21 @@ def run(args: argparse.Namespace, script: str = "experiments/real_photographs.py
 
 
 # ---------------------------------------------------------------------------- report
+def metric_digits(metric: str) -> int:
+    """Decimals a summary is printed with: 3 for the Max/Min ratio, 1 for points."""
+    return 3 if metric == "max_min_ratio" else 1
+
+
 def _value(row: pd.Series | None, metric: str) -> str:
     if row is None or not np.isfinite(row["mean"]):
         return "—"
-    digits = 3 if metric == "max_min_ratio" else 1
+    digits = metric_digits(metric)
     spread = f" ± {row['std']:.{digits}f}" if np.isfinite(row["std"]) else ""
     return f"{row['mean']:.{digits}f}{spread}"
 
 
 def _interval(value: float, low: float, high: float, metric: str) -> str:
-    digits = 3 if metric == "max_min_ratio" else 1
+    digits = metric_digits(metric)
     if not np.isfinite(value):
         return "—"
     if np.isfinite(low) and np.isfinite(high):
@@ -363,7 +369,7 @@ def difference_table(results, test_sets: list[tuple[str, str]], size: int) -> li
         diff = difference_rows(results, test_set, size)
         for metric in SUMMARIES:
             row = diff.loc[metric]
-            digits = 3 if metric == "max_min_ratio" else 1
+            digits = metric_digits(metric)
             interval = (f"[{row['ci_low']:+.{digits}f}, {row['ci_high']:+.{digits}f}]"
                         if np.isfinite(row["ci_low"]) else "—")
             lines.append(f"| {label} | {LABELS[metric]} | {row['mean']:+.{digits}f} | {interval} | "

@@ -47,10 +47,6 @@ METHOD_LABELS = dict(study_script.METHODS)
 TREND_METRICS = ("overall_accuracy", "min_group_accuracy", "degree_of_bias")
 
 
-def _digits(metric: str) -> int:
-    return 3 if metric == "max_min_ratio" else 1
-
-
 # ---------------------------------------------------------------------------- numbers
 def seed_values(results, metric: str, test_set: str = "test") -> pd.DataFrame:
     """One row per run: arm, method, size, seed and the run's ``metric`` on ``test_set``."""
@@ -93,21 +89,17 @@ def size_trend(results, metric: str, confidence: float = 0.95) -> dict:
 
 
 # ---------------------------------------------------------------------------- statement
-def _excludes_zero(low: float, high: float) -> bool:
-    return bool(np.isfinite(low) and np.isfinite(high) and (low > 0 or high < 0))
-
-
 def _effect_at(row: pd.Series, metric: str) -> str:
     """FineFACE's paired difference at one size, in words (``+11.7 (worse, clear)``)."""
-    mean = row["mean"]
+    mean, digits = row["mean"], study_script.metric_digits(metric)
     if not np.isfinite(mean):
         return "undefined"
-    if round(mean, _digits(metric)) == 0:
-        return f"{0:+.{_digits(metric)}f} (equal)"
-    verdict = "better" if (mean > 0) == bool(row["higher_is_better"]) else "worse"
-    certainty = "seeds agree" if _excludes_zero(row["ci_low"], row["ci_high"]) else "within the seed spread"
+    if round(mean, digits) == 0:
+        return f"{0:+.{digits}f} (equal)"
+    verdict = "better" if study_script._better(row) else "worse"
+    certainty = "seeds agree" if study_script._clear(row) else "within the seed spread"
     favour = f"{int(row['seeds_favouring_arm'])} of {int(row['n_seeds'])} seeds favour FineFACE"
-    return f"{mean:+.{_digits(metric)}f} ({verdict}; {certainty}; {favour})"
+    return f"{mean:+.{digits}f} ({verdict}; {certainty}; {favour})"
 
 
 def _crop_span(results, size: int) -> str | None:
@@ -144,7 +136,7 @@ def statement(results) -> str:
     change = (f"From {low} to {high} px the DoB difference changes by {trend['change']:+.1f} points (least-squares "
               f"trend over the {trend['points']} paired runs, 95 % interval [{trend['ci_low']:+.1f}, "
               f"{trend['ci_high']:+.1f}])")
-    if _excludes_zero(trend["ci_low"], trend["ci_high"]):
+    if study_script._clear(trend):  # the trend's interval excludes zero
         direction = "in FineFACE's favour" if trend["change"] < 0 else "against FineFACE"
         verdict = (f"{change}: within {low}–{high} px, FineFACE's fairness effect changes with resolution, "
                    f"{direction} as the input grows.")
@@ -163,7 +155,7 @@ def difference_table(results) -> list[str]:
         diff = study_script.difference_rows(results, "test", size)
         cells = []
         for metric in SUMMARIES:
-            row, d = diff.loc[metric], _digits(metric)
+            row, d = diff.loc[metric], study_script.metric_digits(metric)
             interval = f" [{row['ci_low']:+.{d}f}, {row['ci_high']:+.{d}f}]" if np.isfinite(row["ci_low"]) else ""
             cells.append(f"{row['mean']:+.{d}f}{interval}" if np.isfinite(row["mean"]) else "—")
         lines.append(f"| {size} px | " + " | ".join(cells) + f" | {int(diff.loc['overall_accuracy', 'n_seeds'])} |")

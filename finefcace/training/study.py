@@ -36,7 +36,7 @@ import pandas as pd
 from finefcace import metrics
 from finefcace.training.config import ConfigError, TrainConfig, load_config
 from finefcace.training.evaluation import evaluate_run
-from finefcace.training.run_directory import SUMMARY_FILE
+from finefcace.training.run_directory import BEST_CHECKPOINT, SUMMARY_FILE
 from finefcace.training.trainer import train_or_load
 
 __all__ = ["Arm", "CrossDataset", "RunMeasure", "StudyResults", "grouped_name", "run_study", "SUMMARY_METRICS"]
@@ -311,6 +311,8 @@ def _training_seconds(run_dir: Path) -> float:
 
 #: What :func:`train_study_runs` saves of ``measure(config, run_dir)`` in each run's folder.
 MEASURES_FILE = "measures.json"
+#: The key of :data:`MEASURES_FILE` naming the function that measured (a kept value is reused only by it).
+MEASURED_BY = "measured_by"
 
 
 def study_configs(name: str, base: TrainConfig | Mapping[str, Any] | str | os.PathLike, arms: Sequence[Arm],
@@ -351,11 +353,45 @@ def train_study_runs(name: str, base: TrainConfig | Mapping[str, Any] | str | os
         log(f"[{name}] {arm}, seed {seed}: train or load {config.run_dir}")
         train_or_load(config)
         for test_name, cross in (cross_datasets or {}).items():
-            evaluate_run(config.run_dir, split=cross.split, table=cross.table, root=cross.root, overwrite=True,
-                         out=Path(config.run_dir) / f"predictions_cross_{test_name}.csv", device=config.device)
-        if measure is not None:
-            values = {key: float(value) for key, value in measure(config, Path(config.run_dir)).items()}
-            (Path(config.run_dir) / MEASURES_FILE).write_text(json.dumps(values, indent=1) + "\n")
+            _cross_predictions(config, test_name, cross)
+        _measures(config, measure)
+
+
+def _newer_than_model(path: Path, run_dir: Path) -> bool:
+    """Was ``path`` written after the run's best model (so it describes that model)?"""
+    return path.is_file() and path.stat().st_mtime >= (run_dir / BEST_CHECKPOINT).stat().st_mtime
+
+
+def _cross_predictions(config: TrainConfig, test_name: str, cross: CrossDataset) -> pd.DataFrame:
+    """The run's predictions on a cross-dataset test set, kept beside it
+    (``predictions_cross_<name>.csv``): made once per trained model."""
+    run_dir = Path(config.run_dir)
+    kept = run_dir / f"predictions_cross_{test_name}.csv"
+    if _newer_than_model(kept, run_dir):
+        return pd.read_csv(kept)
+    return evaluate_run(run_dir, split=cross.split, table=cross.table, root=cross.root, out=kept, overwrite=True,
+                        device=config.device)
+
+
+def _measures(config: TrainConfig, measure: RunMeasure | None) -> dict[str, float]:
+    """``measure(config, run_dir)``, kept in the run's :data:`MEASURES_FILE` with the measure's
+    name: made once per trained model (a ``--jobs`` worker's are reused by its parent)."""
+    if measure is None:
+        return {}
+    run_dir = Path(config.run_dir)
+    kept, which = run_dir / MEASURES_FILE, f"{measure.__module__}.{measure.__qualname__}"
+    if _newer_than_model(kept, run_dir) and json.loads(kept.read_text()).get(MEASURED_BY) == which:
+        return _kept_measures(run_dir)
+    values = {key: float(value) for key, value in measure(config, run_dir).items()}
+    kept.write_text(json.dumps({MEASURED_BY: which, **values}, indent=1) + "\n")
+    return values
+
+
+def _kept_measures(run_dir: Path) -> dict[str, float]:
+    """The values of a run's :data:`MEASURES_FILE` (none when it has none)."""
+    kept = run_dir / MEASURES_FILE
+    record = json.loads(kept.read_text()) if kept.is_file() else {}
+    return {key: value for key, value in record.items() if key != MEASURED_BY}
 
 
 def _saved_run(run_dir: Path, cross_datasets: Mapping[str, CrossDataset]) -> tuple[dict, dict[str, pd.DataFrame]]:
@@ -432,15 +468,8 @@ def run_study(
                 summary = result.summary
                 test_sets = {OWN_TEST: result.predictions if result.predictions is not None
                              else evaluate_run(run_dir, split="test", device=config.device)}
-            for test_name, cross in cross_datasets.items():
-                if saved_runs:
-                    break  # read by _saved_run
-                cached = run_dir / f"predictions_cross_{test_name}.csv"
-                if cached.is_file() and cached.stat().st_mtime >= (run_dir / "best.pt").stat().st_mtime:
-                    test_sets[test_name] = pd.read_csv(cached)
-                else:
-                    test_sets[test_name] = evaluate_run(run_dir, split=cross.split, table=cross.table, root=cross.root,
-                                                        out=cached, device=config.device)
+                test_sets.update({test_name: _cross_predictions(config, test_name, cross)
+                                  for test_name, cross in cross_datasets.items()})
             for test_name, predictions in test_sets.items():
                 seen_columns.update(predictions.columns)
                 views = {test_name: None}
@@ -460,10 +489,7 @@ def run_study(
                    "optimizer_steps": summary.get("steps"), "val_accuracy": summary.get("val_accuracy"),
                    "method": config.method,
                    "uses_protected_labels": bool(summary.get("uses_protected_labels", False))}
-            if saved_runs and (run_dir / MEASURES_FILE).is_file():
-                row.update(json.loads((run_dir / MEASURES_FILE).read_text()))
-            elif measure is not None and not saved_runs:
-                row.update({key: float(value) for key, value in measure(config, run_dir).items()})
+            row.update(_kept_measures(run_dir) if saved_runs else _measures(config, measure))
             runs.append(row)
     _check_groupings(name, groupings, seen_columns)
     meta = {
