@@ -82,6 +82,7 @@ def parse_args(argv: list[str] | None, description: str | None = None, **default
     parser.add_argument("--jobs", type=int, default=1,
                         help="train the seeds in this many parallel processes of one CPU thread each")
     parser.add_argument(WORKER, action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(UNITS, nargs="+", default=None, help=argparse.SUPPRESS)  # a worker's arm@seed runs
     parser.add_argument("--train-only", action="store_true",
                         help="train (or load) the runs and write no results: a --jobs worker, or a machine without "
                              "the metrics packages (the GPU machine); --saved-runs reports them elsewhere")
@@ -144,6 +145,8 @@ def duplicate_summary(record: dict) -> str:
 
 #: A worker of ``--jobs``: trains its seeds into the runs root from the tables there, writes no results.
 WORKER = "--worker"
+#: A worker's share when the runs are dealt by cost (:func:`deal_runs`): ``arm@seed`` words.
+UNITS = "--units"
 #: What making the tables found (the duplicate check, split sizes), beside the tables.
 NOTES_FILE = "notes.json"
 
@@ -175,7 +178,8 @@ def regenerate_command(argv: list[str], script: str = "experiments/real_photogra
 # ---------------------------------------------------------------------------- attention crop
 def crop_measures(config, run_dir: Path) -> dict[str, float]:
     """The attention crop of a FineFACE run on its test split (§3.2): the side of the deepest
-    expert's map, and the mean share of the image each region keeps (A_1..A_N, A_oval)."""
+    expert's map, and the mean share of the image each region keeps (A_1..A_N, A_oval; a placebo
+    run's boxes keep the same shares, at random places)."""
     import torch
 
     from finefcace import attention
@@ -190,7 +194,7 @@ def crop_measures(config, run_dir: Path) -> dict[str, float]:
 
     device = resolve_device(config.device)
     model, config, classes, _ = load_best_model(run_dir, device)
-    if not isinstance(model, FineFACE):
+    if not isinstance(model, FineFACE) or config.regions == "none":  # no crop to measure
         return {}
     resolved = config.resolved()
     size = resolved["input_size"]
@@ -229,47 +233,86 @@ def written_tables(args: argparse.Namespace) -> tuple[dict[str, str], dict]:
     return tables, notes
 
 
-def train_in_parallel(args: argparse.Namespace, script: str) -> None:
-    """``--jobs``: the seeds dealt round-robin to that many worker processes of this script, one
-    CPU thread each, which train into the runs root; the caller then loads every run."""
-    groups = [args.seeds[i::args.jobs] for i in range(min(args.jobs, len(args.seeds)))]
+def deal_runs(costs: dict[tuple[str, int], float], jobs: int) -> list[list[tuple[str, int]]]:
+    """Runs (arm, seed) → relative cost, dealt to ``jobs`` workers so their summed costs are as
+    even as a greedy deal makes them (most expensive first, each to the least loaded worker)."""
+    shares: list[list[tuple[str, int]]] = [[] for _ in range(min(jobs, len(costs)))]
+    loads = [0.0] * len(shares)
+    for unit in sorted(costs, key=lambda u: -costs[u]):
+        least = loads.index(min(loads))
+        shares[least].append(unit)
+        loads[least] += costs[unit]
+    return shares
+
+
+def train_in_parallel(args: argparse.Namespace, script: str, costs: dict[tuple[str, int], float] | None = None) -> None:
+    """``--jobs``: the runs shared among that many worker processes of this script, one CPU
+    thread each, which train into the runs root; the caller then loads every run. Without
+    ``costs`` the seeds are dealt round-robin (every arm of a seed to one worker); with them,
+    each (arm, seed) run goes where :func:`deal_runs` puts it."""
+    if costs is None:
+        kind, shares = "seeds", [args.seeds[i::args.jobs] for i in range(min(args.jobs, len(args.seeds)))]
+        words = [["--seeds", *map(str, share)] for share in shares]
+    else:
+        kind, shares = "runs", [[f"{arm}@{seed}" for arm, seed in share] for share in deal_runs(costs, args.jobs)]
+        words = [[UNITS, *share] for share in shares]
     path = Path(__file__).resolve().parents[1] / script
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    workers = [subprocess.Popen([sys.executable, str(path), *sys.argv[1:], "--seeds", *map(str, group),
-                                 "--jobs", "1", WORKER], env=environment) for group in groups]
-    failed = [(group, worker.wait()) for group, worker in zip(groups, workers)]
-    failed = [(group, status) for group, status in failed if status != 0]
+    workers = [subprocess.Popen([sys.executable, str(path), *sys.argv[1:], *share, "--jobs", "1", WORKER],
+                                env=environment) for share in words]
+    failed = [(share, worker.wait()) for share, worker in zip(shares, workers)]
+    failed = [(share, status) for share, status in failed if status != 0]
     if failed:
-        raise SystemExit(f"{script}: the workers for seeds {[g for g, _ in failed]} failed (exit status "
+        raise SystemExit(f"{script}: the workers for {kind} {[s for s, _ in failed]} failed (exit status "
                          f"{[s for _, s in failed]}; their messages are above). Finished runs stay in {args.runs_root}: "
                          f"run the same command again to train only what is missing.")
 
 
-def run(args: argparse.Namespace, script: str = "experiments/real_photographs.py") -> Path | None:
-    """Train or load every size × method × seed (:func:`run_study`) and write the results JSON;
-    ``script`` is the command the caption names. With ``--jobs`` the seeds train in parallel
-    worker processes first (the wall time covers them); with ``--train-only`` the runs are
-    trained and nothing is reported (:func:`train_study_runs`); with ``--saved-runs`` runs
-    trained elsewhere are reported from their files."""
-    from finefcace.training.study import Arm, CrossDataset, run_study, train_study_runs
-
-    started = time.perf_counter()
-    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    tables, notes = written_tables(args) if args.saved_runs or args.worker else make_tables(args)
-    if args.jobs > 1 and not (args.saved_runs or args.worker):
-        train_in_parallel(args, script)
-    base = {
+def base_config(args: argparse.Namespace, tables: dict[str, str]) -> dict:
+    """The configuration every arm starts from: ResNet-18 from scratch on the UTKFace table, the
+    budget of the command line."""
+    return {
         "table": tables["utkface"], "root": str(args.utkface), "target": "gender", "backbone": "resnet18",
         "weights": None, "input_size": args.sizes[0], "batch_size": args.batch_size, "epochs": args.epochs, "patience": args.patience,
         "overrides": {"descriptor_dim": 256, "head_lr": 0.01, "backbone_lr": 0.01}, "device": args.device,
         "progress": False, "image_cache": str(args.runs_root / "image_cache"),
     }
-    arms = [Arm(arm_name(method, size), {"method": method, "input_size": size}, f"{label}, {size} px")
+
+
+def method_arms(args: argparse.Namespace) -> list:
+    """FineFACE and the baseline at every size of ``--sizes``."""
+    from finefcace.training.study import Arm
+
+    return [Arm(arm_name(method, size), {"method": method, "input_size": size}, f"{label}, {size} px")
             for size in args.sizes for method, label in METHODS]
+
+
+def run(args: argparse.Namespace, script: str = "experiments/real_photographs.py", arms: list | None = None,
+        costs: dict[str, float] | None = None) -> Path | None:
+    """Train or load every arm × seed (:func:`run_study`; default arms: every size × method) and
+    write the results JSON; ``script`` is the command the caption names. With ``--jobs`` the
+    runs train in parallel worker processes first (the wall time covers them): the seeds dealt
+    round-robin, or, given ``costs`` (arm → relative training cost), every run dealt by cost;
+    with ``--train-only`` the runs are trained and nothing is reported (:func:`train_study_runs`);
+    with ``--saved-runs`` runs trained elsewhere are reported from their files."""
+    from finefcace.training.study import CrossDataset, run_study, train_study_runs
+
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    tables, notes = written_tables(args) if args.saved_runs or args.worker else make_tables(args)
+    base = base_config(args, tables)
+    arms = arms if arms is not None else method_arms(args)
+    if args.jobs > 1 and not (args.saved_runs or args.worker):
+        train_in_parallel(args, script, None if costs is None else
+                          {(arm.name, seed): costs[arm.name] for arm in arms for seed in args.seeds})
     cross = {name: CrossDataset(tables[name], str(getattr(args, name))) for name in ("fairface", "celeba")
              if name in tables}
     if args.train_only or args.worker:
-        train_study_runs(args.name, base, arms, args.seeds, args.runs_root, cross_datasets=cross, measure=crop_measures)
+        units = [(arm, seed) for arm in arms for seed in args.seeds]
+        if args.units:
+            units = [(arm, seed) for arm, seed in units if f"{arm.name}@{seed}" in args.units]
+        for arm, seed in units:
+            train_study_runs(args.name, base, [arm], [seed], args.runs_root, cross_datasets=cross, measure=crop_measures)
         return None
     command = regenerate_command(sys.argv[1:], script)
     results = run_study(args.name, base, arms, args.seeds, args.runs_root, cross_datasets=cross,
@@ -482,6 +525,15 @@ def _load_note(load: list | None) -> str:
     return f" (load average {load[0]} at the start, {load[1]} at the end, on {os.cpu_count()} cores)"
 
 
+def _version_note(meta: dict) -> str:
+    """`` Code: commit 1a2b3c4d.``: the code that made the results (older results did not record it)."""
+    version = meta.get("code_version")
+    if not version:
+        return ""
+    commit, _, changed = version.partition("+")
+    return f" Code: commit `{commit[:10]}`{' with uncommitted changes' if changed else ''}."
+
+
 def provenance(meta: dict, runs: pd.DataFrame) -> str:
     """The paragraph saying what produced a study's numbers: the photographs, the duplicate
     check, the split, the subset trained on, the model and budget, seeds, hardware, times and
@@ -508,7 +560,7 @@ def provenance(meta: dict, runs: pd.DataFrame) -> str:
         f"{len(runs)} runs {runs['train_seconds'].sum() / 60:.0f} min; the call that wrote these results took "
         f"{meta.get('total_wall_seconds', meta['wall_seconds']) / 60:.0f} min of wall time"
         f"{_load_note(meta.get('load_average'))}; runs that an earlier call of the same command finished are "
-        f"loaded, not retrained. "
+        f"loaded, not retrained.{_version_note(meta)} "
         f"Regenerate: `{meta['command']}`.")
 
 

@@ -21,6 +21,12 @@ from torch import Tensor
 from finefcace.model import Baseline, FineFACE, FineFACEOutput
 from finefcace.presets import REGION_PAD, REGION_THRESHOLD
 
+#: Where the regions a FineFACE run trains and infers on come from (``TrainConfig.regions``):
+#: ``"cam"`` the class activation maps (paper §3.2, FineFACE itself); ``"placebo"`` a box of the
+#: CAM box's size at a random position (:func:`placebo_boxes`); ``"none"`` no region at all, every
+#: step on the raw image (multi-expert deep supervision). The two controls: ``book/decisions.md``.
+REGION_SOURCES: tuple[str, ...] = ("cam", "placebo", "none")
+
 
 @torch.no_grad()
 def class_activation_maps(model: FineFACE, output: FineFACEOutput) -> list[Tensor]:
@@ -182,6 +188,41 @@ def _source_positions(start: Tensor, end: Tensor, out_len: int, dtype: torch.dty
     return start[:, None] + local
 
 
+def attention_boxes(
+    cams: Sequence[Tensor], size: tuple[int, int], threshold: float = REGION_THRESHOLD, pad: float = REGION_PAD
+) -> list[Tensor]:
+    """The boxes of A_1..A_N (paper §3.2) in an image of ``size`` (H, W): one (B, 4) tensor per expert.
+    Book: ``notebooks/03_attention_crop.ipynb``."""
+    return [boxes_from_maps(cam, threshold, pad, size=size) for cam in cams]
+
+
+def overall_box(
+    cams: Sequence[Tensor], size: tuple[int, int], threshold: float = REGION_THRESHOLD, pad: float = REGION_PAD
+) -> Tensor:
+    """The box of A_oval (paper §3.2), (B, 4): the summed, normalised expert maps thresholded,
+    boxed and padded. Book: ``notebooks/03_attention_crop.ipynb``."""
+    # boxes_from_maps min-max normalises the sum (normalising twice changes nothing).
+    return boxes_from_maps(_summed_attention_maps(cams, size), threshold, pad)
+
+
+def placebo_boxes(boxes: Tensor, size: tuple[int, int], generator: torch.Generator | None = None) -> Tensor:
+    """The placebo control of the attention crop: each box moved to a uniformly random position.
+
+    Every box keeps its width and height (so its area: the share of the image the CAM's box
+    kept) and is placed at a position drawn uniformly among those that fit in an image of
+    ``size`` (H, W), from ``generator`` (a CPU generator: seeded, checkpointed, no device sync).
+    What it separates from FineFACE: "the CAM found the discriminative part" from "any crop of
+    that size is an augmentation" (``book/decisions.md``, the real-photograph controls).
+    """
+    height, width = int(size[0]), int(size[1])
+    draws = torch.rand((boxes.shape[0], 2), generator=generator).to(boxes.device)
+    box_w, box_h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    # floor(u · (free + 1)) is uniform over the free + 1 positions; the clamp guards u → 1.
+    x0 = torch.minimum((draws[:, 0] * (width - box_w + 1)).floor().long(), width - box_w)
+    y0 = torch.minimum((draws[:, 1] * (height - box_h + 1)).floor().long(), height - box_h)
+    return torch.stack([x0, y0, x0 + box_w, y0 + box_h], dim=1)
+
+
 def attention_regions(
     images: Tensor, cams: Sequence[Tensor], threshold: float = REGION_THRESHOLD, pad: float = REGION_PAD
 ) -> list[Tensor]:
@@ -190,8 +231,7 @@ def attention_regions(
     One batched box computation and one batched crop per expert (never per sample).
     Book: ``notebooks/03_attention_crop.ipynb``.
     """
-    size = tuple(images.shape[-2:])
-    return [crop_and_resize(images, boxes_from_maps(cam, threshold, pad, size=size)) for cam in cams]
+    return [crop_and_resize(images, boxes) for boxes in attention_boxes(cams, tuple(images.shape[-2:]), threshold, pad)]
 
 
 def overall_region(images: Tensor, cams: Sequence[Tensor], threshold: float = REGION_THRESHOLD, pad: float = REGION_PAD) -> Tensor:
@@ -201,6 +241,32 @@ def overall_region(images: Tensor, cams: Sequence[Tensor], threshold: float = RE
     maps are summed with equal weights, and the sum is thresholded, boxed, padded and cropped.
     Book: ``notebooks/03_attention_crop.ipynb``.
     """
-    total = _summed_attention_maps(cams, tuple(images.shape[-2:]))
-    # boxes_from_maps min-max normalises the sum (normalising twice changes nothing).
-    return crop_and_resize(images, boxes_from_maps(total, threshold, pad))
+    return crop_and_resize(images, overall_box(cams, tuple(images.shape[-2:]), threshold, pad))
+
+
+def check_region_source(source: str) -> None:
+    """``source`` is one of :data:`REGION_SOURCES` (``ValueError`` naming them otherwise)."""
+    if source not in REGION_SOURCES:
+        raise ValueError(f"regions must be one of {REGION_SOURCES}, got {source!r}")
+
+
+def regions_from_cams(
+    images: Tensor,
+    cams: Sequence[Tensor],
+    threshold: float = REGION_THRESHOLD,
+    pad: float = REGION_PAD,
+    *,
+    source: str = "cam",
+    generator: torch.Generator | None = None,
+) -> tuple[list[Tensor], Tensor]:
+    """(A_1..A_N, A_oval) of a batch: the CAM's boxes (``source="cam"``, paper §3.2) or, for the
+    placebo control (``"placebo"``), each of those boxes moved to a random position drawn from
+    ``generator`` (A_1..A_N in order, then A_oval). Book: ``notebooks/03_attention_crop.ipynb``."""
+    if source not in ("cam", "placebo"):
+        raise ValueError(f"regions_from_cams draws regions for source 'cam' or 'placebo', got {source!r}")
+    size = tuple(images.shape[-2:])
+    boxes = [*attention_boxes(cams, size, threshold, pad), overall_box(cams, size, threshold, pad)]
+    if source == "placebo":
+        boxes = [placebo_boxes(b, size, generator) for b in boxes]
+    crops = [crop_and_resize(images, b) for b in boxes]
+    return crops[:-1], crops[-1]

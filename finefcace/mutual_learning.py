@@ -19,6 +19,11 @@ reset to ``None`` before each, so each step updates exactly the parameters its l
 4. step N+2: the concatenation on the raw batch, ``λ·CE(p_oval)`` — the backbone and every
    F_n for v_n, then f_oval; the expert classifiers f_n do not run.
 
+Two controls change only where the inputs of steps 2..N+1 come from (``regions``;
+:data:`finefcace.attention.REGION_SOURCES`, ``book/decisions.md``): ``"placebo"`` crops boxes of
+the CAM boxes' sizes at random positions; ``"none"`` trains every one of the N+2 steps on the raw
+batch (no CAM is computed) — the same experts, losses and number of updates, no attention.
+
 Every training-mode pass through a BatchNorm moves its running statistics, which evaluation
 uses. With ``steps_forward="expert_only"`` (paper) a BatchNorm's statistics move in a step
 exactly when the step trains it: the shallower heads that step 1 runs for the CAMs, and the
@@ -92,6 +97,7 @@ def finefcace_iteration(
     pad: float = REGION_PAD,
     region_draw: str = "batch",
     steps_forward: str = "expert_only",
+    regions: str = "cam",
     generator: torch.Generator | None = None,
     amp_dtype: torch.dtype | None = None,
     after_backward: Callable[[], Any] | None = None,
@@ -114,7 +120,11 @@ def finefcace_iteration(
             heads for the CAMs under ``no_grad``, recording no BatchNorm statistics) or
             ``"all_heads"`` (published code: every step forwards the whole model and uses the
             head it trains).
-        generator: CPU generator for the region draws (the trainer's, checkpointed).
+        regions: ``"cam"`` (FineFACE: A_1..A_N, A_oval from the CAMs), ``"placebo"`` (boxes of
+            the same sizes at random positions) or ``"none"`` (every step on the raw batch; no
+            CAM computed, no draw made).
+        generator: CPU generator for the region draws and placebo positions (the trainer's,
+            checkpointed).
         amp_dtype: autocast dtype (``torch.bfloat16``) or ``None``.
         after_backward: called after every backward, before the step (multi-process
             gradient averaging, :func:`finefcace.training.distributed.average_gradients`).
@@ -122,7 +132,8 @@ def finefcace_iteration(
             "input", "loss"}`` (instrumentation, tests).
         stats: if given, receives ``"correct"`` (correct predictions of p_oval on the raw
             batch, from step N+2's forward, a tensor), ``"inputs"`` (the input name of each
-            step) and ``"regions"`` (A_1..A_N) and ``"overall_region"`` (A_oval).
+            step) and ``"regions"`` (A_1..A_N) and ``"overall_region"`` (A_oval) — the raw batch
+            itself with ``regions="none"``.
 
     Returns:
         ``{step name: detached loss}`` for the N+2 steps, in order (see :func:`step_names`).
@@ -130,6 +141,8 @@ def finefcace_iteration(
     """
     if steps_forward not in ("expert_only", "all_heads"):
         raise ValueError(f"steps_forward must be 'expert_only' or 'all_heads', got {steps_forward!r}")
+    attention.check_region_source(regions)
+    use_regions = regions != "none"
     num_experts = model.num_experts
     names = step_names(num_experts)
     device = images.device
@@ -163,33 +176,43 @@ def finefcace_iteration(
         else:
             features = model.backbone_features(images)  # x_1..x_N, stages 1..m_N
             deepest_logits, deepest_map, deepest_descriptor = model.expert_head(num_experts - 1, features[-1])
-            # The shallower heads only feed the CAMs: no gradient, and (training-mode batch
-            # statistics, as the deepest head) no BatchNorm statistics recorded.
-            with torch.no_grad(), batchnorm_statistics_unchanged(model):
-                shallow = [model.expert_head(n, features[n].detach()) for n in range(num_experts - 1)]
-            cam_output = FineFACEOutput(
-                expert_logits=[h[0].detach() for h in shallow] + [deepest_logits.detach()],
-                concat_logits=deepest_logits.detach(),  # unused by the CAMs; p_oval is not computed here
-                maps=[h[1].detach().float() for h in shallow] + [deepest_map.detach().float()],
-                descriptors=[h[2].detach() for h in shallow] + [deepest_descriptor.detach()],
-            )
+            cam_output = None
+            if use_regions:
+                # The shallower heads only feed the CAMs: no gradient, and (training-mode batch
+                # statistics, as the deepest head) no BatchNorm statistics recorded.
+                with torch.no_grad(), batchnorm_statistics_unchanged(model):
+                    shallow = [model.expert_head(n, features[n].detach()) for n in range(num_experts - 1)]
+                cam_output = FineFACEOutput(
+                    expert_logits=[h[0].detach() for h in shallow] + [deepest_logits.detach()],
+                    concat_logits=deepest_logits.detach(),  # unused by the CAMs; p_oval is not computed here
+                    maps=[h[1].detach().float() for h in shallow] + [deepest_map.detach().float()],
+                    descriptors=[h[2].detach() for h in shallow] + [deepest_descriptor.detach()],
+                )
         loss = _classification_loss(deepest_logits, labels)
-    # Before the step changes any weight: the CAMs use the classifiers that made p_n.
-    with torch.no_grad():
-        cams = attention.class_activation_maps(model, cam_output)
-        regions = attention.attention_regions(images, cams, threshold, pad)  # A_1..A_N
-        overall = attention.overall_region(images, cams, threshold, pad)      # A_oval
-        if images.dim() == 4 and images.is_contiguous(memory_format=torch.channels_last):
-            regions = [r.contiguous(memory_format=torch.channels_last) for r in regions]
-            overall = overall.contiguous(memory_format=torch.channels_last)
+    if use_regions:
+        # Before the step changes any weight: the CAMs use the classifiers that made p_n.
+        with torch.no_grad():
+            cams = attention.class_activation_maps(model, cam_output)
+            regions, overall = attention.regions_from_cams(images, cams, threshold, pad, source=regions,
+                                                           generator=generator)  # A_1..A_N, A_oval
+            if images.dim() == 4 and images.is_contiguous(memory_format=torch.channels_last):
+                regions = [r.contiguous(memory_format=torch.channels_last) for r in regions]
+                overall = overall.contiguous(memory_format=torch.channels_last)
+    else:  # the no-regions control: every step sees the raw batch
+        regions, overall = [images] * num_experts, images
     del cam_output
+    region_names = ([f"A_{m + 1}" for m in range(num_experts)] + ["A_oval"] if use_regions
+                    else ["raw"] * (num_experts + 1))
     finish_step(0, loss, "raw", images)
 
     # ---- steps 2..N: expert n (deep to shallow) on raw or another expert's region
     for step, n in enumerate(range(num_experts - 2, -1, -1), start=1):
-        pool = [images] + [regions[m] for m in range(num_experts) if m != n]
-        pool_names = ["raw"] + [f"A_{m + 1}" for m in range(num_experts) if m != n]
-        chosen, chosen_name, _ = _draw_inputs(pool, pool_names, region_draw, generator)
+        if not use_regions:
+            chosen, chosen_name = images, "raw"
+        else:
+            pool = [images] + [regions[m] for m in range(num_experts) if m != n]
+            pool_names = ["raw"] + [region_names[m] for m in range(num_experts) if m != n]
+            chosen, chosen_name, _ = _draw_inputs(pool, pool_names, region_draw, generator)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, amp_dtype):
             if steps_forward == "all_heads":
@@ -199,13 +222,13 @@ def finefcace_iteration(
             loss = _classification_loss(logits, labels)
         finish_step(step, loss, chosen_name, chosen)
 
-    # ---- step N+1: every expert and the concatenation on A_oval
+    # ---- step N+1: every expert and the concatenation on A_oval (the raw batch without regions)
     optimizer.zero_grad(set_to_none=True)
     with autocast(device, amp_dtype):
         out = model(overall)
         loss = sum(_classification_loss(p, labels) for p in out.expert_logits)
         loss = loss + concat_loss_weight * _classification_loss(out.concat_logits, labels)
-    finish_step(num_experts, loss, "A_oval", overall)
+    finish_step(num_experts, loss, region_names[-1], overall)
 
     # ---- step N+2: the concatenation on the raw batch (v_1..v_N, then f_oval)
     optimizer.zero_grad(set_to_none=True)

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from finefcace.attention import class_activation_maps, overall_region
+from finefcace.attention import (check_region_source, class_activation_maps, crop_and_resize, overall_box,
+                                 overall_region, placebo_boxes)
 from finefcace.model import Baseline, FineFACE, FineFACEOutput
 from finefcace.presets import REGION_PAD, REGION_THRESHOLD
 
@@ -58,6 +59,8 @@ def fused_logits(
     combine: str = "logits",
     threshold: float = REGION_THRESHOLD,
     pad: float = REGION_PAD,
+    regions: str = "cam",
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Fused score (B, K) of FineFACE on ``images`` (paper §3.3); argmax = prediction.
 
@@ -65,25 +68,50 @@ def fused_logits(
     concatenation), "concat", "experts" or an expert index; ``combine``: "logits" (mean of
     the logit vectors; the paper's average of scores) or "probabilities" (mean of softmax
     probabilities, returned as probabilities). The model runs in eval mode under
-    ``torch.inference_mode()`` and its train/eval mode is restored afterwards.
+    ``torch.inference_mode()`` and its train/eval mode is restored afterwards. ``regions``:
+    where the oval view's box comes from, as in training (:data:`finefcace.attention.REGION_SOURCES`):
+    the CAMs (FineFACE), or the CAM box moved to a random position drawn from ``generator``
+    (the placebo control); the no-regions control fuses the raw view only.
     """
     views = tuple(views)
     if not views or any(v not in VIEWS for v in views):
         raise ValueError(f"views={views!r}: choose a non-empty subset of {VIEWS}")
     if combine not in COMBINES:
         raise ValueError(f"combine={combine!r}: choose one of {COMBINES}")
+    check_region_source(regions)
     with torch.inference_mode(), _eval_mode(model):
         raw = model(images)  # always needed: the CAMs come from the raw forward
         outputs = []
         if "raw" in views:
             outputs.append(raw)
         if "oval" in views:
-            region = overall_region(images, class_activation_maps(model, raw), threshold, pad)
+            if regions == "none":
+                raise ValueError("views include 'oval' but regions='none': a run trained without regions fuses the "
+                                 "raw view only")
+            cams = class_activation_maps(model, raw)
+            if regions == "cam":
+                region = overall_region(images, cams, threshold, pad)
+            else:
+                size = tuple(images.shape[-2:])
+                box = placebo_boxes(overall_box(cams, size, threshold, pad), size, generator)
+                region = crop_and_resize(images, box)
             outputs.append(model(region))
         scores = [s.float() for out in outputs for s in _select_heads(out, heads)]
         if combine == "probabilities":
             scores = [s.softmax(dim=1) for s in scores]
         return torch.stack(scores).mean(dim=0)
+
+
+def seeded_fusion(fusion: dict[str, Any]) -> dict[str, Any]:
+    """The keywords of :func:`fused_logits` for one pass over a split: a ``placebo_seed``
+    (placebo control, :func:`finefcace.training.recipe.fusion_options`) becomes one fresh CPU
+    generator that draws every batch's box positions in order, so each pass over the same
+    loader draws the same boxes."""
+    fusion = dict(fusion)
+    placebo_seed = fusion.pop("placebo_seed", None)
+    if placebo_seed is not None:
+        fusion["generator"] = torch.Generator().manual_seed(int(placebo_seed))
+    return fusion
 
 
 def predict_loader(
@@ -100,8 +128,11 @@ def predict_loader(
     :func:`fused_logits` (``fusion`` keywords passed on); the baseline through its own
     forward. Returns ``row_index``, ``y_true``, ``y_pred`` and ``probabilities`` (N, K)
     (softmax of the fused logits, or the fused probabilities). Used by the trainer to write
-    the predictions table (``notebooks/05_evaluation.ipynb``).
+    the predictions table (``notebooks/05_evaluation.ipynb``). ``placebo_seed`` (placebo
+    control only) seeds one generator that draws every batch's box positions in loader order,
+    so the same loader gives the same predictions.
     """
+    fusion = seeded_fusion(fusion)
     if device is None:
         parameter = next(model.parameters())
         device = parameter.device

@@ -21,9 +21,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "finefcace"
 
 #: The paper's method: the modules at the top of the package.
-#: ``errors`` sits with them: the bad-input family every layer raises (the metrics need it).
-METHOD = {"attention", "backbones", "errors", "metrics", "model", "mutual_learning", "plots", "precision", "predict",
-          "presets"}
+#: ``errors`` sits with them: the bad-input family every layer raises (the metrics need it); so
+#: does ``outputs``, the one way every layer writes a file (whole or not at all).
+METHOD = {"attention", "backbones", "errors", "metrics", "model", "mutual_learning", "outputs", "plots", "precision",
+          "predict", "presets"}
 #: The package's front door (``import finefcace``, ``python -m finefcace``): it gathers the public
 #: names of the method, the data and the engine, never the course.
 FRONT = {"__init__", "__main__"}

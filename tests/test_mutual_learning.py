@@ -64,8 +64,8 @@ def test_one_iteration_follows_algorithm_1(monkeypatch, steps_forward):
 
     # --- count the attention computations and the optimizer steps
     calls = {"cams": 0, "regions": 0, "overall": 0, "steps": 0}
-    for name, key in (("class_activation_maps", "cams"), ("attention_regions", "regions"),
-                      ("overall_region", "overall")):
+    for name, key in (("class_activation_maps", "cams"), ("attention_boxes", "regions"),
+                      ("overall_box", "overall")):
         original = getattr(attention, name)
 
         def counted(*args, _original=original, _key=key, **kwargs):

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from finefcace import presets
+from finefcace.attention import REGION_SOURCES
 from finefcace.errors import UserError
 from finefcace.model import ACTIVATIONS, HEADS, MIN_INPUT_SIZE, POOLINGS
 from finefcace.predict import COMBINES, VIEWS
@@ -135,6 +136,9 @@ class TrainConfig:
     # --- what to train: FineFACE, the baseline, or a bias-mitigation method (finefcace.mitigation)
     method: Literal[METHODS] = "finefcace"  # type: ignore[valid-type]
     method_options: dict[str, Any] = field(default_factory=dict)  # a mitigation method's options (defaults in finefcace.mitigation)
+    # FineFACE's regions from the CAMs ("cam"), or a control: "placebo" (same-size boxes at random
+    # positions) or "none" (every step on the raw image, the raw view fused): finefcace.attention.REGION_SOURCES
+    regions: Literal[REGION_SOURCES] = "cam"  # type: ignore[valid-type]
     preset: str = "paper"
     overrides: dict[str, Any] = field(default_factory=dict)
     # --- data (one table format for every dataset: finefcace.sources.table)
@@ -239,6 +243,12 @@ class TrainConfig:
             raise ConfigError(f"config key 'min_delta' must be a finite number >= 0, got {self.min_delta}")
         if self.seed < 0:
             raise ConfigError(f"config key 'seed' must be >= 0, got {self.seed}")
+        if self.regions != "cam" and self.method != "finefcace":
+            raise ConfigError(f"config key 'regions' is {self.regions!r}, a control of FineFACE's attention regions; "
+                              f"method {self.method!r} has none (leave regions at 'cam')")
+        if self.regions == "none" and self._fusion_views_set() and "oval" in self._fusion_views_set():
+            raise ConfigError("config key 'regions' is 'none' (no attention regions are trained on), so the fused "
+                              "inference cannot use the 'oval' view: set fusion_views to [raw] or leave it unset")
         try:
             check_options(self.method, self.method_options)
         except ValueError as error:
@@ -284,6 +294,8 @@ class TrainConfig:
             if getattr(self, key) is not None:
                 values[key] = getattr(self, key)
         values.update(self.overrides)
+        if self.regions == "none" and not self._fusion_views_set():
+            values["fusion_views"] = ["raw"]  # no region was trained on: the raw view's heads are fused
         if values.get("fusion_views") is not None:
             values["fusion_views"] = list(values["fusion_views"])
         options = check_options(self.method, self.method_options)
@@ -291,11 +303,17 @@ class TrainConfig:
             values["method_options"] = options
         return values
 
+    def _fusion_views_set(self) -> list[str] | None:
+        """The fused views this config names itself (top level or ``overrides``), None when the preset's."""
+        return self.fusion_views if self.fusion_views is not None else self.overrides.get("fusion_views")
+
     def identity(self) -> dict[str, Any]:
         """What decides whether two runs are the same run (used by train-or-load and resume)."""
         values = {k: v for k, v in self.to_dict().items() if k not in IDENTITY_IGNORED_KEYS}
         if not values["method_options"]:  # runs made before the key existed keep their identity
             del values["method_options"]
+        if values["regions"] == "cam":  # likewise: FineFACE's own regions, as before the controls existed
+            del values["regions"]
         values["resolved"] = json.loads(json.dumps(self.resolved()))
         return values
 

@@ -74,7 +74,7 @@ def evaluate_split(
     Outputs that are not finite raise :class:`~finefcace.errors.ModelOutputError` (never an
     accuracy computed from NaN scores, whose arg-max is class 0).
     """
-    fusion = fusion_options(config)
+    fusion = predict.seeded_fusion(fusion_options(config))
     rows, labels, probabilities = [], [], []
     was_training = model.training
     model.eval()

@@ -76,18 +76,24 @@ def build_scheduler(optimizer: torch.optim.Optimizer, resolved: dict[str, Any], 
 def iteration_options(config: TrainConfig) -> dict[str, Any]:
     """The keywords of :func:`finefcace.mutual_learning.finefcace_iteration` a config sets (paper
     §3.3, Algorithm 1): λ, the region threshold t and padding, one region draw per batch or per
-    sample, which heads steps 2..N forward. The trainer and ``notebooks/04_training.ipynb`` use it."""
+    sample, which heads steps 2..N forward, and where the regions come from (``regions``: the CAMs
+    or a control). The trainer and ``notebooks/04_training.ipynb`` use it."""
     resolved = config.resolved()
-    return {key: resolved[key] for key in ("concat_loss_weight", "threshold", "pad", "region_draw", "steps_forward")}
+    options = {key: resolved[key] for key in ("concat_loss_weight", "threshold", "pad", "region_draw", "steps_forward")}
+    return {**options, "regions": config.regions}
 
 
 def fusion_options(config: TrainConfig) -> dict[str, Any]:
     """The keywords of :func:`finefcace.predict.fused_logits` a config sets (paper §3.3
-    "Inference Phase"): which views and heads are fused and how, and the region threshold and
-    padding of A_oval. Evaluation (:mod:`finefcace.training.evaluation`) uses it."""
+    "Inference Phase"): which views and heads are fused and how, the region threshold and
+    padding of A_oval, and where its box comes from (the placebo control's seed with it). Evaluation (:mod:`finefcace.training.evaluation`) uses it."""
     resolved = config.resolved()
-    return {"views": tuple(resolved["fusion_views"]), "heads": resolved["fusion_heads"],
-            "combine": resolved["fusion_combine"], "threshold": resolved["threshold"], "pad": resolved["pad"]}
+    options = {"views": tuple(resolved["fusion_views"]), "heads": resolved["fusion_heads"],
+               "combine": resolved["fusion_combine"], "threshold": resolved["threshold"], "pad": resolved["pad"],
+               "regions": config.regions}
+    if config.regions == "placebo":  # the oval view's random boxes: drawn from the run's seed, the same every pass
+        options["placebo_seed"] = config.seed
+    return options
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

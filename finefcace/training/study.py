@@ -268,6 +268,23 @@ def _check_groupings(name: str, groupings: Mapping[str, Sequence[str]], columns:
                          f"(columns: {sorted(columns)})")
 
 
+def code_version() -> str:
+    """The commit of the checkout that runs (``git rev-parse HEAD``), marked ``+uncommitted`` when
+    tracked files differ from it; ``"unknown (not a git checkout)"`` outside one. Every study's
+    results record it, so a committed result names the code that made it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=30, check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                 capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return commit + ("+uncommitted" if changed else "")
+
+
 def _hardware() -> str:
     import torch
 
@@ -498,7 +515,7 @@ def run_study(
         "cross_datasets": {k: dataclasses.asdict(v) for k, v in cross_datasets.items()},
         "groupings": groupings,
         "base_config": base_config.to_dict(), "data": _describe_data(base_config),
-        "model": _describe_model(base_config, arms), "hardware": _hardware(),
+        "model": _describe_model(base_config, arms), "hardware": _hardware(), "code_version": code_version(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": time.perf_counter() - started, "n_bootstrap": n_bootstrap, "command": command,
     }

@@ -36,7 +36,13 @@ def test_iteration_and_fusion_keywords_come_from_the_config():
                           "overrides": {"threshold": 0.3}})
     iteration, fusion = iteration_options(config), fusion_options(config)
     assert iteration == {"concat_loss_weight": 2.0, "threshold": 0.3, "pad": 0.1, "region_draw": "sample",
-                         "steps_forward": "all_heads"}
-    assert fusion == {"views": ("oval",), "heads": "all", "combine": "logits", "threshold": 0.3, "pad": 0.1}
+                         "steps_forward": "all_heads", "regions": "cam"}
+    assert fusion == {"views": ("oval",), "heads": "all", "combine": "logits", "threshold": 0.3, "pad": 0.1,
+                      "regions": "cam"}
     assert set(iteration) <= set(inspect.signature(finefcace_iteration).parameters)
     assert set(fusion) <= set(inspect.signature(fused_logits).parameters)
+    # the placebo control's seed becomes the generator fused_logits draws its boxes from
+    from finefcace.predict import seeded_fusion
+
+    placebo = seeded_fusion(fusion_options(config.replace(regions="placebo")))
+    assert set(placebo) <= set(inspect.signature(fused_logits).parameters)
