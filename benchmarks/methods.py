@@ -8,7 +8,8 @@ Run from the repository root (``--methods`` on the cost benchmark; every setting
     python benchmarks/run.py --methods --config paper   # ResNet-50, 448 px, batch 16, CUDA, bf16
 
 Each workload is one real training iteration — :func:`~finefcace.mutual_learning.baseline_iteration`,
-:func:`~finefcace.mutual_learning.finefcace_iteration` and each method's iteration through the
+:func:`~finefcace.mutual_learning.finefcace_iteration` (also with its two region controls, placebo
+and none: ``experiments/controls.py``) and each method's iteration through the
 engine's own table (:data:`finefcace.mitigation.MITIGATIONS`) — on random images, labels
 (K = 2) and protected domains (D = 4, as the synthetic faces' tones), run interleaved after
 warm-up (:mod:`benchmarks.measure`). Group-balanced *resampling* changes only which images a
@@ -42,6 +43,10 @@ TABLE_FILE = "cost_table.md"
 #: Protected domains of the random inputs (the synthetic faces' four tones).
 NUM_DOMAINS = 4
 REFERENCE = "baseline_train"
+#: The controls of FineFACE's attention regions timed beside it (``TrainConfig.regions``): a
+#: placebo iteration should cost what FineFACE's does (the same crops, other places); one with
+#: no regions less (no CAM, no crop, the shallower heads not run for the maps).
+CONTROLS = ("placebo", "none")
 
 
 def run_methods_benchmark(config: Any, resolve_device: Callable, load: Callable[[], list[float]],
@@ -74,6 +79,15 @@ def run_methods_benchmark(config: Any, resolve_device: Callable, load: Callable[
     workloads["finefcace_train"] = lambda: finefcace_iteration(finefcace, finefcace_optimizer, images, labels,
                                                                generator=generator, amp_dtype=amp_dtype, **keywords)
     models += [baseline, finefcace]
+    for regions in CONTROLS:  # the attention-region controls: the same N + 2 steps on other inputs
+        model, optimizer = prepared(FineFACE.from_preset(config.preset, config.backbone, k))
+
+        def control(model=model, optimizer=optimizer, regions=regions) -> None:
+            finefcace_iteration(model, optimizer, images, labels, generator=generator, amp_dtype=amp_dtype,
+                                regions=regions, **keywords)
+
+        workloads[f"finefcace_{regions}_regions_train"] = control
+        models.append(model)
     for name, method in MITIGATIONS.items():
         options = check_options(name, None)
         model, optimizer = prepared(method.build_model(config.backbone, k, NUM_DOMAINS, None, options))
@@ -123,7 +137,9 @@ def _method_label(workload: str) -> str:
     name = workload.removesuffix("_train")
     if name in MITIGATIONS:
         return f"{MITIGATIONS[name].title} ({MITIGATIONS[name].source})"
-    return {"baseline": "Baseline", "finefcace": "FineFACE (Algorithm 1, N + 2 steps)"}[name]
+    return {"baseline": "Baseline", "finefcace": "FineFACE (Algorithm 1, N + 2 steps)",
+            "finefcace_placebo_regions": "FineFACE, placebo regions (control)",
+            "finefcace_none_regions": "FineFACE, no regions (control)"}[name]
 
 
 def format_report(results: dict[str, Any], describe: Callable[[dict[str, Any]], str]) -> str:

@@ -29,13 +29,16 @@ fails, errs or runs out of time is recorded as such and the next one still runs)
 5. ``training``: the paper profile (``configs/fairface_resnet50_paper.yaml``) on synthetic faces
    rendered here, from scratch, for a bounded number of batches: the loss must fall, a
    checkpoint is written, evaluation runs, and the saved run is evaluated again from disk;
-6. ``resolution``, only with ``--utkface PHOTOS`` (real UTKFace photographs, e.g. the subset
-   ``scripts/photo_subset.py`` makes to carry to a GPU machine; adds 300 s to the default
-   budget): the input-size study (``experiments/resolution.py``) at the paper's sizes, 224 and
-   448 px, FineFACE and the baseline trained (the GPU machine has no fairlearn, so nothing is
-   reported there); every run's predictions, summary and attention-crop measures (no model
-   files) are copied to ``DIR/resolution/runs``, and the stage prints the command that reports
-   them where the metrics packages are installed (``--saved-runs``).
+6. ``resolution`` and ``controls``, only with ``--utkface PHOTOS`` (real UTKFace photographs,
+   e.g. the subset ``scripts/photo_subset.py`` makes to carry to a GPU machine; 240 s each, on
+   top of the default budget): the input-size study (``experiments/resolution.py``) at the
+   paper's sizes, 224 and 448 px, FineFACE and the baseline; and the region controls
+   (``experiments/controls.py``) at 224 px, three seeds: the baseline, FineFACE, the baseline
+   with FineFACE's updates, FineFACE with no regions and with placebo regions. Both are trained
+   only (the GPU machine has no fairlearn, so nothing is reported there); every run's
+   predictions, summary and attention-crop measures (no model files) are copied to
+   ``DIR/<study>/runs``, and each stage prints the command that reports them where the metrics
+   packages are installed (``--saved-runs``).
 
 Writes ``DIR/gpu_check.json`` (everything), ``DIR/gpu_check.md`` (the tables; the book's cost
 chapter shows this file once it is committed as ``benchmarks/results/gpu/gpu_check.md``) and
@@ -148,14 +151,21 @@ class Setting:
     #: training images, epochs
     resolution: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(
         sizes=[224, 448], seeds=[0], max_train=1000, epochs=3))
+    #: controls: the region controls on real photographs (``--utkface``, ``experiments/controls.py``):
+    #: the five arms at one size, nearer the paper's setting than the CPU study's 96 px
+    controls: dict[str, Any] = dataclasses.field(default_factory=lambda: dict(
+        sizes=[224], seeds=[0, 1, 2], max_train=1000, epochs=3))
 
 
 STAGE_LIMITS = {  # seconds, each also capped by what is left of the budget
     "environment": 30, "import": 60, "gpu_tests": 120, "attention_no_host_sync": 60,
     "crop_matches_reference": 60, "bf16_channels_last_iteration": 60, "synthetic_data": 60,
     "checkpoint_resume": 90, "measurement": 150, "training": 120, "measurement_compiled": 200,
-    "resolution": 300,
+    "resolution": 240, "controls": 240,
 }
+#: The stages that train a study on real photographs (``--utkface``): their time comes on top of
+#: the default budget.
+STUDY_STAGES = ("resolution", "controls")
 
 
 def make_setting(kind: str, budget_s: float | None = None) -> Setting:
@@ -177,7 +187,8 @@ def make_setting(kind: str, budget_s: float | None = None) -> Setting:
                        train_max_batches=1, eval_max_batches=1, resume_max_batches=1,
                        workers=0, threads=None, budget_s=budget_s or 3600.0,
                        stage_limits={name: 3600.0 for name in STAGE_LIMITS},
-                       resolution=dict(sizes=[448], seeds=[0], max_train=16, epochs=1))
+                       resolution=dict(sizes=[448], seeds=[0], max_train=16, epochs=1),
+                       controls=dict(sizes=[448], seeds=[0], max_train=16, epochs=1))
     if kind == "tiny":
         # A small FineFACE: ResNet-18 at 64 px with C_v = 32, otherwise the paper's profile.
         return Setting("tiny", "resnet18", 64, 8, 4, 32, repetitions=1, warmup=0, profile=False,
@@ -186,7 +197,8 @@ def make_setting(kind: str, budget_s: float | None = None) -> Setting:
                        train_max_batches=None, eval_max_batches=None, resume_max_batches=1,
                        # one thread: tiny models on a few shared cores run ~10x slower with more
                        workers=0, threads=1, budget_s=budget_s or 300.0, stage_limits=dict(STAGE_LIMITS),
-                       resolution=dict(sizes=[64], seeds=[0], max_train=16, epochs=1))
+                       resolution=dict(sizes=[64], seeds=[0], max_train=16, epochs=1),
+                       controls=dict(sizes=[64], seeds=[0], max_train=16, epochs=1))
     raise ValueError(f"unknown setting {kind!r}: use paper, tiny or dry-run")
 
 
@@ -694,38 +706,48 @@ def stage_training(check: Check) -> dict[str, Any]:
                    reloaded_test_accuracy=reloaded_accuracy, reloaded_rows=len(reloaded))
 
 
-# ----------------------------------------------------------------------------- stage 6: resolution
+# ----------------------------------------------------------------------------- stage 6: studies on real photographs
 
 
-def resolution_command(check: Check, utkface: Path) -> list[str]:
-    """The input-size study (``experiments/resolution.py``) at this setting's sizes on ``utkface``,
-    trained only (this machine may lack the metrics packages): runs in the work folder."""
-    r = check.setting.resolution
-    return [sys.executable, str(ROOT / "experiments" / "resolution.py"), "--utkface", str(utkface),
+#: The script of each study stage, and how many arms it trains per size.
+STUDY_SCRIPTS = {"resolution": ("experiments/resolution.py", 2), "controls": ("experiments/controls.py", 5)}
+
+
+def study_command(check: Check, utkface: Path, study: str = "resolution") -> list[str]:
+    """A study on real photographs (``experiments/resolution.py`` or ``experiments/controls.py``)
+    at this setting's sizes on ``utkface``, trained only (this machine may lack the metrics
+    packages): runs in the work folder."""
+    r = getattr(check.setting, study)
+    script, _ = STUDY_SCRIPTS[study]
+    return [sys.executable, str(ROOT / script), "--utkface", str(utkface),
             "--fairface", "none", "--celeba", "none", "--sizes", *map(str, r["sizes"]),
             "--seeds", *map(str, r["seeds"]), "--max-train", str(r["max_train"]), "--epochs", str(r["epochs"]),
             "--val-fraction", "0.05", "--test-fraction", "0.1", "--device", str(check.device),
-            "--runs-root", str(check.work_dir / "resolution"), "--train-only"]
+            "--runs-root", str(check.work_dir / study), "--train-only"]
+
+
+def resolution_command(check: Check, utkface: Path) -> list[str]:
+    """The input-size study's command (:func:`study_command`)."""
+    return study_command(check, utkface, "resolution")
 
 
 #: What comes back of each run of the study: everything but the model files (and the image cache).
 RUN_FILES = ("*.csv", "*.json")
 
 
-def stage_resolution(check: Check) -> dict[str, Any]:
-    """The resolution study on real photographs (``--utkface``): FineFACE and the baseline trained
-    at the setting's input sizes; their predictions, summaries and attention-crop measures (no
-    model files) copied to ``<out>/resolution/runs``, where ``experiments/resolution.py
-    --saved-runs`` reports them on a machine with the metrics packages."""
+def _study_stage(check: Check, study: str) -> dict[str, Any]:
+    """Train a study on real photographs (``--utkface``); its runs' predictions, summaries and
+    attention-crop measures (no model files) copied to ``<out>/<study>/runs``, where the study's
+    script with ``--saved-runs`` reports them on a machine with the metrics packages."""
     utkface = check.shared.get("utkface")
     if utkface is None:
         raise Skip("no --utkface folder given (real UTKFace photographs: scripts/photo_subset.py makes a carryable subset)")
     check.require("import")
-    out = check.out_dir / "resolution"
+    out = check.out_dir / study
     out.mkdir(parents=True, exist_ok=True)
-    runs = check.work_dir / "resolution"
-    command = resolution_command(check, Path(utkface))
-    with open(out / "resolution.log", "w") as log:
+    runs = check.work_dir / study
+    command = study_command(check, Path(utkface), study)
+    with open(out / f"{study}.log", "w") as log:
         try:
             status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                     timeout=max(check.remaining() - check.RESERVE_S, 1.0)).returncode
@@ -741,13 +763,28 @@ def stage_resolution(check: Check) -> dict[str, Any]:
         copied.append((summary.parent.relative_to(runs), json.loads(summary.read_text())))
     if (runs / "tables").is_dir():
         shutil.copytree(runs / "tables", out / "runs" / "tables", dirs_exist_ok=True)
-    expected = len(check.setting.resolution["sizes"]) * 2 * len(check.setting.resolution["seeds"])
+    setting = getattr(check.setting, study)
+    script, arms_per_size = STUDY_SCRIPTS[study]
+    expected = len(setting["sizes"]) * arms_per_size * len(setting["seeds"])
     parts = [f"{name}: test accuracy {summary.get('test_accuracy', float('nan')):.3f}" for name, summary in copied]
-    report = ("python experiments/resolution.py --saved-runs --runs-root <out>/resolution/runs --results <folder> "
+    report = (f"python {script} --saved-runs --runs-root <out>/{study}/runs --results <folder> "
               + " ".join(command[2:command.index("--device")]))
     ok = status == 0 and len(copied) == expected
     return outcome(ok, f"{len(copied)} of {expected} runs trained (exit status {status}): " + "; ".join(parts)
                    + f". Report them where fairlearn is installed: {report}", status=status, report_command=report)
+
+
+def stage_resolution(check: Check) -> dict[str, Any]:
+    """The input-size study (``experiments/resolution.py``): FineFACE and the baseline at the
+    setting's input sizes (:func:`_study_stage`)."""
+    return _study_stage(check, "resolution")
+
+
+def stage_controls(check: Check) -> dict[str, Any]:
+    """The region controls (``experiments/controls.py``): the baseline, FineFACE, the baseline with
+    FineFACE's updates, FineFACE with no regions and with placebo regions, at the setting's size
+    (:func:`_study_stage`)."""
+    return _study_stage(check, "controls")
 
 
 # ----------------------------------------------------------------------------- stage 4: measurement
@@ -848,6 +885,7 @@ STAGES: tuple[tuple[str, Callable[[Check], dict[str, Any]]], ...] = (
     ("training", stage_training),
     ("measurement_compiled", stage_measurement_compiled),
     ("resolution", stage_resolution),
+    ("controls", stage_controls),
 )
 
 
@@ -867,6 +905,7 @@ STAGE_LABELS = {
     "training": "Paper-profile training (synthetic)",
     "measurement_compiled": "Measurement (torch.compile)",
     "resolution": "Resolution study (real photographs)",
+    "controls": "Region controls (real photographs)",
 }
 
 WORKLOAD_LABELS = {
@@ -1044,8 +1083,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setting = make_setting("tiny" if args.tiny else "dry-run" if args.dry_run else "paper", args.budget)
-    if args.utkface is not None and args.budget is None:  # the study's time comes on top of the default budget
-        setting.budget_s += setting.stage_limits["resolution"]
+    if args.utkface is not None and args.budget is None:  # the studies' time comes on top of the default budget
+        setting.budget_s += sum(setting.stage_limits[name] for name in STUDY_STAGES)
     args.out.mkdir(parents=True, exist_ok=True)
     work_dir = args.work or Path(tempfile.mkdtemp(prefix="gpu_check_"))
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -213,7 +213,8 @@ def test_methods_benchmark_times_every_training_method_beside_the_baseline(tmp_p
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((tmp_path / "methods" / "tiny.json").read_text())
-    expected = ["baseline_train", "finefcace_train", *[f"{m}_train" for m in MITIGATIONS]]
+    expected = ["baseline_train", "finefcace_train", "finefcace_placebo_regions_train", "finefcace_none_regions_train",
+                *[f"{m}_train" for m in MITIGATIONS]]
     assert list(results["workloads"]) == expected
     assert set(results["comparisons"]) == set(expected[1:])
     w = results["workloads"]
@@ -225,6 +226,11 @@ def test_methods_benchmark_times_every_training_method_beside_the_baseline(tmp_p
     for name in MITIGATIONS:
         assert 0.99 < results["comparisons"][f"{name}_train"]["flop_ratio"] < 1.1
     assert results["comparisons"]["finefcace_train"]["flop_ratio"] > 3
+    # the controls: the placebo crops as many pixels as FineFACE, elsewhere (same arithmetic, to
+    # the bilinear crop's few FLOPs); no regions skips the CAMs, the crops and the shallow heads' maps
+    fineface = results["comparisons"]["finefcace_train"]["flop_ratio"]
+    assert results["comparisons"]["finefcace_placebo_regions_train"]["flop_ratio"] == pytest.approx(fineface, rel=0.02)
+    assert 3 < results["comparisons"]["finefcace_none_regions_train"]["flop_ratio"] < fineface
     assert results["protected_labels"] == {name: name.removesuffix("_train") in MITIGATIONS for name in expected}
     table = (tmp_path / "methods" / "cost_table.md").read_text()
     assert "**tiny**" in table and table.count("| **yes** |") == len(MITIGATIONS)

@@ -82,7 +82,7 @@ def test_tiny_run_passes_every_stage_without_the_notebook_tooling(tiny_run):
     for name, record in stages.items():
         if name in cuda_only and not torch.cuda.is_available():
             assert record["status"] == "skipped" and "no CUDA" in record["summary"], (name, record)
-        elif name == "resolution":  # real photographs only with --utkface (its own test below)
+        elif name in gpu_check.STUDY_STAGES:  # real photographs only with --utkface (their own test below)
             assert record["status"] == "skipped" and "no --utkface" in record["summary"], record
         else:
             assert record["status"] == "ok", (name, record)
@@ -91,11 +91,12 @@ def test_tiny_run_passes_every_stage_without_the_notebook_tooling(tiny_run):
 
 
 @pytest.mark.slow
-def test_the_resolution_stage_runs_the_study_on_a_carried_photo_subset(realfaces_dir, tmp_path):
+def test_the_study_stages_run_the_studies_on_a_carried_photo_subset(realfaces_dir, tmp_path):
     """The GPU machine's path for real photographs: scripts/photo_subset.py makes a small
-    stratified copy (what the device tool carries), and the check's resolution stage trains
-    the input-size study on it — here at the tiny setting, without the plotting packages, as
-    on the GPU machine: the results file is written, the Markdown is left for later."""
+    stratified copy (what the device tool carries), and the check's study stages train the
+    input-size study and the region controls on it — here at the tiny setting, without the
+    plotting packages, as on the GPU machine: the results files are written, the Markdown is left
+    for later."""
     subset = tmp_path / "utkface_subset"
     made = subprocess.run([sys.executable, str(ROOT / "scripts" / "photo_subset.py"), "--utkface",
                            str(realfaces_dir / "utkface"), "--out", str(subset), "--max-mib", "2"],
@@ -108,26 +109,30 @@ def test_the_resolution_stage_runs_the_study_on_a_carried_photo_subset(realfaces
     (blocker / "sitecustomize.py").write_text(BLOCKER.format(blocked=BLOCKED))
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker), str(ROOT)]), OMP_NUM_THREADS="1")
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--out", str(out), "--only", "resolution",
+    done = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--out", str(out), "--only", "resolution,controls",
                            "--utkface", str(subset)], cwd=tmp_path, env=environment, capture_output=True,
-                          text=True, timeout=600)
-    stage = json.loads((out / "gpu_check.json").read_text())["stages"]["resolution"]
-    assert done.returncode == 0 and stage["status"] == "ok", (stage, done.stdout[-3000:])
-    runs = out / "resolution" / "runs"
-    assert sorted(p.parent.parent.name for p in runs.glob("*/seed0/predictions_test.csv")) == [
-        "baseline-64px", "finefcace-64px"]
-    assert not list(runs.rglob("*.pt"))  # no model files come back
-    assert "deepest_map_side" in json.loads((runs / "finefcace-64px" / "seed0" / "measures.json").read_text())
-    # back here, with the metrics packages: the study reported from the saved runs, models not needed
-    command = stage["details"]["report_command"].replace("<out>", str(out)).replace("<folder>", str(tmp_path / "report"))
-    assert command.startswith("python experiments/resolution.py --saved-runs ")
-    reported = subprocess.run([sys.executable, *command.split()[1:]], cwd=ROOT, capture_output=True, text=True,
-                              timeout=300)
-    assert reported.returncode == 0, reported.stderr[-3000:]
-    study = json.loads((tmp_path / "report" / "resolution.json").read_text())
-    assert {r["arm"] for r in study["runs"]} == {"baseline-64px", "finefcace-64px"}
-    assert [r.get("deepest_map_side") for r in study["runs"] if r["arm"] == "finefcace-64px"] == [2.0]
-    assert (tmp_path / "report" / "resolution.md").is_file()
+                          text=True, timeout=900)
+    expected_arms = {"resolution": ["baseline-64px", "finefcace-64px"],
+                     "controls": ["baseline-64px", "baseline-updates-64px", "finefcace-64px", "no-regions-64px",
+                                  "placebo-64px"]}
+    for study, arms in expected_arms.items():
+        stage = json.loads((out / "gpu_check.json").read_text())["stages"][study]
+        assert done.returncode == 0 and stage["status"] == "ok", (stage, done.stdout[-3000:])
+        runs = out / study / "runs"
+        assert sorted(p.parent.parent.name for p in runs.glob("*/seed0/predictions_test.csv")) == arms
+        assert not list(runs.rglob("*.pt"))  # no model files come back
+        assert "deepest_map_side" in json.loads((runs / "finefcace-64px" / "seed0" / "measures.json").read_text())
+        # back here, with the metrics packages: the study reported from the saved runs, models not needed
+        report = tmp_path / f"report_{study}"
+        command = stage["details"]["report_command"].replace("<out>", str(out)).replace("<folder>", str(report))
+        assert command.startswith(f"python experiments/{study}.py --saved-runs ")
+        reported = subprocess.run([sys.executable, *command.split()[1:]], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=300)
+        assert reported.returncode == 0, reported.stderr[-3000:]
+        results = json.loads((report / f"{study}.json").read_text())
+        assert sorted({r["arm"] for r in results["runs"]}) == arms
+        assert [r.get("deepest_map_side") for r in results["runs"] if r["arm"] == "finefcace-64px"] == [2.0]
+        assert (report / f"{study}.md").is_file()
 
 
 @pytest.mark.slow
