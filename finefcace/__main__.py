@@ -1,4 +1,4 @@
-"""``python -m finefcace train|evaluate|predict`` (see :mod:`finefcace.training.cli`)."""
+"""``python -m finefcace train|evaluate|predict|card`` (see :mod:`finefcace.training.cli`)."""
 
 import sys
 

@@ -1,4 +1,5 @@
-"""Training, shown as tables: the hyper-parameters in force, one iteration, the runs.
+"""Training, shown as tables: the hyper-parameters in force, one iteration, the runs, and a
+run's model card.
 
 Paper §4.2 (implementation details: the recipe a profile changes) and §3.3 (Algorithm 1:
 which parts of the model each of the N+2 optimizer steps of one iteration updates).
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "hyperparameter_table",
     "iteration_table",
+    "model_card",
     "run_summary",
 ]
 
@@ -95,3 +97,21 @@ def run_summary(results: Mapping[str, "TrainResult"]) -> "pd.DataFrame":
                       "val accuracy (%)": 100 * summary.get("val_accuracy", float("nan")),
                       "test accuracy (%)": 100 * summary.get("test_accuracy", float("nan"))}
     return pd.DataFrame(rows).T
+
+
+def model_card(result: "TrainResult") -> Any:
+    """The run's model card (``model_card.md``, :mod:`finefcace.training.model_card`) for a
+    notebook to display. A run trained before the engine wrote cards has none: its card is made
+    from the run's files and shown, not written (a shared, read-only ``runs/`` folder stays as it
+    is; ``python -m finefcace card`` writes it). The card's headings become bold lines, so that
+    they do not enter the book's table of contents. Book: ``notebooks/04_training.ipynb``."""
+    import re
+    from pathlib import Path
+
+    from IPython.display import Markdown
+
+    from finefcace.training.model_card import MODEL_CARD_FILE, model_card_text
+
+    path = Path(result.run_dir) / MODEL_CARD_FILE
+    text = path.read_text() if path.is_file() else model_card_text(result.run_dir)
+    return Markdown(re.sub(r"^#+ (.+)$", r"**\1**", text, flags=re.M))

@@ -10,6 +10,6 @@ releases (:mod:`~finefcace.sources.fairface`, :mod:`~finefcace.sources.utkface`,
 :mod:`~finefcace.sources.lfwa`, :mod:`~finefcace.sources.celeba`, sharing
 :mod:`~finefcace.sources.releases`, dispatched by :mod:`~finefcace.sources.adapters` and
 finished by :mod:`~finefcace.sources.preparation`) and the synthetic faces
-(:mod:`~finefcace.sources.synthetic`). The data imports neither the training
-engine nor the course.
+(:mod:`~finefcace.sources.synthetic`); each adapter states its dataset's licence, gathered by
+:mod:`~finefcace.sources.licences`. The data imports neither the training engine nor the course.
 """

@@ -19,7 +19,11 @@ from finefcace.sources.images import require_images
 from finefcace.sources.releases import SkippedRowsWarning
 from finefcace.sources.table import CELEBA_ATTRIBUTES, GENDERS
 
-__all__ = ["celeba_table", "read_celeba_attributes", "read_celeba_partition"]
+__all__ = ["LICENCE", "celeba_table", "read_celeba_attributes", "read_celeba_partition"]
+
+#: The terms CelebA is published under (a run trained on it says so in its model card).
+LICENCE = ("non-commercial research only (the CelebA agreement, Liu et al., ICCV 2015); the copyright of the "
+           "images stays with their owners")
 
 
 _CELEBA_SPLITS = {0: "train", 1: "val", 2: "test"}

@@ -19,7 +19,14 @@ from finefcace.sources.images import require_images
 from finefcace.sources.releases import SkippedRowsWarning
 from finefcace.sources.table import GENDERS
 
-__all__ = ["LFWA_COLUMNS", "LFWA_RACES", "lfwa_table", "read_lfwa_labels"]
+__all__ = ["LFWA_COLUMNS", "LFWA_RACES", "LICENCE", "lfwa_table", "read_lfwa_labels"]
+
+#: The terms LFWA+ comes under (a run trained on it says so in its model card). LFW states no
+#: licence, so the card says that instead of guessing one.
+LICENCE = ("no licence stated for the LFW images (Huang et al. 2007: news photographs collected from the web, "
+           "published for research; their copyright stays with their owners); the LFWA+ attribute labels "
+           "(Liu et al., ICCV 2015) are released for non-commercial research only: treat the whole as "
+           "non-commercial research only")
 
 
 #: Column positions of the 73-attribute LFWA+ label matrix used by public loaders; checked

@@ -19,7 +19,11 @@ from finefcace.sources.images import require_images
 from finefcace.sources.releases import SkippedRowsWarning, find_folder
 from finefcace.sources.table import GENDERS
 
-__all__ = ["UTKFACE_RACES", "parse_utkface_names", "utkface_table"]
+__all__ = ["LICENCE", "UTKFACE_RACES", "parse_utkface_names", "utkface_table"]
+
+#: The terms UTKFace is published under (a run trained on it says so in its model card).
+LICENCE = ("non-commercial research only; the copyright of the images stays with their owners "
+           "(UTKFace, Zhang, Song & Qi, CVPR 2017)")
 
 
 UTKFACE_RACES: tuple[str, ...] = ("White", "Black", "Asian", "Indian", "Others")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m finefcace train|evaluate|predict``.
+"""Command line: ``python -m finefcace train|evaluate|predict|card``.
 
 The keys are those of :class:`finefcace.training.config.TrainConfig` — the same names as the
 notebooks' ``parameters`` cells — read from ``--config file.yaml`` and changed with
@@ -12,8 +12,10 @@ notebooks' ``parameters`` cells — read from ``--config file.yaml`` and changed
     python -m finefcace evaluate --config configs/quick_synthetic_cpu.yaml
     python -m finefcace predict --run-dir runs/fairface --table utkface.csv --root UTKFace --out utk.csv
     python -m finefcace predict --run-dir runs/fairface --images my_photos/ --out mine.csv
+    python -m finefcace card --run-dir runs/quick/gender-finefcace
 
-Introduced in ``notebooks/04_training.ipynb`` (the "From the command line" section).
+Introduced in ``notebooks/04_training.ipynb`` (the "From the command line" section; ``card``
+writes a finished run's ``model_card.md`` again, :mod:`finefcace.training.model_card`).
 Exit status: 0 done, 1 training failed (non-finite loss, ...), 2 bad input — configuration,
 data, checkpoint, an output that would overwrite something (one line ``error: ...`` naming
 the key, file or row and the fix, no traceback: :mod:`finefcace.errors`; ``--debug`` shows
@@ -39,7 +41,7 @@ logger = logging.getLogger("finefcace")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m finefcace",
-        description="FineFACE (Manzoor & Rattani): train, evaluate and predict from a YAML config.",
+        description="FineFACE (Manzoor & Rattani): train, evaluate and predict from a YAML config; write model cards.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -85,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, help="CSV to write")
     predict.add_argument("--overwrite", action="store_true",
                          help="replace --out when it exists (never the table read or a file of the run)")
+
+    card = commands.add_parser("card", help="write a finished run's model card (model_card.md in its folder) again")
+    config_options(card, required=False)
+    card.add_argument("--run-dir", help="run directory (default: the config's run_dir)")
     return parser
 
 
@@ -144,6 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps({"run_dir": str(result.run_dir), **result.summary}, indent=1, default=str))
             return 0
         run_dir = _run_dir(args)
+        if args.command == "card":
+            from finefcace.training.model_card import write_model_card
+
+            print(f"wrote {write_model_card(run_dir)}")
+            return 0
         if args.command == "evaluate":
             out = Path(args.out) if args.out else run_dir / f"predictions_{args.split}.csv"
             predictions = evaluate_run(run_dir, split=args.split, out=out, overwrite=args.overwrite)

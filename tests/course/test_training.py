@@ -1,9 +1,17 @@
-"""finefcace.course.training: the hyper-parameter and iteration tables of chapter 04."""
+"""finefcace.course.training: the hyper-parameter and iteration tables of chapter 04, and the
+model card it shows."""
 
 from __future__ import annotations
 
+import json
+import re
+from types import SimpleNamespace
+
+import pandas as pd
+
 from finefcace.course import session as course
 from finefcace.course import training
+from finefcace.training.model_card import MODEL_CARD_FILE, model_card_text
 from tests.course_fixtures import small_models  # noqa: F401  (a fixture)
 
 
@@ -31,3 +39,41 @@ def test_iteration_table_reports_what_each_step_updates(small_models):
                                       "stages 1-5, F_1, f_1, F_2, f_2, F_3, f_3, f_oval",
                                       "stages 1-5, F_1, F_2, F_3, f_oval"]
     assert steps.loc[4, "input"] == "A_oval" and steps.loc[1, "input"] == "raw"
+
+
+def finished_run(folder):
+    """A finished baseline run's card inputs, written by hand: config.json, summary.json, the
+    test predictions and the dataset table (the synthetic faces' columns)."""
+    folder.mkdir()
+    rows = [{"path": f"test/{i}.png", "split": "test", "tone": f"tone_{i % 4 + 1}",
+             "gender": ("Female", "Male")[i // 4 % 2]} for i in range(16)]
+    table = pd.DataFrame(rows)
+    table.to_csv(folder / "labels.csv", index=False)
+    predictions = table.assign(target="gender", y_true=[int(g == "Male") for g in table["gender"]],
+                               y_pred=[i % 2 for i in range(16)])
+    predictions.to_csv(folder / "predictions_test.csv", index=False)
+    (folder / "config.json").write_text(json.dumps({
+        "config": {"method": "baseline", "target": "gender", "preset": "paper", "epochs": 3, "patience": 2,
+                   "monitor": "val_accuracy", "seed": 0, "weights": None},
+        "resolved": {"backbone": "resnet18", "input_size": 64, "batch_size": 8, "optimizer": "sgd"},
+        "classes": ["Female", "Male"], "table": str(folder / "labels.csv")}))
+    (folder / "summary.json").write_text(json.dumps({
+        "finished": True, "method": "baseline", "epochs_run": 3, "best_epoch": 2, "best_metric": 0.5,
+        "monitor": "val_accuracy", "steps": 12, "device": "cpu", "world_size": 1, "test_accuracy": 0.5}))
+    return SimpleNamespace(run_dir=folder)
+
+
+def test_the_card_is_shown_without_headings_and_not_written(tmp_path):
+    run = finished_run(tmp_path / "run")
+    shown = training.model_card(run).data
+    assert not (run.run_dir / MODEL_CARD_FILE).exists(), "showing a card writes nothing (runs/ may be shared)"
+    assert not any(line.startswith("#") for line in shown.splitlines())
+    assert shown.startswith("**Model card: the baseline, gender classification, trained on the synthetic faces**")
+    assert "**Uses it is not fit for**" in shown and "| tone_1 / Female | accuracy (%) | 2 | 100.0 |" in shown
+    assert shown == re.sub(r"^#+ (.+)$", r"**\1**", model_card_text(run.run_dir), flags=re.M)
+
+
+def test_a_written_card_is_the_one_shown(tmp_path):
+    run = finished_run(tmp_path / "run")
+    (run.run_dir / MODEL_CARD_FILE).write_text("# Model card\n\nwritten when the run finished\n")
+    assert training.model_card(run).data == "**Model card**\n\nwritten when the run finished\n"
