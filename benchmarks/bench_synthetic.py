@@ -19,10 +19,10 @@ import os
 import platform
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
+from finefcace import outputs
 from finefcace.sources.synthetic import SyntheticBias, generate_synthetic, render_faces, sample_faces
 
 
@@ -89,8 +89,7 @@ def _write_table(args: argparse.Namespace, rows: list[tuple[str, float, float]],
         "|---|---|---|",
     ]
     lines += [f"| {name} | {wall_rate:,.0f} | {cpu_rate:,.0f} |" for name, wall_rate, cpu_rate in rows]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    outputs.write_text(args.out, "\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 
 

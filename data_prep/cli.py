@@ -202,8 +202,11 @@ def _count_checks(name: str, table, skipped: list[str], official: bool) -> list[
 
 def _run_real(args: argparse.Namespace) -> int:
     # imported here so that --help answers at once
+    from finefcace import outputs
     from finefcace.sources.adapters import DEFAULT_SPLITS, adapter_table
+    from finefcace.errors import UserError
     from finefcace.sources.duplicates import DuplicateImagesWarning
+    from finefcace.sources.fairface import ImageFolderWarning
     from finefcace.sources.images import UNUSABLE_PROBLEMS, cache_resized, scan_images
     from finefcace.sources.preparation import finish_table
     from finefcace.sources.releases import SkippedRowsWarning
@@ -214,10 +217,20 @@ def _run_real(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedRowsWarning)
+        warnings.simplefilter("always", ImageFolderWarning)
         table = adapter_table(name, root, splits=splits, check_images=False, **_adapter_options(args))
-    adapter_warnings = [str(w.message) for w in caught if issubclass(w.category, SkippedRowsWarning)]
+    adapter_warnings = [str(w.message) for w in caught if issubclass(w.category, (SkippedRowsWarning,
+                                                                                  ImageFolderWarning))]
     for message in adapter_warnings:
         print(f"warning: {message}")
+    if "image_folder" in table.attrs:
+        print(f"images: the table's paths point into {root / table.attrs['image_folder']}")
+    if table.empty:
+        skipped_rows = len(table.attrs.get("skipped", []))
+        raise UserError(f"--root {root}: no {name} image could be labelled"
+                        + (f" ({skipped_rows} file names skipped, listed above)" if skipped_rows else "")
+                        + f"; is it the {name} download in its official layout? (README: Where to put the real "
+                        "datasets). Nothing written")
     skipped = list(table.attrs.get("skipped", []))
     count_notes = _count_checks(name, table, skipped, official=splits == "official")
     for note in count_notes:
@@ -232,7 +245,7 @@ def _run_real(args: argparse.Namespace) -> int:
     problems = None
     if not args.labels_only:
         problems = scan_images(table, root, decode=args.decode)
-        problems.to_csv(problems_file, index=False, lineterminator="\n")  # always: an empty list is an answer
+        outputs.write_csv(problems, problems_file, lineterminator="\n")  # always: an empty list is an answer
         unusable = problems[problems["problem"].isin(UNUSABLE_PROBLEMS)]
         unusable_count = int(unusable["path"].nunique())
         if len(problems):
@@ -250,7 +263,10 @@ def _run_real(args: argparse.Namespace) -> int:
                       f"them out. No table written.", file=sys.stderr)
                 return 1
             table = table[~table["path"].isin(set(unusable["path"]))].reset_index(drop=True)
-            print(f"left out {unusable_count} unusable images (--drop-bad)")
+            print(f"left out {unusable_count} unusable images (--drop-bad; each named in {problems_file})")
+            if table.empty:
+                raise UserError(f"every image under {root} is unusable ({unusable_count}, listed in {problems_file}): "
+                                "an empty table would train on nothing; complete the download. No table written")
     elif splits == "seeded":
         print("warning: --labels-only: duplicates are not checked, so the seeded split may put copies of one "
               "photo in two splits")
@@ -296,7 +312,7 @@ def _run_real(args: argparse.Namespace) -> int:
         "preparation": preparation,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    (out / f"{name}_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    outputs.write_text(out / f"{name}_report.json", json.dumps(report, indent=2, default=str) + "\n")
     print(f"{name}: {len(table)} rows {report['rows_per_split']} → {table_file} (images under {image_root})")
     return 0
 

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: the repository's package
     sys.path.insert(0, str(ROOT))
 
+from finefcace import outputs  # noqa: E402
 from finefcace.course import mitigation_methods  # noqa: E402
 from finefcace.training.config import profile_values  # noqa: E402
 from finefcace.training.study import StudyResults, run_study  # noqa: E402
@@ -44,7 +45,33 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default=DEFAULTS["out"], help="results JSON (the Markdown goes beside it, .md)")
     parser.add_argument("--n-bootstrap", type=int, default=DEFAULTS["n_bootstrap"])
     parser.add_argument("--report-only", action="store_true", help="no training: the Markdown again from --out")
+    parser.add_argument("--debug", action="store_true", help="on bad input, also print the traceback")
     return parser.parse_args(argv)
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse, before anything is trained, options that cannot work (one line naming the option
+    and the fix): a missing profile, repeated seeds, a negative bootstrap count, an ``--out``
+    that is a folder or cannot be written, ``--report-only`` before any results exist."""
+    from finefcace.errors import UserError, check_output_folder
+
+    out = Path(args.out)
+    if args.report_only:
+        if not out.is_file():
+            raise UserError(f"--report-only: there are no results to report yet ({out} does not exist); run the "
+                            f"study first, which writes them: {command_line(args)}")
+        check_output_folder(out.parent, option="the folder of --out")
+        return
+    if not Path(args.profile).is_file():
+        raise UserError(f"--profile {args.profile} does not exist; give a notebook profile (e.g. configs/quick.yaml)")
+    repeated = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
+    if repeated:
+        raise UserError(f"--seeds names {repeated[0]} more than once ({' '.join(map(str, args.seeds))}); give each once")
+    if args.n_bootstrap < 0:
+        raise UserError(f"--n-bootstrap must be at least 0, got {args.n_bootstrap}")
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give the results file to write (e.g. {out / 'results.json'})")
+    check_output_folder(out.parent, option="the folder of --out")
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -60,6 +87,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> StudyResults:
     args = parse(argv)
+    check_arguments(args)
     out = Path(args.out)
     if args.report_only:
         results = StudyResults.from_json(out)
@@ -69,10 +97,12 @@ def main(argv: list[str] | None = None) -> StudyResults:
                             n_bootstrap=args.n_bootstrap, command=command_line(args))
         results.to_json(out)
     markdown = out.with_suffix(".md")
-    markdown.write_text(mitigation_methods.results_markdown(results))
+    outputs.write_text(markdown, mitigation_methods.results_markdown(results))
     print(f"wrote {out} and {markdown}")
     return results
 
 
 if __name__ == "__main__":
-    main()
+    from finefcace.errors import run_script
+
+    sys.exit(run_script(main))

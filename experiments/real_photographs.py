@@ -43,6 +43,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from finefcace import outputs  # noqa: E402
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 METHODS = (("baseline", "Baseline"), ("finefcace", "FineFACE"))
 SUMMARIES = ("overall_accuracy", "min_group_accuracy", "max_min_ratio", "degree_of_bias")
@@ -90,8 +92,97 @@ def parse_args(argv: list[str] | None, description: str | None = None, **default
                         help="report runs trained elsewhere with --train-only, from the files in --runs-root "
                              "(predictions, summaries, measures; no model files needed)")
     parser.add_argument("--report-only", action="store_true", help="regenerate the Markdown from the JSON")
+    parser.add_argument("--debug", action="store_true", help="on bad input, also print the traceback")
     parser.set_defaults(**defaults)
     return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------------------- checks
+#: The datasets' names in messages, and where each option's download is described.
+DATASET_LABELS = {"utkface": "UTKFace", "fairface": "FairFace", "celeba": "CelebA"}
+
+
+def check_arguments(args: argparse.Namespace, script: str = "experiments/real_photographs.py", *,
+                    one_size: bool = False) -> None:
+    """Refuse, before anything is trained, every option that cannot work (a
+    :class:`~finefcace.errors.UserError` naming the option and the fix): sizes below the
+    smallest input (``finefcace.model.MIN_INPUT_SIZE``), repeated seeds or sizes, a budget below
+    one epoch, split fractions outside (0, 1) or summing to 1 or more, a ``--results`` or
+    ``--runs-root`` that is a file or cannot be written, ``--report-only`` before any results
+    exist, and data folders that are not the download they name (``one_size``: the study
+    compares arms at one input size). Shared by this script, ``resolution.py`` and ``controls.py``."""
+    from finefcace.errors import UserError, check_output_folder
+    from finefcace.model import MIN_INPUT_SIZE
+
+    def refuse(message: str) -> None:
+        raise UserError(message)
+
+    if one_size and len(args.sizes) != 1:
+        refuse(f"--sizes: give one input size (e.g. --sizes {args.sizes[0]}), got {args.sizes}: this study "
+               "compares its arms at one size")
+    small = [size for size in args.sizes if size < MIN_INPUT_SIZE]
+    if small:
+        refuse(f"--sizes: {small[0]} px is below the smallest input the models take ({MIN_INPUT_SIZE} px); "
+               f"give sizes of at least {MIN_INPUT_SIZE}")
+    for option, values in (("--sizes", args.sizes), ("--seeds", args.seeds)):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            refuse(f"{option} names {repeated[0]} more than once ({' '.join(map(str, values))}); give each once")
+    for option, value, least in (("--epochs", args.epochs, 1), ("--patience", args.patience, 1),
+                                 ("--batch-size", args.batch_size, 2), ("--jobs", args.jobs, 1),
+                                 ("--max-train", args.max_train, 0), ("--bootstrap", args.bootstrap, 0)):
+        if value < least:
+            refuse(f"{option} must be at least {least}, got {value}")
+    for option, value in (("--val-fraction", args.val_fraction), ("--test-fraction", args.test_fraction)):
+        if not 0.0 < value < 1.0:
+            refuse(f"{option} must be between 0 and 1 (a share of each race x gender group), got {value}")
+    if args.val_fraction + args.test_fraction >= 1.0:
+        refuse(f"--val-fraction {args.val_fraction} and --test-fraction {args.test_fraction} leave nothing to train "
+               "on: their sum must be below 1")
+    if args.saved_runs and args.train_only:
+        refuse("--saved-runs reports runs trained elsewhere and --train-only writes no report: give one of them")
+    reports = not (args.train_only or args.worker)
+    if reports:
+        check_output_folder(args.results, option="--results")
+    results_file = args.results / f"{args.name}.json"
+    if args.report_only:
+        if not results_file.is_file():
+            refuse(f"--report-only: there are no results to report yet ({results_file} does not exist); run the "
+                   f"study first, which writes them: {regenerate_command(sys.argv[1:], script)}")
+        return
+    check_output_folder(args.runs_root, option="--runs-root")
+    if args.worker:
+        return  # its parent checked the data and wrote the tables
+    if args.saved_runs:
+        written_tables(args)
+        return
+    check_download("utkface", args.utkface, "seeded")
+    for name in dataset_names(args)[1:]:
+        check_download(name, getattr(args, name), "test")
+
+
+def check_download(name: str, root: Path, splits: str) -> None:
+    """The download ``root`` given as ``--<name>`` holds the dataset in its official layout:
+    its labels are read (no image is opened) and at least one photograph is listed."""
+    from finefcace.errors import UserError
+    from finefcace.sources.adapters import adapter_table
+
+    label, option = DATASET_LABELS[name], f"--{name}"
+    skip = "" if name == "utkface" else f", or --{name} none to leave it out"
+    if not root.is_dir():
+        raise UserError(f"{option} {root} is not a folder; point it at the {label} download in its official layout "
+                        f"(README: Where to put the real datasets){skip}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # skipped names are reported where the tables are made
+            table = adapter_table(name, root, splits=splits, check_images=False)
+    except (OSError, ValueError) as error:
+        raise UserError(f"{option} {root} is not a {label} download in its official layout ({error}); point it "
+                        f"at the folder as the publisher ships it (README: Where to put the real datasets){skip}") \
+            from None
+    if table.empty:
+        raise UserError(f"{option} {root} holds no {label} photographs the adapter can label; point it at the "
+                        f"{label} download (README: Where to put the real datasets){skip}")
 
 
 # ---------------------------------------------------------------------------- data
@@ -127,7 +218,7 @@ def make_tables(args: argparse.Namespace) -> tuple[dict[str, str], dict]:
                        "warnings": [w.category.__name__ for w in caught]}  # counts only: no file names kept
         if "train_rows_before_limit" in preparation:
             notes[name]["train_rows_before_limit"] = preparation["train_rows_before_limit"]
-    (folder / NOTES_FILE).write_text(json.dumps(notes, indent=1) + "\n")  # for --saved-runs, elsewhere
+    outputs.write_json(folder / NOTES_FILE, notes)  # for --saved-runs, elsewhere
     return tables, notes
 
 
@@ -162,7 +253,7 @@ def regenerate_command(argv: list[str], script: str = "experiments/real_photogra
         if skip:
             skip = False
             continue
-        if word in ("--report-only", "--train-only", WORKER, "--saved-runs"):
+        if word in ("--report-only", "--train-only", WORKER, "--saved-runs", "--debug"):
             continue
         option, _, value = word.partition("=")
         if word in DATA_OPTIONS and i + 1 < len(argv):
@@ -224,10 +315,12 @@ def crop_measures(config, run_dir: Path) -> dict[str, float]:
 def written_tables(args: argparse.Namespace) -> tuple[dict[str, str], dict]:
     """The tables, and what preparing them found, written under ``<runs_root>/tables`` by an
     earlier call (a ``--jobs`` worker, ``--saved-runs``)."""
+    from finefcace.errors import UserError
+
     folder = args.runs_root / "tables"
     if not (folder / "utkface.csv").is_file():
-        raise SystemExit(f"no tables under {folder}: run the study there first (with --train-only on the machine "
-                         f"that trains), or copy its runs folder here whole")
+        raise UserError(f"no tables under {folder}: run the study there first (with --train-only on the machine "
+                        f"that trains), or copy its runs folder here whole")
     tables = {name: str(folder / f"{name}.csv") for name in dataset_names(args) if (folder / f"{name}.csv").is_file()}
     notes = json.loads((folder / NOTES_FILE).read_text()) if (folder / NOTES_FILE).is_file() else {}
     return tables, notes
@@ -617,14 +710,14 @@ def report(args: argparse.Namespace) -> Path:
                   "± sd over seeds):", "", *crops, ""]
     lines += ["For comparison, the paper's Table 3 (trained on FairFace, ResNet-50 pretrained on ImageNet, 448 px, "
               "one run each; UTKFace is a cross-dataset test set there):", "", *paper_table(), ""]
-    path = args.results / f"{args.name}.md"
-    path.write_text("\n".join(lines))
+    path = outputs.write_text(args.results / f"{args.name}.md", "\n".join(lines))
     print(f"wrote {path}")
     return path
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    check_arguments(args)
     if not args.report_only:
         run(args)
     if not (args.train_only or args.worker):
@@ -633,4 +726,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from finefcace.errors import run_script
+
+    sys.exit(run_script(main))

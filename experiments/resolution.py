@@ -195,6 +195,7 @@ def figure(results):
 
 # ---------------------------------------------------------------------------- report
 def report(args) -> Path:
+    from finefcace import outputs
     from finefcace.training.study import StudyResults
 
     results = StudyResults.from_json(args.results / f"{args.name}.json")
@@ -226,10 +227,9 @@ def report(args) -> Path:
         lines += ["The attention crop of each FineFACE run on the test split (paper §3.2): the side of the deepest "
                   "expert's map, and the share of the image each region keeps (mean over test images; ± sd over "
                   "seeds):", "", *crops, ""]
-    path = args.results / f"{args.name}.md"
-    path.write_text("\n".join(lines))
+    path = outputs.write_text(args.results / f"{args.name}.md", "\n".join(lines))
     fig = figure(results)
-    fig.savefig(args.results / f"{args.name}.png", dpi=120)
+    outputs.save_figure(fig, args.results / f"{args.name}.png", dpi=120)
     print(f"wrote {path} and {args.name}.png")
     return path
 
@@ -241,6 +241,7 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    study_script.check_arguments(args, SCRIPT)
     if not args.report_only:
         study_script.run(args, SCRIPT)
     if not (args.train_only or args.worker):
@@ -249,4 +250,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from finefcace.errors import run_script
+
+    sys.exit(run_script(main))

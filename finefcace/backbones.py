@@ -38,6 +38,8 @@ import torchvision
 from torch import nn
 from torchvision.ops.misc import Permute
 
+from finefcace import outputs
+
 #: Backbone families whose stage cut is tested (name prefixes of torchvision model names).
 SUPPORTED_FAMILIES: tuple[str, ...] = ("resnet", "resnext", "wide_resnet", "densenet", "convnext", "swin")
 
@@ -209,12 +211,9 @@ def save_backbone_file(model: nn.Module, path: Path) -> Path:
     backbone, fine-tuned at a larger input size)."""
     # stage n holds torchvision's own top-level layers ("layer1.0.conv1.weight" ...): drop "n."
     state = {key.split(".", 1)[1]: value.detach().cpu() for key, value in model.stages.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
-    return path
+    with outputs.atomic_output(path) as temporary:
+        torch.save(state, temporary)
+    return Path(path)
 
 
 def trunk_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -22,12 +22,12 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["DataError", "ModelOutputError", "USER_ERROR_STATUS", "UserError", "check_output", "notebook_handler",
-           "report"]
+__all__ = ["DataError", "ModelOutputError", "USER_ERROR_STATUS", "UserError", "check_output", "check_output_folder",
+           "notebook_handler", "report", "run_script"]
 
 #: The exit status of a command refused for bad input (argparse's usage errors use it too).
 USER_ERROR_STATUS = 2
@@ -85,6 +85,41 @@ def check_output(
         if path.exists() and not overwrite:
             raise UserError(f"{option} {path} exists; {elsewhere}, or pass --overwrite to replace it")
     return path
+
+
+def check_output_folder(path: str | os.PathLike, *, option: str = "--out") -> Path:
+    """Refuse, before anything is computed, a folder the outputs cannot go into: a file, or a
+    folder (or, when it is missing, the nearest folder above it) where no file can be created.
+    The folder may hold files (a results folder gathers many). Returns ``path``."""
+    import tempfile
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path} is a file; give a folder (it is created when missing)")
+    existing = next((p for p in (path, *path.absolute().parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise UserError(f"{option} {path} cannot be made: {existing} is a file; give another folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UserError(f"{option} {path} cannot be written ({error.strerror or error} in {existing}); give a "
+                        "folder you can write to") from None
+    return path
+
+
+def run_script(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run a script's ``main(argv)`` under the error policy: a :class:`UserError` or an
+    operating-system refusal is shown as one line ``error: ...`` with exit status 2
+    (``--debug`` among the arguments, or ``FINEFCACE_DEBUG=1``, adds the traceback); anything
+    else keeps its traceback. Returns the exit status (``main``'s, 0 when it returns None)."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in words or bool(os.environ.get(DEBUG_VARIABLE))
+    try:
+        status = main(argv)
+    except (UserError, *ENVIRONMENT_ERRORS) as error:
+        return report(error, debug=debug)
+    return status if isinstance(status, int) else 0
 
 
 def report(error: BaseException, *, debug: bool = False, stream: TextIO | None = None) -> int:

@@ -220,6 +220,8 @@ def _write_status(root: Path, timings: list[dict], profile_name: str, runs: list
     notebook, and every training run the notebooks asked for, trained in this build or loaded."""
     import torch
 
+    from finefcace import outputs
+
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else \
         f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     runs = runs or []
@@ -249,8 +251,8 @@ def _write_status(root: Path, timings: list[dict], profile_name: str, runs: list
               f"| {r['seconds']} |" for r in runs],
             "",
         ]
-    (root / STATUS_TABLE).write_text("\n".join(lines))
-    (root / EXECUTED_DIR / "execution_status.json").write_text(json.dumps(
+    outputs.write_text(root / STATUS_TABLE, "\n".join(lines))
+    outputs.write_text(root / EXECUTED_DIR / "execution_status.json", json.dumps(
         {"profile": profile_name, "device": device, "timings": timings, "runs": runs}, indent=2))
 
 

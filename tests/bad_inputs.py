@@ -1,8 +1,9 @@
 """Bad inputs and faults, one case each, through every entry point: what a hostile user tries.
 
 Each :class:`Case` builds its inputs in a fresh folder (``setup``), runs one command there —
-``python -m finefcace ...``, ``python -m data_prep ...`` or a notebook cell in an IPython
-shell — and states what must happen: the exit status, words of the message's first line,
+``python -m finefcace ...``, ``python -m data_prep ...``, a script of the checkout
+(``experiments/*.py``, ``scripts/photo_subset.py``, ``scripts/gpu_check.py``) or a notebook cell
+in an IPython shell — and states what must happen: the exit status, words of the message's first line,
 the files that must keep their bytes (never overwritten) and the files that must not appear
 (nothing written before validation passes). Every case also fails on a raw traceback.
 
@@ -44,6 +45,7 @@ ONE_BATCH = {"stop_after_batches": 1}
 RUN_FILES = ("config.json", "best.pt", "last.pt", "summary.json", "history.json", "history.csv",
              "predictions_test.csv", "predictions_val.csv")
 TRACEBACK = "Traceback (most recent call last)"
+PROJECT = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -52,7 +54,7 @@ class Case:
     """One bad input and what must happen (see the module docstring)."""
 
     id: str
-    entry: str                       # "finefcace", "data_prep" or "notebook"
+    entry: str                       # "finefcace", "data_prep", "script" (path in the checkout first) or "notebook"
     what: str                        # the bad input or fault, in words
     command: tuple[str, ...] | str   # the command's arguments, or the notebook cell's code
     status: int                      # expected exit status (a notebook cell: 0 ran, 1 failed)
@@ -303,6 +305,56 @@ def a_file(name):
     return setup
 
 
+def utkface_photos(n: int = 40, extra=None):
+    """A UTKFace download of ``n`` small photographs under ``utk/UTKFace`` (every race x gender
+    group), with ``extra(images folder)`` applied; and a file ``afile`` (an output that is a file)."""
+    def setup(folder, shared):
+        from tests.sources.layouts import write_jpg
+
+        images = folder / "utk" / "UTKFace"
+        for i in range(n):
+            write_jpg(images / f"{20 + i % 50}_{i % 2}_{(i // 2) % 5}_2017010{i:08d}.jpg.chip.jpg", (24, 24))
+        if extra is not None:
+            extra(images)
+        (folder / "afile").write_text("keep me\n")
+    return setup
+
+
+def unreadable_photo_names(images):
+    """A photograph name that links to nothing, and a file whose name carries no labels."""
+    (images / "30_1_2_20170109999999.jpg.chip.jpg").symlink_to(images / "gone.jpg")
+    (images / "notes.txt").write_text("not a photograph\n")
+
+
+def image_folder_with(*, dangling: bool = True, images: int = 3, empty_jpeg: bool = False):
+    """A trained run and a folder ``photos`` of ``images`` test images, plus a dangling link and
+    a link loop (``dangling``) or an empty JPEG (``empty_jpeg``)."""
+    def setup(folder, shared):
+        copy_run(folder, shared)
+        photos = folder / "photos"
+        photos.mkdir()
+        for path in sorted((folder / "data" / "test").glob("*.png"))[:images]:
+            shutil.copy2(path, photos / path.name)
+        if dangling:
+            (photos / "moved.png").symlink_to(photos / "elsewhere.png")
+            (photos / "loop.png").symlink_to(photos / "loop.png")
+        if empty_jpeg:
+            (photos / "empty.jpg").write_bytes(b"")
+    return setup
+
+
+def fairface_with(edit):
+    """A FairFace download (14 train, 4 val images) with ``edit(root)`` applied."""
+    def setup(folder, shared):
+        fairface_download(folder, shared)
+        edit(folder / "fairface")
+    return setup
+
+
+def stale_lock(folder):
+    (folder / "run" / ".lock").write_text("999999\n")  # a process that died long ago
+
+
 # ------------------------------------------------------------------ checks
 def resolved_head_lr(value):
     def check(folder):
@@ -321,6 +373,15 @@ def predictions_without_accuracy(rows):
         if "y_true" in frame.columns and frame["y_true"].notna().any():
             return "unlabelled images got true labels"
         return None
+    return check
+
+
+def predictions_of(rows):
+    def check(folder):
+        import pandas as pd
+
+        frame = pd.read_csv(folder / "p.csv")
+        return None if len(frame) == rows else f"{len(frame)} predictions, expected {rows}"
     return check
 
 
@@ -349,8 +410,14 @@ print(gender_task_report(frame, n_bootstrap=0).to_string())
 
 # ------------------------------------------------------------------ the cases
 def _cases() -> list[Case]:
-    F, D, N = "finefcace", "data_prep", "notebook"
+    F, D, N, S = "finefcace", "data_prep", "notebook", "script"
     train = ("train", "-c", "c.yaml", "-q")
+    resolution = ("experiments/resolution.py", "--fairface", "none", "--celeba", "none", "--runs-root", "runs",
+                  "--results", "results")
+    # a study small enough to train in a minute where nothing refuses it first (the checkout before the checks)
+    tiny = ("--utkface", "utk", "--sizes", "64", "--epochs", "1", "--max-train", "0", "--batch-size", "4",
+            "--bootstrap", "10")
+    photo_subset = ("scripts/photo_subset.py", "--utkface", "utk", "--out", "subset")
     cases = [
         # --- the training configuration
         Case("config-missing", F, "--config names a file that does not exist", ("train", "-c", "nope.yaml"),
@@ -540,6 +607,88 @@ def _cases() -> list[Case]:
              START + "course.start({'__annotations__': {'x': int}, 'x': 1})\n"
              "from finefcace.metrics import max_min_ratio\nprint(max_min_ratio([float('inf'), 0.5]))", 1,
              "error: group accuracies must be finite"),
+        # --- issue 27: the experiment scripts check every option and folder before training
+        Case("study-utkface-missing", S, "resolution.py --utkface names no folder", (*resolution, "--utkface",
+             "nowhere"), 2, "--utkface nowhere is not a folder", absent=("runs", "results")),
+        Case("study-utkface-wrong-dataset", S, "resolution.py --utkface names a FairFace download",
+             (*resolution, "--utkface", "fairface"), 2, "no UTKFace photographs", fairface_download,
+             absent=("runs", "results")),
+        Case("study-epochs-0", S, "resolution.py --epochs 0", (*resolution, *tiny, "--epochs", "0"), 2,
+             "--epochs must be at least 1", utkface_photos(), absent=("runs", "results")),
+        Case("study-size-16", S, "resolution.py --sizes 16 (below the smallest input, 64 px)",
+             (*resolution, *tiny, "--sizes", "16"), 2, "--sizes: 16 px is below", utkface_photos(),
+             absent=("runs", "results")),
+        Case("study-fractions-sum", S, "resolution.py --val-fraction 0.6 --test-fraction 0.5",
+             (*resolution, *tiny, "--val-fraction", "0.6", "--test-fraction", "0.5"), 2, "sum must be below 1",
+             utkface_photos(), absent=("runs", "results")),
+        Case("study-fraction-zero", S, "resolution.py --test-fraction 0", (*resolution, *tiny, "--test-fraction", "0"),
+             2, "--test-fraction must be between 0 and 1", utkface_photos(), absent=("runs", "results")),
+        Case("study-seeds-repeated", S, "real_photographs.py --seeds 0 0 (a tiny study)",
+             ("experiments/real_photographs.py", "--fairface", "none", "--celeba", "none", "--runs-root", "runs",
+              "--results", "results", *tiny, "--seeds", "0", "0"), 2, "--seeds names 0 more than once",
+             utkface_photos(), absent=("runs", "results")),
+        Case("study-report-only-first", S, "resolution.py --report-only before any results exist",
+             (*resolution, "--report-only"), 2, "no results to report yet", absent=("results/resolution.md",)),
+        Case("study-results-is-file", S, "resolution.py --results names an existing file (a tiny study)",
+             ("experiments/resolution.py", "--fairface", "none", "--celeba", "none", "--runs-root", "runs",
+              "--results", "afile", *tiny, "--seeds", "0"), 2, "--results afile is a file", utkface_photos(),
+             unchanged=("afile",), absent=("runs",)),
+        Case("study-results-unwritable", S, "resolution.py --results in a folder that cannot be written",
+             ("experiments/resolution.py", "--fairface", "none", "--celeba", "none", "--runs-root", "runs",
+              "--results", "/proc/finefcace-results", *tiny, "--seeds", "0"), 2, "cannot be written",
+             utkface_photos(), absent=("runs",)),
+        Case("controls-two-sizes", S, "controls.py --sizes 96 128 (the controls compare at one size)",
+             ("experiments/controls.py", "--utkface", "utk", "--fairface", "none", "--sizes", "96", "128",
+              "--runs-root", "runs", "--results", "results"), 2, "error: --sizes: give one input size",
+             utkface_photos(), absent=("runs", "results")),
+        Case("seeds-unknown-study", S, "seeds.py --studies mian (misspelt)",
+             ("experiments/seeds.py", "--studies", "mian", "--out", "results"), 2, "unknown study 'mian'",
+             absent=("results",)),
+        Case("seeds-profile-missing", S, "seeds.py --profile names no file",
+             ("experiments/seeds.py", "--profile", "nowhere.yaml", "--out", "results"), 2,
+             "--profile nowhere.yaml does not exist", absent=("results",)),
+        Case("mitigation-report-only-first", S, "mitigation_methods.py --report-only before any results exist",
+             ("experiments/mitigation_methods.py", "--report-only", "--out", "r.json"), 2, "no results to report yet",
+             absent=("r.md",)),
+        # --- issue 27: scripts/photo_subset.py and scripts/gpu_check.py
+        Case("subset-cap-tiny", S, "photo_subset.py --max-mib 0.0001 (below one photograph)",
+             (*photo_subset, "--max-mib", "0.0001"), 2, "admits no photograph", utkface_photos(), absent=("subset",)),
+        Case("subset-cap-negative", S, "photo_subset.py --max-mib -5", (*photo_subset, "--max-mib", "-5"), 2,
+             "--max-mib must be positive", utkface_photos(), absent=("subset",)),
+        Case("subset-utkface-missing", S, "photo_subset.py --utkface names no folder",
+             ("scripts/photo_subset.py", "--utkface", "nowhere", "--out", "subset"), 2, "--utkface nowhere",
+             absent=("subset",)),
+        Case("subset-skips-named", S, "photo_subset.py on a download with a dangling link and a file without labels",
+             (*photo_subset, "--max-mib", "1"), 0, "skipped 1 photographs that cannot be read",
+             utkface_photos(extra=unreadable_photo_names)),
+        Case("gpu-check-out-file", S, "gpu_check.py --out names a file", ("scripts/gpu_check.py", "--tiny", "--out",
+             "afile"), 2, "error: --out afile is a file", utkface_photos(n=0), unchanged=("afile",)),
+        Case("gpu-check-utkface-missing", S, "gpu_check.py --utkface names no folder",
+             ("scripts/gpu_check.py", "--tiny", "--out", "out", "--utkface", "nowhere", "--only", "resolution",
+              "--budget", "120"), 2, "error: --utkface nowhere is not a folder", absent=("out",)),
+        # --- issue 27: skipped inputs counted and named; an empty result is an error
+        Case("predict-dangling-links", F, "predict --images: a dangling link and a link loop beside 3 images",
+             ("predict", "--run-dir", "run", "--images", "photos", "--out", "p.csv", "-q"), 0,
+             "skipped 2 of 5 image names", image_folder_with(), check=predictions_of(3)),
+        Case("predict-only-dangling-links", F, "predict --images: a folder holding only dangling links",
+             ("predict", "--run-dir", "run", "--images", "photos", "--out", "p.csv", "-q"), 2, "dangling",
+             image_folder_with(images=0), absent=("p.csv",)),
+        Case("predict-empty-jpeg-wording", F, "predict --images: an empty JPEG (the refusal says what stopped)",
+             ("predict", "--run-dir", "run", "--images", "photos", "--out", "p.csv", "-q"), 2, "nothing was predicted",
+             image_folder_with(dangling=False, empty_jpeg=True), absent=("p.csv",)),
+        Case("utkface-wrong-folder", D, "data_prep utkface --root names a FairFace download",
+             ("utkface", "--root", "fairface", "--out", "tables"), 2, "no utkface image could be labelled",
+             fairface_download, absent=("tables/utkface.csv",)),
+        Case("fairface-empty-label-file", D, "a 0-byte fairface_label_train.csv",
+             ("fairface", "--root", "fairface", "--out", "tables"), 2, "is empty",
+             fairface_with(lambda root: (root / "fairface_label_train.csv").write_bytes(b"")), absent=("tables",)),
+        Case("fairface-margin125-only", D, "a FairFace root holding only the padding-1.25 images",
+             ("fairface", "--root", "fairface", "--out", "tables"), 0, "padding-1.25",
+             fairface_with(lambda root: (root / "fairface-img-margin025-trainval").rename(
+                 root / "fairface-img-margin125-trainval"))),
+        # --- issue 27: one training per run directory
+        Case("stale-lock-file", F, "run_dir holds the lock file of a process that died (train)", train, 0,
+             '"finished": true', run_with(stale_lock)),
     ]
     ids = [case.id for case in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
@@ -561,15 +710,20 @@ sys.exit(0 if result.success else 1)
 
 
 def run_command(entry: str, command, folder: Path, python_path: str | None = None) -> Outcome:
-    """Run one command in ``folder``: in this process (``python_path`` None; notebook cells
-    always run in a subprocess) or as ``python -m <entry>`` with ``PYTHONPATH=python_path``."""
-    if entry == "notebook" or python_path is not None:
+    """Run one command in ``folder``: in this process (``python_path`` None; notebook cells and
+    scripts always run in a subprocess) or as ``python -m <entry>`` with ``PYTHONPATH=python_path``;
+    a script is the checkout's file (``python_path``, default this one) named first in ``command``."""
+    if entry in ("notebook", "script") or python_path is not None:
         environment = dict(os.environ)
-        if python_path is not None:
-            environment["PYTHONPATH"] = python_path
+        environment["PYTHONPATH"] = python_path or str(PROJECT)
         environment.pop("FINEFCACE_DEBUG", None)
-        argv = ([sys.executable, "-c", NOTEBOOK_RUNNER, command] if entry == "notebook"
-                else [sys.executable, "-m", entry, *command])
+        environment.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        if entry == "notebook":
+            argv = [sys.executable, "-c", NOTEBOOK_RUNNER, command]
+        elif entry == "script":
+            argv = [sys.executable, str(Path(python_path or PROJECT) / command[0]), *command[1:]]
+        else:
+            argv = [sys.executable, "-m", entry, *command]
         done = subprocess.run(argv, cwd=folder, env=environment, capture_output=True, text=True, timeout=900)
         return Outcome(done.returncode, done.stdout, done.stderr)
     from data_prep.cli import main as data_prep_main

@@ -1,4 +1,5 @@
-"""Every bad input and fault of ``tests/bad_inputs.py`` through its entry point: the exit status
+"""Every bad input and fault of ``tests/bad_inputs.py`` through its entry point (the two
+commands, the experiment and helper scripts, a notebook cell): the exit status
 and message it must give, no raw traceback, nothing overwritten, nothing written before the
 input is checked; and the advice after an unreadable checkpoint, followed.
 
@@ -41,8 +42,12 @@ def test_bad_input(case, shared, tmp_path):
 
 def test_the_cases_cover_every_entry_point_and_are_enough():
     entries = {case.entry for case in CASES}
-    assert entries == {"finefcace", "data_prep", "notebook"}
-    assert len(CASES) >= 40
+    assert entries == {"finefcace", "data_prep", "notebook", "script"}
+    assert len(CASES) >= 100
+    scripts = {case.command[0] for case in CASES if case.entry == "script"}
+    assert scripts == {"experiments/real_photographs.py", "experiments/resolution.py", "experiments/controls.py",
+                       "experiments/seeds.py", "experiments/mitigation_methods.py", "scripts/photo_subset.py",
+                       "scripts/gpu_check.py"}
 
 
 def _train(folder, *extra):

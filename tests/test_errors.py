@@ -74,3 +74,35 @@ def test_a_notebook_cell_shows_a_user_error_as_one_line(capsys, monkeypatch):
         assert "ZeroDivisionError" in capsys.readouterr().out
     finally:
         shell.set_custom_exc((), None)
+
+
+def test_an_output_folder_that_is_a_file_or_cannot_be_written_is_refused(tmp_path):
+    from finefcace.errors import check_output_folder
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match=r"--results .*afile is a file; give a folder"):
+        check_output_folder(tmp_path / "afile", option="--results")
+    with pytest.raises(UserError, match=r"cannot be made: .*afile is a file"):
+        check_output_folder(tmp_path / "afile" / "below")
+    with pytest.raises(UserError, match="cannot be written"):
+        check_output_folder("/proc/finefcace-results")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "old.json").write_text("{}")
+    assert check_output_folder(tmp_path / "full" / "new") == tmp_path / "full" / "new"  # not created here
+    assert check_output_folder(tmp_path / "full") == tmp_path / "full"  # a results folder gathers files
+    assert not (tmp_path / "full" / "new").exists()
+
+
+def test_a_script_run_under_the_policy_shows_one_line_and_exits_2(capsys, monkeypatch):
+    from finefcace.errors import run_script
+
+    def main(argv):
+        raise UserError("--epochs must be at least 1, got 0")
+
+    assert run_script(main, ["--epochs", "0"]) == 2
+    assert capsys.readouterr().err == "error: --epochs must be at least 1, got 0\n"
+    assert run_script(main, ["--epochs", "0", "--debug"]) == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+    assert run_script(lambda argv: None, []) == 0 and run_script(lambda argv: 3, []) == 3
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        run_script(lambda argv: 1 / 0, [])

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from finefcace import outputs
 from finefcace.course.parameters import ParameterError
 from finefcace.metrics import protected_columns
 from finefcace.plots import new_figure
@@ -81,7 +82,7 @@ def _real_table(dataset: str, root: str, path: Path, options: Mapping[str, Any])
     for warning in caught:  # shown once, where the table is made: skipped names, duplicates
         print(f"{warning.category.__name__}: {warning.message}")
     save_table(frame, path)
-    note.write_text(json.dumps(source, indent=2) + "\n")
+    outputs.write_json(note, source, indent=2)
     return frame
 
 

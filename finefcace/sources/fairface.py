@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,16 @@ from finefcace.sources.releases import find_folder, refuse_rows
 from finefcace.sources.splits import stratified_validation_split
 from finefcace.sources.table import GENDERS
 
-__all__ = ["FAIRFACE_AGES", "FAIRFACE_RACES", "fairface_table", "read_fairface_labels"]
+__all__ = ["FAIRFACE_AGES", "FAIRFACE_RACES", "LICENCE", "ImageFolderWarning", "fairface_table",
+           "read_fairface_labels"]
+
+
+class ImageFolderWarning(UserWarning):
+    """The table points at FairFace's padding-1.25 images, not the padding-0.25 ones the paper uses."""
+
+#: The terms FairFace is published under (a run trained on it says so in its model card).
+LICENCE = ("CC BY 4.0 (Creative Commons Attribution 4.0): use, share and adapt, commercially too, with "
+           "attribution: cite Karkkainen & Joo, WACV 2021")
 
 
 FAIRFACE_RACES: tuple[str, ...] = (
@@ -54,7 +64,11 @@ def read_fairface_labels(path: str | os.PathLike, split: str) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"FairFace label file not found: {path} (download fairface_label_{split}.csv)")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty ({path.stat().st_size} bytes, not even a header): an interrupted "
+                        f"download or copy; download fairface_label_{split}.csv again") from None
     frame.columns = [c.strip() for c in frame.columns]
     expected = ["file", "age", "gender", "race", "service_test"]
     missing = [c for c in expected if c not in frame.columns]
@@ -146,6 +160,12 @@ def fairface_table(
         images = find_folder(root, _FAIRFACE_IMAGE_FOLDERS, "train")
         if images is None:
             images = "" if (root / "train").is_dir() else _FAIRFACE_IMAGE_FOLDERS[0]
+        if images == _FAIRFACE_IMAGE_FOLDERS[1]:  # found, not chosen: say so
+            warnings.warn(f"FairFace: {root} holds only the padding-1.25 images ({images}/), so the table points "
+                          f"at them; the paper uses padding 0.25 ({_FAIRFACE_IMAGE_FOLDERS[0]}/). Unpack that "
+                          f"archive there, or name this folder (images='{images}'; data_prep: --images {images}) to "
+                          "use these knowingly",
+                          ImageFolderWarning, stacklevel=2)
     prefix = f"{images.strip('/')}/" if images else ""
     if official_split:
         validation = stratified_validation_split(train[["race", "gender"]], val_fraction, seed)
@@ -157,6 +177,7 @@ def fairface_table(
     table.insert(0, "path", prefix + table.pop("file"))
     table = table[["path", "split", "gender", "race", "age", "service_test"]]
     table.attrs["dataset"] = "fairface"
+    table.attrs["image_folder"] = images or "."
     if check_images:
         require_images(table, root)
     return table

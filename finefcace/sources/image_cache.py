@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from finefcace import outputs
 from finefcace.sources.images import ImageReadError, read_image
 from finefcace.sources.transforms import resize_size, square_resize
 
@@ -94,15 +95,24 @@ def _key(paths: list[str], root: Path, side: int) -> str:
     return digest.hexdigest()[:24]
 
 
-def _refusal(failures: list[tuple[str, ImageReadError]], total: int, root: Path) -> UnusableImagesError:
+#: What a refusal says was stopped, by the purpose the images were decoded for.
+_STOPPED = {
+    "training": "nothing was trained (policy: every image is decoded before the first batch, and a bad one stops "
+                "the run there)",
+    "prediction": "nothing was predicted (every image is decoded before the first prediction, and a bad one stops "
+                  "the command there)",
+}
+
+
+def _refusal(failures: list[tuple[str, ImageReadError]], total: int, root: Path,
+             purpose: str = "training") -> UnusableImagesError:
     kinds: dict[str, int] = {}
     for _, error in failures:
         kinds[error.problem] = kinds.get(error.problem, 0) + 1
     shown = "\n".join(f"  {path}: {error}" for path, error in failures[:10])
     more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
     return UnusableImagesError(
-        f"{len(failures)} of {total} images under {root} cannot be used ({kinds}); nothing was trained "
-        f"(policy: every image is decoded before the first batch, and a bad one stops the run there):\n"
+        f"{len(failures)} of {total} images under {root} cannot be used ({kinds}); {_STOPPED[purpose]}:\n"
         f"{shown}{more}\nLeave them out: `python -m data_prep <dataset> --root {root} --decode --drop-bad` writes "
         f"the table without them (and lists them in <dataset>_problems.csv); or replace the files.")
 
@@ -115,12 +125,14 @@ def decode_images(
     *,
     threads: int = 4,
     max_bytes: int = CACHE_MAX_BYTES,
+    purpose: str = "training",
 ) -> DecodedImages | None:
     """Decode every image of ``table`` (column ``path``, relative to ``root``) once, for the
     transforms of input ``size``: read back from ``folder`` when cached, else decoded with
     ``threads`` threads, checked and stored. Returns the :class:`DecodedImages`, or ``None``
     when they would exceed ``max_bytes`` (then only checked, and the check remembered).
-    Raises :class:`UnusableImagesError` listing every unusable image (before any training).
+    Raises :class:`UnusableImagesError` listing every unusable image (before any training or
+    prediction: ``purpose`` is ``training`` or ``prediction``, which the message names).
     Book: ``notebooks/01_dataset_preparation.ipynb``."""
     root, folder = Path(root), Path(folder)
     paths = list(dict.fromkeys(table["path"].tolist()))
@@ -156,7 +168,7 @@ def decode_images(
         list(pool.map(decode, range(len(paths))))
     if failures:
         failures.sort()
-        raise _refusal(failures, len(paths), root)
+        raise _refusal(failures, len(paths), root, purpose)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if array is not None:
@@ -165,7 +177,7 @@ def decode_images(
                 np.save(handle, array)
             os.replace(partial, array_file)  # never leave a half-written cache behind
         else:
-            checked_file.write_text(json.dumps({"root": str(root), "images": len(paths), "side": side}) + "\n")
+            outputs.write_json(checked_file, {"root": str(root), "images": len(paths), "side": side}, indent=None)
     except OSError as error:  # a read-only place: the images stay in memory for this run
         logger.warning("could not store the decoded images in %s (%s): they are kept in memory for this run only",
                        folder, error)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from finefcace import outputs
 from finefcace.errors import DataError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -124,15 +125,24 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".t
 
 def folder_table(folder: str | os.PathLike, split: str = "test") -> pd.DataFrame:
     """A table of the images under ``folder`` (any depth, sorted; no labels): ``path``
-    relative to ``folder`` and ``split``. What ``python -m finefcace predict --images`` reads."""
+    relative to ``folder`` and ``split``. What ``python -m finefcace predict --images`` reads.
+
+    An image name that is no file to read — a dangling symbolic link, a link loop — is skipped,
+    never silently: the skipped paths are in ``attrs["skipped"]`` for the caller to count and
+    name. A folder with no image to read is refused, naming what was skipped."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"image folder {os.fspath(folder)!r} is not a folder; give the folder holding the images")
-    paths = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."))
+    named = [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+    paths = sorted(p.relative_to(folder).as_posix() for p in named if p.is_file())
+    skipped = sorted(p.relative_to(folder).as_posix() for p in named if not p.is_file() and not p.is_dir())
     if not paths:
-        raise DataError(f"image folder {os.fspath(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return pd.DataFrame({"path": paths, "split": split})
+        unreadable = (f"; {len(skipped)} image name(s) are links to nothing readable (dangling or looping): "
+                      f"{skipped[:5]}") if skipped else ""
+        raise DataError(f"image folder {os.fspath(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}){unreadable}")
+    table = pd.DataFrame({"path": paths, "split": split})
+    table.attrs["skipped"] = skipped
+    return table
 
 
 def load_table(path: str | os.PathLike, *, default_split: str | None = None) -> pd.DataFrame:
@@ -147,9 +157,7 @@ def load_table(path: str | os.PathLike, *, default_split: str | None = None) -> 
 
 
 def save_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write a dataset table as CSV (no index; LF line ends). Introduced in notebook 01."""
+    """Write a dataset table as CSV (no index; LF line ends), whole or not at all: an interrupted
+    write never leaves a prefix that reads as a smaller table. Introduced in notebook 01."""
     validate_table(table)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False, lineterminator="\n")
-    return path
+    return outputs.write_csv(table, path, lineterminator="\n")  # whole or not at all

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from finefcace.errors import UserError
+from finefcace.outputs import atomic_output
 
 __all__ = [
     "CheckpointError",
@@ -48,18 +48,10 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     Book: ``notebooks/04_training.ipynb``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_output(path) as temporary, open(temporary, "wb") as stream:  # finefcace.outputs' one way
             torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the usual mode
-        os.replace(temporary, path)
     except BaseException as error:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
         failure = _write_failure(error)
         if failure is not None:  # disk full, read-only, ...: say so, and that nothing is lost
             free = shutil.disk_usage(path.parent).free / 2**20

@@ -13,7 +13,7 @@ its own test split or on another dataset's table (cross-dataset tests, paper Tab
 from __future__ import annotations
 
 import json
-import os
+import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from finefcace import predict
+from finefcace import outputs, predict
 from finefcace.errors import DataError, ModelOutputError, check_output
 from finefcace.metrics import protected_columns
 from finefcace.model import FineFACE
@@ -40,6 +40,8 @@ from finefcace.training.loaders import TrainingDataError, cache_folder, decoded_
 from finefcace.training.recipe import fusion_options
 from finefcace.training.run_directory import (BEST_CHECKPOINT, CONFIG_FILE, RUN_FILES, load_best_model,
                                               read_run_config)
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["EXTRA_COLUMNS", "copied_columns", "evaluate_split", "predictions_table", "evaluate_run",
            "training_overlap"]
@@ -217,6 +219,11 @@ def evaluate_run(
     model, config, classes, _ = load_best_model(run_dir, resolved_device)
     if images is not None:
         frame, image_root = folder_table(images, split), Path(images)
+        skipped = frame.attrs.get("skipped", [])
+        if skipped:  # counted and named: a dangling link is not an image quietly left out
+            logger.warning("skipped %d of %d image names under %s that cannot be read (dangling or looping links): %s",
+                           len(skipped), len(skipped) + len(frame), images,
+                           ", ".join(skipped[:10]) + (f", ... ({len(skipped) - 10} more)" if len(skipped) > 10 else ""))
     else:
         if table is None and not saved.get("table"):
             raise ConfigError(f"{run_dir / CONFIG_FILE} names no dataset table; pass the table to predict on")
@@ -238,7 +245,7 @@ def evaluate_run(
     if table is not None or images is not None:
         leaks = training_overlap(saved, config, dataset.table, image_root)
     dataset.images = decoded_images(dataset.table, image_root, resolved["input_size"],
-                                    cache_folder(config.image_cache, table_path))
+                                    cache_folder(config.image_cache, table_path), purpose="prediction")
     context = distributed.DistributedContext(device=resolved_device)
     loader = eval_loader(dataset, config, batch_size or resolved["batch_size"], context, resolved_device)
     try:
@@ -256,8 +263,5 @@ def evaluate_run(
     if leaks is not None:
         predictions.attrs["training_overlap"] = leaks.to_dict("records")  # plain data: attrs are compared
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        temporary = out.with_name(f".{out.name}.tmp")
-        predictions.to_csv(temporary, index=False)
-        os.replace(temporary, out)
+        outputs.write_csv(predictions, out)
     return predictions

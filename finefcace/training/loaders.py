@@ -253,18 +253,20 @@ def cache_folder(image_cache: str | None, table_path: str | Path) -> Path:
 
 
 def decoded_images(table: pd.DataFrame, root: Path, size: int, folder: Path,
-                   context: distributed.DistributedContext | None = None) -> DecodedImages | None:
-    """Every image of ``table`` decoded once for input ``size``, before anything trains
-    (:func:`finefcace.sources.image_cache.decode_images`; the main process decodes, the others
+                   context: distributed.DistributedContext | None = None, *,
+                   purpose: str = "training") -> DecodedImages | None:
+    """Every image of ``table`` decoded once for input ``size``, before anything trains or is
+    predicted (``purpose``: ``training`` or ``prediction``, as the refusal says;
+    :func:`finefcace.sources.image_cache.decode_images`; the main process decodes, the others
     read its cache). An unusable image is a :class:`TrainingDataError` listing each one and the fix."""
     context = context or distributed.DistributedContext()
     threads = min(8, os.cpu_count() or 1)
     try:
         if context.is_main:
-            images = decode_images(table, root, size, folder, threads=threads)
+            images = decode_images(table, root, size, folder, threads=threads, purpose=purpose)
         distributed.barrier(context)
         if not context.is_main:
-            images = decode_images(table, root, size, folder, threads=threads)
+            images = decode_images(table, root, size, folder, threads=threads, purpose=purpose)
     except UnusableImagesError as error:
         raise TrainingDataError(str(error)) from None
     return images

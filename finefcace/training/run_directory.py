@@ -6,7 +6,8 @@ two runs are the same run), ``last.pt`` (the position, for an exact resume) and 
 (the weights of the best validation epoch, :mod:`finefcace.training.checkpoint`), ``history.csv`` /
 ``history.json`` (one row per epoch: every step's loss of Algorithm 1, paper §3.3, and the
 validation scores), ``summary.json`` and ``predictions_val.csv`` / ``predictions_test.csv``
-(:func:`finefcace.training.evaluation.predictions_table`, read by ``notebooks/05_evaluation.ipynb``).
+(:func:`finefcace.training.evaluation.predictions_table`, read by ``notebooks/05_evaluation.ipynb``)
+and, once the run has finished, ``model_card.md`` (:mod:`finefcace.training.model_card`).
 Every file is replaced atomically, so a killed run never leaves a half-written one.
 """
 
@@ -16,7 +17,6 @@ import csv
 import dataclasses
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from finefcace import outputs
 from finefcace.training.checkpoint import load_checkpoint
 from finefcace.training.config import ConfigError, TrainConfig
 from finefcace.training.recipe import build_model
@@ -38,8 +39,10 @@ BEST_CHECKPOINT = "best.pt"
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 SUMMARY_FILE = "summary.json"
+MODEL_CARD_FILE = "model_card.md"
 #: The files that make a run (what evaluate/predict read, never write over).
-RUN_FILES: tuple[str, ...] = (CONFIG_FILE, LAST_CHECKPOINT, BEST_CHECKPOINT, HISTORY_CSV, HISTORY_JSON, SUMMARY_FILE)
+RUN_FILES: tuple[str, ...] = (CONFIG_FILE, LAST_CHECKPOINT, BEST_CHECKPOINT, HISTORY_CSV, HISTORY_JSON, SUMMARY_FILE,
+                              MODEL_CARD_FILE)
 #: Version of the layout of ``last.pt`` and ``best.pt``.
 CHECKPOINT_FORMAT = 1
 
@@ -63,10 +66,8 @@ class TrainResult:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then replace ``path`` with it."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    """Write ``text`` to ``path`` whole or not at all (:func:`finefcace.outputs.write_text`)."""
+    outputs.write_text(path, text)
 
 
 def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:

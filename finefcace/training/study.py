@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from finefcace import metrics
+from finefcace import metrics, outputs
 from finefcace.training.config import ConfigError, TrainConfig, load_config
 from finefcace.training.evaluation import evaluate_run
 from finefcace.training.run_directory import BEST_CHECKPOINT, SUMMARY_FILE
@@ -183,17 +183,12 @@ class StudyResults:
     def to_json(self, path: str | os.PathLike) -> Path:
         """Write the results (``reports``, ``runs``, ``meta``) as one JSON file, atomically
         (Python's JSON: an infinite Max/Min, from a group at 0 %, is kept as ``Infinity``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         document = {
             "name": self.name, "meta": self.meta,
             "runs": self.runs.to_dict(orient="records"),
             "reports": self.reports.to_dict(orient="records"),
         }
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(json.dumps(document, indent=1) + "\n")
-        os.replace(temporary, path)
-        return path
+        return outputs.write_json(path, document)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> StudyResults:
@@ -400,7 +395,7 @@ def _measures(config: TrainConfig, measure: RunMeasure | None) -> dict[str, floa
     if _newer_than_model(kept, run_dir) and json.loads(kept.read_text()).get(MEASURED_BY) == which:
         return _kept_measures(run_dir)
     values = {key: float(value) for key, value in measure(config, run_dir).items()}
-    kept.write_text(json.dumps({MEASURED_BY: which, **values}, indent=1) + "\n")
+    outputs.write_json(kept, {MEASURED_BY: which, **values})
     return values
 
 

@@ -23,15 +23,16 @@ This module is the loop (epochs, validation, early stopping, checkpoints); its p
 - :mod:`finefcace.training.loaders`: the checked table and the seeded, sharded loaders;
 - :mod:`finefcace.training.evaluation`: validation scores and the predictions tables;
 - :mod:`finefcace.training.run_directory`: what a run writes (``config.json``, ``last.pt``/``best.pt``,
-  ``history.csv``/``.json``, ``summary.json``, ``predictions_test.csv``) and reading it back.
+  ``history.csv``/``.json``, ``summary.json``, ``predictions_test.csv``) and reading it back;
+- :mod:`finefcace.training.run_lock`: one training at a time per run directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
-import os
 import signal
 import tempfile
 import threading
@@ -44,6 +45,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from finefcace import outputs
 from finefcace.backbones import _is_path_like
 from finefcace.errors import ModelOutputError
 from finefcace.mitigation import MITIGATIONS, cell_index, inverse_frequency_weights
@@ -54,12 +56,15 @@ from finefcace.training.checkpoint import atomic_save, load_checkpoint, rng_stat
 from finefcace.training.config import ConfigError, TrainConfig, load_config
 from finefcace.training.evaluation import evaluate_split, predictions_table
 from finefcace.training.loaders import EpochShardSampler, eval_loader, mix_seed, prepare_data, train_loader
+from finefcace.training.model_card import write_model_card
 from finefcace.training.recipe import (build_model, build_optimizer, build_scheduler, compile_in_place,
                                        iteration_options, seed_everything)
 from finefcace.training.run_directory import (BEST_CHECKPOINT, CHECKPOINT_FORMAT, CONFIG_FILE, HISTORY_CSV,
-                                              HISTORY_JSON, LAST_CHECKPOINT, RUN_FILES, SUMMARY_FILE, TrainResult,
+                                              HISTORY_JSON, LAST_CHECKPOINT, MODEL_CARD_FILE, RUN_FILES, SUMMARY_FILE,
+                                              TrainResult,
                                               identity_differences, load_run, read_run_config, write_history,
                                               write_text_atomic)
+from finefcace.training.run_lock import RunDirectoryLock
 
 __all__ = [
     "NonFiniteLossError",
@@ -294,7 +299,7 @@ class _Run:
     def _clear_run_dir(self) -> None:
         if not self.context.is_main:
             return
-        for name in (LAST_CHECKPOINT, BEST_CHECKPOINT, HISTORY_CSV, HISTORY_JSON, SUMMARY_FILE,
+        for name in (LAST_CHECKPOINT, BEST_CHECKPOINT, HISTORY_CSV, HISTORY_JSON, SUMMARY_FILE, MODEL_CARD_FILE,
                      "predictions_test.csv", "predictions_val.csv"):
             path = self.run_dir / name
             if path.exists():
@@ -548,11 +553,10 @@ class _Run:
             if split == "test":
                 predictions = table
             if context.is_main and config.save_predictions:
-                temporary = self.run_dir / f".predictions_{split}.csv.tmp"
-                table.to_csv(temporary, index=False)
-                os.replace(temporary, self.run_dir / f"predictions_{split}.csv")
+                outputs.write_csv(table, self.run_dir / f"predictions_{split}.csv")
         if context.is_main:
             write_text_atomic(self.run_dir / SUMMARY_FILE, json.dumps(summary, indent=1))
+            write_model_card(self.run_dir)  # model_card.md: the finished run described for its readers
             logger.info("finished %s: best epoch %s (%s %.4f), val accuracy %.4f%s", self.run_dir,
                         self.best_epoch, config.monitor, self.best_metric, summary["val_accuracy"],
                         f", test accuracy {summary['test_accuracy']:.4f}" if "test_accuracy" in summary else "")
@@ -561,7 +565,14 @@ class _Run:
                            pd.DataFrame(self.history), summary, predictions)
 
     def run(self) -> TrainResult:
+        """Check the run directory, take its lock (one training per folder: a second process is
+        refused naming this one's pid; rank 0 holds it for a distributed run), train, let it go."""
         self.check_run()
+        lock = RunDirectoryLock(self.run_dir) if self.context.is_main else contextlib.nullcontext()
+        with lock:
+            return self._run_in_locked_folder()
+
+    def _run_in_locked_folder(self) -> TrainResult:
         self.setup()
         resume = self.prepare_run_dir()
         self._last_saved: tuple[int, int] | None = None

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
+from finefcace.errors import DataError
 from finefcace.sources.dataset import FaceTableDataset
 from finefcace.sources.fairface import FAIRFACE_RACES, fairface_table, read_fairface_labels
 from finefcace.sources.transforms import test_transform
@@ -74,11 +77,26 @@ def test_fairface_missing_image_is_an_error_naming_it(tmp_path):
 
 
 def test_fairface_finds_margin125_or_flat_layouts(tmp_path):
+    from finefcace.sources.fairface import ImageFolderWarning
+
     margin = fairface_layout(tmp_path / "a", fairface_rows("train", 7), fairface_rows("val", 2),
                        folder="fairface-img-margin125-trainval")
-    assert fairface_table(margin)["path"].iloc[0].startswith("fairface-img-margin125-trainval/train/")
+    with pytest.warns(ImageFolderWarning, match="only the padding-1.25 images .*the paper uses padding 0.25"):
+        table = fairface_table(margin)  # found, not chosen: said, not silent
+    assert table["path"].iloc[0].startswith("fairface-img-margin125-trainval/train/")
+    assert table.attrs["image_folder"] == "fairface-img-margin125-trainval"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImageFolderWarning)  # named on purpose: no warning
+        fairface_table(margin, images="fairface-img-margin125-trainval")
     flat = fairface_layout(tmp_path / "b", fairface_rows("train", 7), fairface_rows("val", 2), folder=".")
     assert fairface_table(flat)["path"].iloc[0] == "train/1.jpg"
+
+
+def test_an_empty_label_file_is_refused_naming_it(tmp_path):
+    root = fairface_layout(tmp_path / "f", fairface_rows("train", 7), fairface_rows("val", 2))
+    (root / "fairface_label_train.csv").write_bytes(b"")  # an interrupted download
+    with pytest.raises(DataError, match=r"fairface_label_train\.csv is empty \(0 bytes"):
+        fairface_table(root)
 
 
 def test_fairface_real_labels(realdata_dir):

@@ -73,5 +73,8 @@ def test_unusable_images_are_refused_before_training_all_named(tmp_path):
         assert f"  {name}:" not in message
     assert "--decode --drop-bad" in message
     assert not (tmp_path / "cache").exists(), "nothing is stored when images are refused"
+    with pytest.raises(UnusableImagesError) as info:  # decoded for predict, the refusal says so
+        decode_images(table, tmp_path / "photos", 32, tmp_path / "cache", purpose="prediction")
+    assert "nothing was predicted" in str(info.value) and "trained" not in str(info.value)
     usable = table[~table["path"].isin(UNUSABLE)]
     assert len(decode_images(usable, tmp_path / "photos", 32, tmp_path / "cache")) == len(usable)

@@ -79,6 +79,19 @@ def test_a_folder_of_images_is_a_table_without_labels(tmp_path):
         folder_table(tmp_path / "empty")
 
 
+def test_image_names_that_cannot_be_read_are_skipped_and_named(tmp_path):
+    from finefcace.sources.table import folder_table
+
+    (tmp_path / "1.png").write_bytes(b"x")
+    (tmp_path / "moved.jpg").symlink_to(tmp_path / "elsewhere.jpg")  # dangling
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")        # a loop
+    table = folder_table(tmp_path)
+    assert table["path"].tolist() == ["1.png"] and table.attrs["skipped"] == ["loop.png", "moved.jpg"]
+    (tmp_path / "1.png").unlink()
+    with pytest.raises(DataError, match=r"holds no images .*2 image name\(s\) are links to nothing readable"):
+        folder_table(tmp_path)
+
+
 def test_a_table_without_split_is_one_split_only_when_asked(tmp_path):
     (tmp_path / "t.csv").write_text("path,gender\na.jpg,Male\n")
     with pytest.raises(DataError, match=r"lacks column\(s\) \['split'\]"):

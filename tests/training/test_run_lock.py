@@ -1,0 +1,89 @@
+"""One training at a time per run directory (finefcace.training.run_lock): a second process on
+the same ``run_dir`` is refused at once naming the holder's pid; a lock a dead process left
+does not block; a refused training leaves no folder behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from finefcace.training.run_lock import LOCK_FILE, RunDirectoryBusy, RunDirectoryLock
+
+PROJECT = Path(__file__).resolve().parents[2]
+#: The tiny run both processes ask for: synthetic 24/8/8 faces at 64 px, ResNet-18, two batches an epoch.
+TINY = {"method": "finefcace", "backbone": "resnet18", "input_size": 64, "batch_size": 8, "epochs": 2,
+        "max_batches": 2, "device": "cpu", "workers": 0, "progress": False, "seed": 0, "root": "data",
+        "run_dir": "run", "overrides": {"descriptor_dim": 16},
+        "synthetic": {"n_train": 24, "n_val": 8, "n_test": 8, "size": 64, "seed": 0}}
+
+
+def environment() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(PROJECT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def test_a_second_lock_on_the_same_folder_is_refused_naming_the_holder(tmp_path):
+    with RunDirectoryLock(tmp_path / "run"):
+        assert (tmp_path / "run" / LOCK_FILE).read_text() == f"{os.getpid()}\n"
+        with pytest.raises(RunDirectoryBusy, match=rf"in use: process {os.getpid()} is training there"):
+            RunDirectoryLock(tmp_path / "run").acquire()
+        assert (tmp_path / "run").is_dir()  # the refused one removes nothing of the holder's
+    assert not (tmp_path / "run" / LOCK_FILE).exists()  # released: the lock file goes
+    RunDirectoryLock(tmp_path / "run").acquire().release()  # and the folder is free again
+
+
+def test_a_lock_file_left_by_a_killed_process_does_not_block(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom finefcace.training.run_lock import RunDirectoryLock\n"
+        "RunDirectoryLock(sys.argv[1]).acquire()\ntime.sleep(120)\n"), str(tmp_path / "run")], env=environment())
+    lock_file = tmp_path / "run" / LOCK_FILE
+    deadline = time.monotonic() + 60
+    while not (lock_file.exists() and lock_file.read_text().strip() == str(holder.pid)):
+        assert holder.poll() is None and time.monotonic() < deadline, "the holder never took the lock"
+        time.sleep(0.05)
+    with pytest.raises(RunDirectoryBusy, match=rf"process {holder.pid}"):
+        RunDirectoryLock(tmp_path / "run").acquire()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert lock_file.read_text().strip() == str(holder.pid)  # the dead process's file is still there
+    lock = RunDirectoryLock(tmp_path / "run").acquire()  # but its lock died with it
+    assert lock_file.read_text() == f"{os.getpid()}\n"
+    lock.release()
+
+
+def test_a_training_refused_before_it_wrote_anything_leaves_no_folder(tmp_path):
+    with pytest.raises(ValueError):
+        with RunDirectoryLock(tmp_path / "runs" / "a" / "run"):
+            raise ValueError("a bad table, found during setup")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(ValueError):
+        with RunDirectoryLock(tmp_path / "kept" / "run"):
+            (tmp_path / "kept" / "run" / "config.json").write_text("{}")
+            raise ValueError("interrupted after writing")
+    assert (tmp_path / "kept" / "run" / "config.json").is_file()  # what a run wrote is never removed
+
+
+def test_two_trainings_started_together_on_one_run_dir_one_is_refused_naming_the_other(tmp_path):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(TINY))
+    command = [sys.executable, "-m", "finefcace", "train", "-c", "c.yaml", "-q"]
+    processes = [subprocess.Popen(command, cwd=tmp_path, env=environment(), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = [(p.pid, *p.communicate(timeout=600), p.returncode) for p in processes]
+    statuses = sorted(status for *_, status in outcomes)
+    assert statuses == [0, 2], outcomes
+    (winner, *_), (loser, _, refusal, _) = sorted(outcomes, key=lambda o: o[3])
+    assert re.fullmatch(rf"error: run directory 'run' is in use: process {winner} is training there .*\n",
+                        refusal), refusal
+    assert "Traceback" not in refusal
+    summary = yaml.safe_load((tmp_path / "run" / "summary.json").read_text())
+    assert summary["finished"] is True and summary["epochs_run"] == 2
+    assert not (tmp_path / "run" / LOCK_FILE).exists()
+    assert loser != winner
