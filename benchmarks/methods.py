@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 import torch
 
 from benchmarks import measure
+from finefcace import outputs
 from finefcace.mitigation import MITIGATIONS, check_options, inverse_frequency_weights
 from finefcace.model import Baseline, FineFACE
 from finefcace.mutual_learning import baseline_iteration, finefcace_iteration
@@ -186,9 +186,7 @@ def write_results(results: dict[str, Any], out_dir: Path, describe: Callable[[di
     folder = out_dir / SUBFOLDER
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{results['config']['name']}.json"
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(results, indent=1) + "\n")
-    os.replace(temporary, path)
+    outputs.write_json(path, results)
     write_table(out_dir, describe, order)
     return path
 
@@ -199,5 +197,5 @@ def write_table(out_dir: Path, describe: Callable[[dict[str, Any]], str], order:
     rank = {name: i for i, name in enumerate(order)}
     found.sort(key=lambda r: (rank.get(r["config"]["name"], len(rank)), r["config"]["name"]))
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / TABLE_FILE).write_text(cost_table(found, describe))
+    outputs.write_text(folder / TABLE_FILE, cost_table(found, describe))
     return folder / TABLE_FILE

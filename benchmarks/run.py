@@ -61,7 +61,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from benchmarks import measure, methods  # noqa: E402
 from benchmarks.reference import per_sample_regions, published_structure_iteration  # noqa: E402
-from finefcace import attention  # noqa: E402
+from finefcace import attention, outputs  # noqa: E402
 from finefcace.model import Baseline, FineFACE  # noqa: E402
 from finefcace.mutual_learning import baseline_iteration, finefcace_iteration, step_names  # noqa: E402
 from finefcace.predict import fused_logits  # noqa: E402
@@ -135,12 +135,12 @@ class StepRecorder:
     :func:`~finefcace.mutual_learning.finefcace_iteration`, and of its attention computation.
 
     Step boundaries come from the trainer's ``on_step`` hook (called after each optimizer
-    step); the attention computation is bracketed by wrapping the three
-    :mod:`finefcace.attention` functions the trainer calls, only while :meth:`recording`.
+    step); the attention computation is bracketed by wrapping the two
+    :mod:`finefcace.attention` functions the trainer calls (the CAMs, then every region), only while :meth:`recording`.
     Each boundary synchronises the device (no-op on CPU).
     """
 
-    WRAPPED = ("class_activation_maps", "attention_regions", "overall_region")
+    WRAPPED = ("class_activation_maps", "regions_from_cams")
 
     def __init__(self, device: torch.device, num_experts: int) -> None:
         self.device = device
@@ -602,7 +602,7 @@ def write_results(results: dict[str, Any], out_dir: Path) -> Path:
     """Write ``<name>.json`` and regenerate ``cost_table.md`` from every results file in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{results['config']['name']}.json"
-    path.write_text(json.dumps(results, indent=1) + "\n")
+    outputs.write_json(path, results)
     write_table(out_dir)
     return path
 
@@ -617,7 +617,7 @@ def write_table(out_dir: Path) -> Path:
         except (json.JSONDecodeError, OSError) as error:
             raise SystemExit(f"cannot read results file {file}: {error}; delete or fix it and rerun") from error
     found.sort(key=lambda r: (order.get(r["config"]["name"], len(order)), r["config"]["name"]))
-    (out_dir / TABLE_FILE).write_text(cost_table(found))
+    outputs.write_text(out_dir / TABLE_FILE, cost_table(found))
     return out_dir / TABLE_FILE
 
 

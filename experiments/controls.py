@@ -191,12 +191,15 @@ def difference_table(results, reference: str) -> list[str]:
 
 # ---------------------------------------------------------------------------- figure
 def figure(results):
-    """One panel per metric: the five arms side by side, each seed a point, the mean a bar."""
+    """One panel per metric: the five arms side by side, each seed a dot, the mean a bar across
+    them (no bars from zero: the axes are cut to the data)."""
+    import textwrap
+
     from finefcace.plots import new_figure
 
     reports = results.reports[(results.reports["test_set"] == "test") & (results.reports["group"] == "all")]
     labels = {a["name"]: a["description"] for a in results.meta["arms"]}
-    fig = new_figure(11, 3.6)
+    fig = new_figure(11, 3.8)
     axes = fig.subplots(1, len(SUMMARIES))
     for ax, metric in zip(axes, SUMMARIES):
         part = reports[reports["metric"] == metric]
@@ -204,16 +207,13 @@ def figure(results):
             values = part.loc[part["arm"] == arm, "value"].to_numpy(dtype=float)
             values = values[np.isfinite(values)]
             if len(values):
-                ax.bar(position, values.mean(), color="0.85", edgecolor="0.4", width=0.7)
-                ax.scatter(np.full(len(values), position), values, s=14, color="C0", zorder=3)
-        ax.set_xticks(range(len(results.arms)), [labels[a].replace(", ", ",\n", 1) for a in results.arms],
-                      rotation=60, ha="right", fontsize=8)
+                ax.hlines(values.mean(), position - 0.3, position + 0.3, color="0.2", linewidth=2)
+                ax.scatter(np.full(len(values), position), values, s=18, color="C0", zorder=3)
+        ax.set_xticks(range(len(results.arms)), [textwrap.fill(labels[a], 16) for a in results.arms],
+                      rotation=90, fontsize=8)
+        ax.set_xlim(-0.6, len(results.arms) - 0.4)
         ax.set_title(LABELS[metric], fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-        finite = part["value"][np.isfinite(part["value"])]
-        if len(finite):
-            low, high = float(finite.min()), float(finite.max())
-            ax.set_ylim(low - 0.15 * (high - low + 1e-9), high + 0.15 * (high - low + 1e-9))
     fig.suptitle(f"Real UTKFace photographs, {results.meta['sizes'][0]} px, ResNet-18 from scratch: "
                  f"bar = mean over seeds, dots = seeds", fontsize=9)
     return fig
@@ -283,8 +283,7 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if len(args.sizes) != 1:
-        raise SystemExit(f"{SCRIPT}: give one input size (--sizes {args.sizes[0]}): the controls compare arms at one size")
+    study_script.check_arguments(args, SCRIPT, one_size=True)
     if not args.report_only:
         tables = {"utkface": "<the UTKFace table>"}
         arms = control_arms(args, study_script.base_config(args, tables))
@@ -295,4 +294,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from finefcace.errors import run_script
+
+    sys.exit(run_script(main))

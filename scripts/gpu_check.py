@@ -57,6 +57,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -529,7 +530,7 @@ def stage_bf16_channels_last_iteration(check: Check) -> dict[str, Any]:
                    images_channels_last=images.is_contiguous(memory_format=torch.channels_last))
 
 
-ATTENTION_STEP = ("class_activation_maps", "attention_regions", "overall_region")
+ATTENTION_STEP = ("class_activation_maps", "regions_from_cams")
 
 
 def stage_attention_no_host_sync(check: Check) -> dict[str, Any]:
@@ -759,7 +760,7 @@ def _study_stage(check: Check, study: str) -> dict[str, Any]:
         target.mkdir(parents=True, exist_ok=True)
         for pattern in RUN_FILES:
             for file in summary.parent.glob(pattern):
-                shutil.copy2(file, target / file.name)
+                OUTPUTS.copy_file(file, target / file.name)
         copied.append((summary.parent.relative_to(runs), json.loads(summary.read_text())))
     if (runs / "tables").is_dir():
         shutil.copytree(runs / "tables", out / "runs" / "tables", dirs_exist_ok=True)
@@ -1047,10 +1048,22 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _outputs_module():
+    """:mod:`finefcace.outputs` (the one way every output file is written: whole or not at all),
+    loaded from its file: it needs only the standard library, and importing the package is a
+    stage of its own (``import``) that may fail."""
+    spec = importlib.util.spec_from_file_location("_finefcace_outputs", ROOT / "finefcace" / "outputs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+OUTPUTS = _outputs_module()
+
+
 def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    """``text`` to ``path``, whole or not at all (:func:`finefcace.outputs.write_text`)."""
+    OUTPUTS.write_text(path, text)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1077,7 +1090,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--only: unknown stage(s) {sorted(unknown)}; choose from {[n for n, _ in STAGES]}")
     if args.budget is not None and args.budget <= 0:
         parser.error(f"--budget must be positive, got {args.budget}")
+    check_folders(args)
     return args
+
+
+#: A UTKFace file name (labels in it): what ``--utkface`` must hold, as the adapter reads it.
+UTKFACE_NAME = re.compile(r"^\d{1,3}_[01]_[0-4]_\d+\.jpg(?:\.chip\.jpg)?$", re.IGNORECASE)
+
+
+def refuse(message: str) -> None:
+    """Bad input, before any stage runs: one line ``error: ...``, exit status 2 (the project's
+    error policy, :mod:`finefcace.errors`, whose package is not imported yet here)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def check_folders(args: argparse.Namespace) -> None:
+    """The folders the command names, checked before the first stage: ``--out`` and ``--work``
+    folders that can be written (not files), ``--utkface`` a UTKFace download holding labelled
+    photographs (``UTKFace/<age>_<gender>_<race>_<datetime>.jpg.chip.jpg``), so that a wrong
+    folder is refused at once and not after the other stages' minutes."""
+    for option, folder in (("--out", args.out), ("--work", args.work)):
+        if folder is None:
+            continue
+        if folder.exists() and not folder.is_dir():
+            refuse(f"{option} {folder} is a file; give a folder (it is created when missing)")
+        existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), None)
+        try:
+            if existing is None or not existing.is_dir():
+                raise NotADirectoryError(20, "not a folder", str(existing))
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+        except OSError as error:
+            refuse(f"{option} {folder} cannot be written ({error.strerror or error} in {existing}); give a folder "
+                   "you can write to")
+    if args.utkface is not None:
+        if not args.utkface.is_dir():
+            refuse(f"--utkface {args.utkface} is not a folder; give a UTKFace download (scripts/photo_subset.py "
+                   "makes a carryable subset)")
+        images = args.utkface / "UTKFace" if (args.utkface / "UTKFace").is_dir() else args.utkface
+        if not any(UTKFACE_NAME.match(name) for name in os.listdir(images)):
+            refuse(f"--utkface {args.utkface} holds no UTKFace photographs (expected "
+                   "UTKFace/<age>_<gender>_<race>_<datetime>.jpg.chip.jpg); give a UTKFace download or the subset "
+                   "scripts/photo_subset.py makes")
 
 
 def main(argv: list[str] | None = None) -> int:

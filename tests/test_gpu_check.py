@@ -249,7 +249,8 @@ def tiny_threads():
 
 def test_the_attention_stage_guards_the_trainers_own_attention_calls(tmp_path, monkeypatch, tiny_threads):
     """The stage is CUDA-only; here the sync-debug switch is recorded instead of set, so that its
-    wiring — the trainer's three attention calls, each guarded, the originals restored — is checked."""
+    wiring — the trainer's attention calls (the CAMs, then every region), each guarded, the originals
+    restored — is checked."""
     check = _check(tmp_path, budget=120, limits={})
     check.project = gpu_check.import_project()
     check.results["stages"]["import"] = {"status": "ok"}
@@ -264,15 +265,43 @@ def test_the_attention_stage_guards_the_trainers_own_attention_calls(tmp_path, m
     result = gpu_check.stage_attention_no_host_sync(check)
     assert result["status"] == "ok", result
     assert result["details"]["guarded_calls"] == list(gpu_check.ATTENTION_STEP)
-    assert modes == ["error", 0] * 3
+    assert modes == ["error", 0] * len(gpu_check.ATTENTION_STEP)
     assert [getattr(attention, name) for name in gpu_check.ATTENTION_STEP] == originals
 
     def synchronising(*args, **kwargs):  # a host sync: an error only under set_sync_debug_mode("error")
         if modes and modes[-1] == "error":
             raise RuntimeError("called a synchronizing CUDA operation")
-        return originals[2](*args, **kwargs)
+        return originals[1](*args, **kwargs)
 
-    monkeypatch.setattr(attention, "overall_region", synchronising)
+    monkeypatch.setattr(attention, "regions_from_cams", synchronising)
     result = gpu_check.stage_attention_no_host_sync(check)
     assert result["status"] == "failed" and "synchronizing" in result["summary"]
-    assert attention.overall_region is synchronising  # what was there before the stage, restored
+    assert attention.regions_from_cams is synchronising  # what was there before the stage, restored
+
+
+def test_folders_that_cannot_work_are_refused_before_any_stage(tmp_path, capsys):
+    """One line ``error: ...`` and exit 2 at once, not a traceback (a --out that is a file) or a
+    failure minutes later (a --utkface that is not a UTKFace download)."""
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "fairface_label_train.csv").write_text("file\n")
+    subset = tmp_path / "subset" / "UTKFace"
+    subset.mkdir(parents=True)
+    (subset / "25_0_1_20170110000000001.jpg.chip.jpg").write_bytes(b"\xff\xd8")
+    refused = {"--out afile": ["--out", str(tmp_path / "afile")],
+               "--work afile": ["--out", str(tmp_path / "o"), "--work", str(tmp_path / "afile")],
+               "--utkface nowhere": ["--out", str(tmp_path / "o"), "--utkface", str(tmp_path / "nowhere")],
+               "--utkface other": ["--out", str(tmp_path / "o"), "--utkface", str(tmp_path / "other")]}
+    for what, argv in refused.items():
+        with pytest.raises(SystemExit) as exited:
+            gpu_check.parse_args(["--tiny", *argv])
+        message = capsys.readouterr().err
+        assert exited.value.code == 2 and message.startswith("error: --") and message.count("\n") == 1, (what, message)
+    assert not (tmp_path / "o").exists()
+    args = gpu_check.parse_args(["--tiny", "--out", str(tmp_path / "o"), "--utkface", str(tmp_path / "subset")])
+    assert args.utkface == tmp_path / "subset"
+
+
+def test_the_reports_are_written_by_the_projects_one_atomic_writer_without_importing_the_package():
+    assert gpu_check.OUTPUTS.__file__ == str(ROOT / "finefcace" / "outputs.py")
+    assert gpu_check.OUTPUTS.__name__ != "finefcace.outputs"  # loaded by path: `import finefcace` is a stage
