@@ -1,6 +1,7 @@
 # The two commands a newcomer needs (see README.md):
 #   make book   render the whole course on the embedded synthetic default
 #   make test   the whole test suite (unit tests, notebooks via nbval, the book build, a browser check)
+#   make test-fast  the unit tests only: no book build, no notebook execution, nothing marked slow
 # On a GPU machine (its own Python; nothing installed): make gpu-check OUT=dir  (scripts/gpu_check.py)
 # Each creates .venv and installs the pinned requirements when they are missing or changed.
 
@@ -10,7 +11,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.finefcace-installed
 PROFILE ?=
 
-.PHONY: book test venv clean gpu-check
+.PHONY: book test test-fast venv clean gpu-check
 
 venv: $(STAMP)
 
@@ -26,6 +27,11 @@ book: $(STAMP)
 test: $(STAMP)
 	$(PY) scripts/ensure_browser.py
 	$(PY) -m pytest
+
+# What a developer runs after changing a function: every test not marked slow or book, in tests/
+# only (nbval's notebooks and the book build are what `make test` adds).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not book" tests
 
 # No venv: the GPU machine's own python3 runs the check from the source tree.
 OUT ?= gpu_check_results

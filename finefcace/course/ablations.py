@@ -183,7 +183,7 @@ def budget_note(report: "pd.DataFrame", epochs: int, max_batches: int | None = N
     report: its overall and worst-group accuracy against chance, and whether at this budget
     (``epochs`` epochs of at most ``max_batches`` batches) the ablations can mean anything.
     Book: ``notebooks/06_ablations.ipynb``."""
-    from finefcace.course.findings import CHANCE
+    from finefcace.course.findings import CHANCE, worst_group_phrase
 
     budget = f"{epochs} epoch{'s' if epochs != 1 else ''}" + (f" of at most {max_batches} batches" if max_batches else "")
     summary = report[report["group"] == "all"].set_index("metric")
@@ -193,10 +193,10 @@ def budget_note(report: "pd.DataFrame", epochs: int, max_batches: int | None = N
     text = (f"At {budget}, the reference reaches {overall:.1f} % overall and {worst:.1f} % on its worst group "
             f"(chance: {CHANCE:.0f} %). ")
     if near_chance:
-        return text + ("Its worst group is near chance: the model has barely learned, so these trainings show that "
+        return text + (f"Its worst group is {worst_group_phrase(worst, worst_high)}. So these trainings show that "
                        "every variant runs, not which design choice is better — a difference between them says more "
-                       "about which run got further in a few updates. The committed study below uses a larger budget "
-                       "and several seeds.")
+                       "about which run got further in a few updates. The committed study below repeats them over "
+                       "several seeds.")
     return text + ("Every group is clearly above chance, so a difference from it can reflect the design choice; "
                    "with one seed, read it against its interval and against the committed study below.")
 

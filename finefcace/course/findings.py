@@ -70,6 +70,29 @@ FAIRNESS_METRICS = ("min_group_accuracy", "max_min_ratio", "degree_of_bias", "mi
 BETTER, WORSE, UNCLEAR = "better", "worse", "unclear"
 #: Chance accuracy of the paper's tasks, all binary (gender; each CelebA attribute), in percent.
 CHANCE = 50.0
+#: How far from chance (points) a worst group still counts as "near chance".
+NEAR_CHANCE = 15.0
+
+
+def worst_group_standing(worst: float, spread_high: float | None = None) -> str:
+    """Where a worst-group accuracy stands against chance on a two-class task: ``"below"`` (the
+    group's images get the wrong class more often than a coin would give it — a systematic error,
+    e.g. a model that says one class to everyone, not an unlearned guess), ``"near"`` (within
+    :data:`NEAR_CHANCE` points, the upper end of its interval or spread included) or ``"above"``.
+    ``spread_high``: the upper end of the value's interval (or mean + sd) when known."""
+    high = worst if spread_high is None or spread_high != spread_high else spread_high
+    if high < CHANCE - NEAR_CHANCE / 3:
+        return "below"
+    return "near" if high < CHANCE + NEAR_CHANCE else "above"
+
+
+def worst_group_phrase(worst: float, spread_high: float | None = None) -> str:
+    """The standing of :func:`worst_group_standing` in words, for the generated sentences."""
+    return {"below": f"far below chance ({worst:.1f} % on a two-class task, where a coin gets {CHANCE:.0f} %): the "
+                     f"model gives that group's images the wrong class systematically — a shortcut that fails "
+                     f"them, not a model that has learned nothing",
+            "near": "near chance: the model has barely learned",
+            "above": "clearly above chance"}[worst_group_standing(worst, spread_high)]
 
 
 def _number(value: float, decimals: int, sign: bool = False) -> str:
@@ -231,7 +254,7 @@ def ablation_findings(study: Any, *, reference: str, names: Mapping[str, str] | 
              f"{CHANCE:.0f} %). "
              + ("Every group is well above chance, so a variant's difference from it says something about the "
                 "design choice — at this budget, on this data." if usable else
-                "Its worst group is close to chance: at this budget the model has barely learned, and a variant's "
+                f"Its worst group is {worst_group_phrase(worst, worst + worst_sd)}; at this budget a variant's "
                 "difference from it says more about which run got further in a few updates than about the design "
                 "choice. Read the comparisons below as a demonstration of the method, not as findings."), ""]
     verdicts = []

@@ -58,7 +58,12 @@ def test_the_budget_note_says_plainly_when_the_reference_has_not_learned():
     frame["y_pred"] = 1  # says "Male" to everyone: women at 0 %
     degenerate = ablations.budget_note(gender_task_report(frame, n_bootstrap=50), 2, 15)
     assert degenerate.startswith("At 2 epochs of at most 15 batches, the reference reaches")
-    assert "near chance" in degenerate and "not which design choice is better" in degenerate
+    # women at 0 %: far below chance, a systematic error — never called "near chance"
+    assert "far below chance (0.0 %" in degenerate and "near chance" not in degenerate
+    assert "not which design choice is better" in degenerate and "larger budget" not in degenerate
+    frame["y_pred"] = np.where(rng.random(n) < 0.55, frame["y_true"], 1 - frame["y_true"])  # barely learned
+    barely = ablations.budget_note(gender_task_report(frame, n_bootstrap=50), 2, 15)
+    assert "near chance: the model has barely learned" in barely
     frame["y_pred"] = np.where(rng.random(n) < 0.95, frame["y_true"], 1 - frame["y_true"])
     learned = ablations.budget_note(gender_task_report(frame, n_bootstrap=50), 4)
     assert learned.startswith("At 4 epochs, the reference") and "clearly above chance" in learned

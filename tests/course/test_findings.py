@@ -138,6 +138,7 @@ def test_ablation_findings_start_with_whether_the_reference_learned():
     text = findings.ablation_findings(degenerate, reference="reference")
     assert "reaches 66.0 ± 2.0 % overall and 22.3 ± 7.5 % on its worst group over 3 seeds (chance: 50 %)" in text
     assert "Read the comparisons below as a demonstration of the method, not as findings." in text
+    assert "far below chance (22.3 %" in text and "close to chance" not in text  # 22 % on two classes: systematic
     assert "of 2 comparisons, 0 are clearly better than the reference, 0 clearly worse and 2 show no clear difference" in text
     learned = hand_made_study({
         "reference": {"overall_accuracy": [90, 91, 92], "min_group_accuracy": [84, 86, 85]},
@@ -152,3 +153,11 @@ def test_a_higher_best_group_is_not_counted_as_fairer():
                          difference("max_group_accuracy", 4, 2, 6, higher_is_better=True),
                          difference("deodds", 1, -1, 3, higher_is_better=False)])
     assert findings.claim_verdict(rows).startswith("more accurate, with no clear change in fairness")
+
+
+def test_worst_group_standing_tells_below_chance_from_near_chance():
+    assert findings.worst_group_standing(18.0) == "below"        # two classes: worse than a coin, systematically
+    assert findings.worst_group_standing(30.0, 41.0) == "below"
+    assert findings.worst_group_standing(30.0, 50.0) == "near"   # its interval reaches chance
+    assert findings.worst_group_standing(55.0) == "near"
+    assert findings.worst_group_standing(80.0) == "above"
