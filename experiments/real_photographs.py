@@ -631,10 +631,12 @@ def provenance(meta: dict, runs: pd.DataFrame) -> str:
     """The paragraph saying what produced a study's numbers: the photographs, the duplicate
     check, the split, the subset trained on, the model and budget, seeds, hardware, times and
     the command that regenerates them (from the results' ``meta`` and ``runs``)."""
+    from finefcace.training.study import hardware_in_words
+
     utk = meta["tables"].get("utkface")
     if utk is None:  # runs reported from their files without the tables' notes (an older copy)
         return (f"**What produced these numbers.** Real UTKFace photographs (what the duplicate check and the split "
-                f"found was not saved with these runs). {meta['model']}. Seeds {meta['seeds']}. {meta['hardware']}; "
+                f"found was not saved with these runs). {meta['model']}. Seeds {meta['seeds']}. {hardware_in_words(meta['hardware'])}; "
                 f"{meta['date'][:10]}. Regenerate: `{meta['command']}`.")
     train_rows = utk["rows_per_split"].get("train", 0)
     subsample = (f"a stratified subset of {train_rows:,} of the {utk['train_rows_before_limit']:,} training images"
@@ -649,7 +651,7 @@ def provenance(meta: dict, runs: pd.DataFrame) -> str:
         f"{meta['model']}; learning rates 0.01, descriptor size 256, FineFACE and the baseline with the same "
         f"data, epochs, early stopping (patience {meta['base_config']['patience']} on validation accuracy) and "
         f"batch size. Seeds {meta['seeds']} (the seed sets initialisation and data order; the split is fixed). "
-        f"{meta['hardware']}{_jobs_note(meta.get('jobs', 1))}; {meta['date'][:10]}; training time summed over the "
+        f"{hardware_in_words(meta['hardware'])}{_jobs_note(meta.get('jobs', 1))}; {meta['date'][:10]}; training time summed over the "
         f"{len(runs)} runs {runs['train_seconds'].sum() / 60:.0f} min; the call that wrote these results took "
         f"{meta.get('total_wall_seconds', meta['wall_seconds']) / 60:.0f} min of wall time"
         f"{_load_note(meta.get('load_average'))}; runs that an earlier call of the same command finished are "

@@ -210,7 +210,7 @@ def what_we_found(study: Any, *, arm: str, reference: str, control: str | None =
     metrics = list(metrics or [m for m in SUMMARY_METRICS[study.task] if m in (*ACCURACY_METRICS, *FAIRNESS_METRICS)])
     main = study.differences(arm, reference, test_set=test_set, metrics_=metrics)
     n_seeds = int(main["n_seeds"].max()) if len(main) else 0
-    lines = [f"*{names[arm]} against {names[reference]}* ({study.meta['data']}; mean of the paired differences "
+    lines = [f"*{names[arm]} against {names[reference]}* ({study.data}; mean of the paired differences "
              f"over {n_seeds} seeds — the same seed gives both the same data order and initialisation):", ""]
     lines += [f"- {effect_sentence(row, names)}" for row in main.to_dict("records")]
     lines += ["", f"In one line: {names[arm]} is {claim_verdict(main)}."]
@@ -226,8 +226,8 @@ def what_we_found(study: Any, *, arm: str, reference: str, control: str | None =
         lines += ["", f"In one line: against a baseline given its optimizer updates, {names[arm]} is "
                       f"{claim_verdict(against_control)}."]
     lines += ["", "*What this does not say.* "
-                  f"These are {n_seeds} seeds of {study.meta['model']} on {study.meta['data']} "
-                  f"({study.meta['hardware']}). The intervals are over training seeds on one fixed test split: they "
+                  f"These are {n_seeds} seeds of {study.meta['model']} on {study.data} "
+                  f"({study.hardware}). The intervals are over training seeds on one fixed test split: they "
                   "leave out the sampling noise of the test set itself (chapter 5's bootstrap intervals show it) "
                   "and of the one rendering of the data. If the data are synthetic, their groups are rendering "
                   "parameters, not people. The paper's claim is about ResNet-50 at 448 px on FairFace and CelebA; "

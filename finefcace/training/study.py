@@ -112,6 +112,16 @@ class StudyResults:
     def task(self) -> str:
         return self.meta["task"]
 
+    @property
+    def data(self) -> str:
+        """The data the study trained on, in words (:func:`data_in_words`)."""
+        return data_in_words(self.meta["data"])
+
+    @property
+    def hardware(self) -> str:
+        """The machine, in words (:func:`hardware_in_words`)."""
+        return hardware_in_words(self.meta["hardware"])
+
     def summary(self, test_set: str = OWN_TEST, metrics_: Sequence[str] | None = None) -> pd.DataFrame:
         """Mean, standard deviation (ddof=1) and number of seeds of each summary metric, one row
         per arm (in the study's order), on ``test_set``."""
@@ -237,7 +247,7 @@ class StudyResults:
         if grouping:
             where += f", groups by {grouping}"
         return (f"Study `{self.name}` on {where}: mean ± standard deviation over seeds {meta['seeds']} "
-                f"({meta['data']}); {meta['model']}; {meta['hardware']}, {meta['date'][:10]}; "
+                f"({self.data}); {meta['model']}; {self.hardware}, {meta['date'][:10]}; "
                 f"the whole study took {_duration(meta['wall_seconds'])}. Regenerate: `{meta['command']}`.")
 
 
@@ -285,7 +295,35 @@ def _hardware() -> str:
 
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    return f"CPU, {torch.get_num_threads()} threads ({platform.processor() or platform.machine()}), torch {torch.__version__}"
+    threads = torch.get_num_threads()
+    return (f"CPU, {threads} thread{'s' if threads != 1 else ''} ({platform.processor() or platform.machine()}), "
+            f"torch {torch.__version__}")
+
+
+_SPLIT_WORDS = (("n_train", "training"), ("n_val", "validation"), ("n_test", "test"))
+
+
+def _split_sizes(sizes: Mapping[str, int]) -> str:
+    """``1,600 training, 320 validation and 640 test images``."""
+    parts = [f"{int(sizes[key]):,} {word}" for key, word in _SPLIT_WORDS if key in sizes]
+    return (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)) + " images"
+
+
+def data_in_words(text: str) -> str:
+    """A study's data description as a reader should see it: results written before the sizes
+    were put in words (``SYNTHETIC faces {'n_train': 1600, ...}``) are reworded, others kept."""
+    import ast
+    import re
+
+    match = re.search(r"\{[^{}]*'n_train'[^{}]*\}", text)
+    if not match:
+        return text
+    return text[:match.start()] + f"({_split_sizes(ast.literal_eval(match.group(0)))})" + text[match.end():]
+
+
+def hardware_in_words(text: str) -> str:
+    """``CPU, 1 threads`` (results written before the plural was fixed) → ``CPU, 1 thread``."""
+    return text.replace(", 1 threads", ", 1 thread")
 
 
 def _describe_data(config: TrainConfig) -> str:
@@ -293,7 +331,7 @@ def _describe_data(config: TrainConfig) -> str:
     which leaves ``bias.json`` beside it) are labelled SYNTHETIC."""
     if config.synthetic is not None:
         sizes = {k: config.synthetic[k] for k in ("n_train", "n_val", "n_test") if k in config.synthetic}
-        return f"SYNTHETIC faces {sizes}, target {config.target}"
+        return f"SYNTHETIC faces ({_split_sizes(sizes)}), target {config.target}"
     table = Path(config.table or Path(config.root or ".") / "labels.csv")
     kind = "SYNTHETIC faces, " if (table.parent / "bias.json").is_file() else ""
     return f"{kind}table {table}, target {config.target}"
