@@ -378,6 +378,18 @@ def test_every_toc_page_has_its_html(built_book):
 
 @pytest.mark.book
 @pytest.mark.slow
+def test_the_exercises_that_need_a_finished_run_run_on_the_default_build(built_book):
+    """The solutions that read a trained run (``needs a finished run``) run on the runs the
+    default build left under runs/quick, from the project root as a reader would run them."""
+    blocks = [b for b in fenced_python((BOOK / "exercises.md").read_text()) if "needs a finished run" in b]
+    assert blocks, "no exercise reads a finished run: the fast test covers them all"
+    for index, block in enumerate(blocks):
+        result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=600, cwd=ROOT)
+        assert result.returncode == 0, f"exercise block {index} failed on the default build:\n{block}\n{result.stderr[-3000:]}"
+
+
+@pytest.mark.book
+@pytest.mark.slow
 def test_no_page_loads_anything_from_the_network(built_book):
     offenders = {}
     for page in built_book.rglob("*.html"):
