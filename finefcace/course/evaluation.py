@@ -26,6 +26,7 @@ __all__ = [
     "group_table",
     "our_rows",
     "paper_summaries_recomputed",
+    "paper_summaries_in_words",
     "paper_table_key",
     "summary_columns",
 ]
@@ -68,6 +69,58 @@ def paper_summaries_recomputed(tables: Iterable[str] = ("table2", "table5", "tab
                          "DoB printed": printed.get("degree_of_bias"),
                          "DoB computed": round(metrics.degree_of_bias(accuracies), 2)})
     return pd.DataFrame(rows).set_index(["table", "method"])
+
+
+def _printed_decimals(value: float) -> int:
+    """Decimals the paper printed a summary with: at least two (its tables print Max/Min and DoB
+    as ``1.18``, ``0.60``; the stored float loses a trailing zero), three where stored
+    (``1.067``)."""
+    text = repr(float(value))
+    return max(2, len(text.split(".")[1]) if "." in text and "e" not in text else 0)
+
+
+def paper_summaries_in_words(tables: Iterable[str] = ("table2", "table5", "table9"), close: float = 2.0) -> str:
+    """How the paper's printed Max/Min and DoB compare with their recomputation from its printed
+    group accuracies (:func:`paper_summaries_recomputed`), in one generated paragraph: how many
+    agree to the printed digits, which differ by at most ``close`` units of the last printed
+    digit (what rounding of the printed inputs can explain), and which differ by more — each
+    named, a Max/Min below 1 called what it is (the best group's accuracy over the worst's
+    cannot be below 1). Book: ``notebooks/05_evaluation.ipynb``."""
+    from finefcace import metrics
+    from finefcace.course import paper_results
+
+    agree, near, far = 0, [], []
+    for key in tables:
+        values = paper_results.paper_values(key)
+        number = paper_results.paper_table(key).number
+        for method, part in values.groupby("method", sort=False):
+            accuracies = part.loc[part["metric"] == "accuracy", "value"].to_numpy(float)
+            printed = dict(zip(part["metric"], part["value"]))
+            computed = {"max_min_ratio": metrics.max_min_ratio(accuracies),
+                        "degree_of_bias": metrics.degree_of_bias(accuracies)}
+            for metric, name in (("max_min_ratio", "Max/Min"), ("degree_of_bias", "DoB")):
+                if printed.get(metric) is None:
+                    continue
+                decimals = _printed_decimals(printed[metric])
+                units = abs(computed[metric] - printed[metric]) * 10 ** decimals
+                where = (f"Table {number}'s {method} {name} (printed {printed[metric]:.{decimals}f}, computed "
+                         f"{computed[metric]:.{decimals + 1}f})")
+                if units <= 0.5:
+                    agree += 1
+                elif units <= close:
+                    near.append(where)
+                else:
+                    typo = metric == "max_min_ratio" and printed[metric] < 1
+                    far.append(where + (": a ratio of the best group to the worst cannot be below 1, so the printed "
+                                        "value is a typo" if typo else ""))
+    total = agree + len(near) + len(far)
+    text = f"Of the paper's {total} printed summaries, {agree} agree with their recomputation to the printed digits"
+    if near:
+        text += (f"; {len(near)} differ by at most {close:g} in the last printed digit, small enough for the rounding "
+                 f"of the printed values to explain — " + "; ".join(near))
+    if far:
+        text += f"; {len(far)} differ by more — " + "; ".join(far)
+    return text + "."
 
 
 def summary_columns(table: "pd.DataFrame") -> list:

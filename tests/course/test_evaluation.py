@@ -59,3 +59,17 @@ def test_the_group_table_is_tall_with_the_summaries_first():
     assert list(tall.index[:3]) == ["Max/Min", "Overall", "DoB"]
     assert list(tall.index[3:]) == ["tone_1 M", "tone_1 F", "tone_2 M", "tone_2 F"]
     assert "White M" not in tall.index  # the paper's groups we have no value for are left out
+
+
+def test_the_paper_summaries_sentence_names_every_disagreement_beyond_rounding():
+    """Chapter 5's sentence under the recomputed table: generated, and it names both of Table 9's
+    FineFACE disagreements (the Max/Min typo and the DoB 0.60 whose accuracies give 0.56)."""
+    from finefcace.course import evaluation
+
+    text = evaluation.paper_summaries_in_words()
+    assert text.startswith("Of the paper's 18 printed summaries, 11 agree")
+    assert "2 differ by more — Table 9's FineFACE Max/Min (printed 0.98, computed 1.019): a ratio" in text
+    assert "Table 9's FineFACE DoB (printed 0.60, computed 0.556)" in text
+    assert "Table 2's Baseline Max/Min (printed 1.18, computed 1.191)" in text  # within rounding: named too
+    strict = evaluation.paper_summaries_in_words(close=0.5)  # nothing counts as rounding: all 7 listed as beyond it
+    assert "7 differ by more" in strict
