@@ -682,7 +682,7 @@ def tradeoff_points(table: str, ours: pd.DataFrame | Mapping[str, pd.DataFrame] 
         by_metric = dict(zip(group["metric"], group["value"]))
         if fairness not in by_metric:
             raise ValueError(f"{spec.key} prints no {fairness!r}; choose one of {sorted(set(values['metric']))}")
-        rows.append({"source": f"paper, Table {spec.number}", "table": spec.key, "method": m,
+        rows.append({"source": f"paper, Table {spec.number}", "table": spec.key, "method": m.replace(" [ours]", ""),  # the authors' "ours", not this course's
                      "accuracy": by_metric[accuracy_metric], "fairness": by_metric[fairness],
                      "groups": _paper_group_set(spec, values)})
     if ours is not None:

@@ -337,5 +337,6 @@ def test_tradeoff_points():
     last = points.iloc[-1]
     assert last["source"] == "ours (fixture)" and last["fairness_low"] <= last["fairness_high"]
     assert set(P.tradeoff_points("table7")["fairness_metric"]) == {"deodds"}
+    assert "FineFACE" in set(P.tradeoff_points("table7")["method"])  # printed "FineFACE [ours]": the authors' "ours", not ours
     with pytest.raises(ValueError, match="table8"):
         P.tradeoff_points("table8")
