@@ -215,6 +215,30 @@ def _collapse_injected_parameters(executed: Path) -> None:
         nbformat.write(notebook, executed)
 
 
+def runs_in_words(runs: list[dict]) -> tuple[list[str], str]:
+    """What the build did with each run the notebooks asked for, in the order they asked: trained
+    here; loaded after an earlier notebook of this build trained it; or loaded from a build before
+    this one (train-or-load: a finished run of the same configuration in its folder). Returns one
+    label per run and the sentence that counts them."""
+    trained_here: set[str] = set()
+    labels = []
+    for run in runs:
+        if run["action"] == "trained":
+            trained_here.add(str(run["run"]))
+            labels.append("trained")
+        elif str(run["run"]) in trained_here:
+            labels.append("loaded (trained above)")
+        else:
+            labels.append("loaded from an earlier build")
+    counts = {label: labels.count(label) for label in ("trained", "loaded (trained above)",
+                                                       "loaded from an earlier build")}
+    sentence = (f"Training runs the notebooks asked for: {len(runs)}, of which {counts['trained']} trained in this "
+                f"build, {counts['loaded (trained above)']} loaded after an earlier notebook of this build had "
+                f"trained them, and {counts['loaded from an earlier build']} loaded from a build before this one "
+                "(train-or-load: a run is loaded when its folder holds a finished run of the same configuration)")
+    return labels, sentence
+
+
 def _write_status(root: Path, timings: list[dict], profile_name: str, runs: list[dict] | None = None) -> None:
     """The execution-status tables the book's status page includes (QuantEcon style): time per
     notebook, and every training run the notebooks asked for, trained in this build or loaded."""
@@ -236,19 +260,16 @@ def _write_status(root: Path, timings: list[dict], profile_name: str, runs: list
         "",
     ]
     if runs:
-        trained = sum(r["action"] == "trained" for r in runs)
         folders = {posixpath.dirname(str(r["run"])) for r in runs}
         parent = folders.pop() if len(folders) == 1 else ""  # one runs folder: named once, not on every row
+        labelled, sentence = runs_in_words(runs)
         lines += [
-            f"Training runs the notebooks asked for: {len(runs)}, of which {trained} trained in this build "
-            f"and {len(runs) - trained} loaded, finished, from an earlier one (train-or-load; a run is "
-            "loaded when its folder holds a finished run of the same configuration)"
-            + (f"; every run's folder is in `{parent}/`." if parent else "."),
+            sentence + (f"; every run's folder is in `{parent}/`." if parent else "."),
             "",
             "| notebook | run | this build | time (s) |",
             "|---|---|---|---|",
-            *[f"| {r['notebook']} | `{posixpath.basename(str(r['run'])) if parent else r['run']}` | {r['action']} "
-              f"| {r['seconds']} |" for r in runs],
+            *[f"| {r['notebook']} | `{posixpath.basename(str(r['run'])) if parent else r['run']}` | {label} "
+              f"| {r['seconds']} |" for r, label in zip(runs, labelled)],
             "",
         ]
     outputs.write_text(root / STATUS_TABLE, "\n".join(lines))

@@ -169,3 +169,20 @@ def test_the_status_page_lists_the_runs_trained_and_loaded_and_the_injected_para
     executed = nbformat.read(project / "book" / "notebooks" / "02_none.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "hide-input" in injected[0].metadata["tags"]
+
+
+def test_the_status_page_tells_runs_trained_in_this_build_from_runs_of_an_earlier_build():
+    """A run chapter 3 trains and chapter 4 then loads was trained by this build: the status page
+    must not say it came from an earlier one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course_script", ROOT / "scripts" / "course.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    runs = [{"run": "runs/quick/gender-finefcace", "action": "trained"},
+            {"run": "runs/quick/gender-finefcace", "action": "loaded"},
+            {"run": "runs/quick/gender-baseline", "action": "loaded"}]
+    labels, sentence = script.runs_in_words(runs)
+    assert labels == ["trained", "loaded (trained above)", "loaded from an earlier build"]
+    assert ("3, of which 1 trained in this build, 1 loaded after an earlier notebook of this build had trained them, "
+            "and 1 loaded from a build before this one") in sentence
