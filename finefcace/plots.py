@@ -36,6 +36,11 @@ __all__ = [
 ]
 
 # attribute metric names (finefcace.metrics) and the paper's labels (finefcace.course.paper_results)
+#: The colour map of every attention map and CAM the course draws: perceptually uniform (equal
+#: steps of the value look like equal steps of colour, also in grey), unlike ``jet``, whose bright
+#: bands invent edges a reader then takes for structure.
+ATTENTION_CMAP = "inferno"
+
 _ATTRIBUTE_COLUMNS = {
     "accuracy": ("accuracy", "Accuracy"), "max_group_accuracy": ("max_group_accuracy", "Max. grp. Acc."),
     "min_group_accuracy": ("min_group_accuracy", "Min. grp. Acc."), "tpr": ("tpr", "TPR"),
@@ -257,7 +262,7 @@ def _maps(maps: Any, batch: int, what: str) -> np.ndarray:
 
 def attention_overlays(images: Any, expert_maps: Sequence[Any], overall_map: Any, baseline_map: Any = None, *,
                        mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                       row_labels: Sequence[str] | None = None, alpha: float = 0.5, cmap: str = "jet",
+                       row_labels: Sequence[str] | None = None, alpha: float = 0.5, cmap: str = ATTENTION_CMAP,
                        panel_size: float = 1.6) -> "Figure":
     """Attention maps over the input, as in the paper's Fig. 1 and Fig. 3.
 

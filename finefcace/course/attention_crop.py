@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from finefcace.plots import new_figure
+from finefcace.plots import ATTENTION_CMAP, new_figure
 from finefcace.presets import REGION_PAD, REGION_THRESHOLD
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -195,16 +195,16 @@ def walkthrough_figure(images: Any, steps: Mapping[str, Any], index: int = 0, *,
         if is_overall:
             _show(axes[row, 0], picture, None)
             axes[row, 0].set_title("input" if row == 0 else "", fontsize=8)
-            summed = _show(axes[row, 1], sum(n[index] for n in steps["normalised"]).cpu().numpy(), None, cmap="jet")
+            summed = _show(axes[row, 1], sum(n[index] for n in steps["normalised"]).cpu().numpy(), None, cmap=ATTENTION_CMAP)
             _colour_bar(fig, summed, axes[row, 1], "sum of maps")
         else:
             cam = steps["cams"][row][index].cpu().numpy()  # its own scale: the CAM's values, same in both panels
             scale = {"vmin": float(cam.min()), "vmax": float(cam.max())}
-            _show(axes[row, 0], cam, None, cmap="jet", **scale)
-            upsampled = _show(axes[row, 1], steps["upsampled"][row][index].cpu().numpy(), None, cmap="jet", **scale)
+            _show(axes[row, 0], cam, None, cmap=ATTENTION_CMAP, **scale)
+            upsampled = _show(axes[row, 1], steps["upsampled"][row][index].cpu().numpy(), None, cmap=ATTENTION_CMAP, **scale)
             _colour_bar(fig, upsampled, axes[row, 1], "CAM value")
         normalised = steps["overall"] if is_overall else steps["normalised"][row]
-        shown = _show(axes[row, 2], normalised[index].cpu().numpy(), None, cmap="jet", vmin=0, vmax=1)
+        shown = _show(axes[row, 2], normalised[index].cpu().numpy(), None, cmap=ATTENTION_CMAP, vmin=0, vmax=1)
         _colour_bar(fig, shown, axes[row, 2], "normalised (0-1)")
         _show(axes[row, 3], steps["masks"][row][index].cpu().numpy(), None, cmap="gray", vmin=0, vmax=1)
         _show(axes[row, 4], picture, None)
