@@ -139,7 +139,9 @@ def _generate_synthetic(config: TrainConfig, out_dir: Path) -> None:
 
     options = dict(config.synthetic or {})
     options.setdefault("size", config.resolved()["input_size"])
-    logger.info("generating the synthetic dataset in %s (%s)", out_dir, options)
+    details = ", ".join(f"{key.removeprefix('n_')} {value:,}" if key.startswith("n_") else f"{key} {value}"
+                        for key, value in options.items())
+    logger.info("generating the synthetic dataset in %s (%s)", out_dir, details)
     synthetic.generate_synthetic(out_dir, **options)
 
 
