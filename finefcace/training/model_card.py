@@ -160,6 +160,11 @@ def card_evaluation(run_dir: str | os.PathLike, target: str) -> CardEvaluation:
             report = task_report(predictions, target, n_bootstrap=CARD_BOOTSTRAP, seed=CARD_SEED)
         except ValueError as error:  # DataError included: e.g. no protected column to group by
             return CardEvaluation(None, split, source, [f"the evaluation per group could not be computed: {error}"])
+        except ImportError:  # a machine without the metrics packages (the GPU check's): train anyway
+            return CardEvaluation(None, split, source, [
+                "the evaluation per group was not computed: it needs the metrics packages (fairlearn, "
+                f"scikit-learn), absent where this card was written; `python -m finefcace card --run-dir "
+                f"{run_dir.as_posix()}` writes it again where they are installed"])
     # the metrics' own warnings (undefined rates, small groups, a constant guess), not libraries' notices
     messages = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
     return CardEvaluation(report, split, source, messages)

@@ -191,3 +191,23 @@ def test_the_card_command_refuses_a_folder_without_a_finished_run(finished_run, 
     (unfinished / "summary.json").unlink()
     assert main(["card", "--run-dir", str(unfinished)]) == 2
     assert "holds no finished run (no summary.json)" in capsys.readouterr().err
+
+
+def test_without_the_metrics_packages_the_card_is_written_and_says_how_to_complete_it(finished_run, tmp_path,
+                                                                                      monkeypatch):
+    """The GPU machine has no fairlearn: a training there must still finish, its card saying the
+    evaluation per group was not computed and which command computes it."""
+    import shutil
+
+    from finefcace.training import model_card
+
+    def absent(*args, **kwargs):
+        raise ImportError("finefcace.metrics needs fairlearn and scikit-learn")
+
+    monkeypatch.setattr(model_card, "task_report", absent)
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    text = model_card.write_model_card(run).read_text()
+    assert "the evaluation per group was not computed: it needs the metrics packages" in text
+    assert f"python -m finefcace card --run-dir {run.as_posix()}" in text
+    assert "### Fairness summaries" not in text and "## Licence of the training data" in text
