@@ -162,9 +162,10 @@ def test_the_status_page_lists_the_runs_trained_and_loaded_and_the_injected_para
     assert result.returncode == 0, result.stdout + result.stderr
     status = (project / "book" / "notebooks" / "execution_status.md").read_text()
     assert "Profile `profile`" in status
-    assert "of which 1 trained in this build and 1 loaded" in status
+    assert "of which 1 trained in this build, 0 loaded after an earlier notebook" in status
+    assert "and 1 loaded from a build before this one" in status
     assert "| 01_runs | `gender-finefcace` | trained | 3.0 |" in status
-    assert "| 01_runs | `gender-baseline` | loaded | 0.1 |" in status
+    assert "| 01_runs | `gender-baseline` | loaded from an earlier build | 0.1 |" in status
     assert "every run's folder is in `runs/x/`" in status
     executed = nbformat.read(project / "book" / "notebooks" / "02_none.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
