@@ -180,11 +180,7 @@ def difference_table(results, reference: str) -> list[str]:
         if arm == reference:
             continue
         diff = difference(results, arm, reference)
-        cells = []
-        for metric in SUMMARIES:
-            row, d = diff.loc[metric], study_script.metric_digits(metric)
-            interval = f" [{row['ci_low']:+.{d}f}, {row['ci_high']:+.{d}f}]" if np.isfinite(row["ci_low"]) else ""
-            cells.append(f"{row['mean']:+.{d}f}{interval}" if np.isfinite(row["mean"]) else "—")
+        cells = study_script.difference_cells(diff)
         lines.append(f"| {_label(results, arm)} | " + " | ".join(cells) + f" | {int(diff['n_seeds'].iloc[0])} |")
     return lines
 

@@ -493,6 +493,18 @@ def group_table(results, test_set: str) -> list[str]:
     return lines
 
 
+def difference_cells(diff: pd.DataFrame) -> list[str]:
+    """One table cell per summary of paired differences (indexed by metric): the mean over seeds
+    and its t interval (``+4.2 [-4.4, +12.9]``), ``—`` where undefined."""
+    cells = []
+    for metric in SUMMARIES:
+        row, digits = diff.loc[metric], metric_digits(metric)
+        interval = (f" [{row['ci_low']:+.{digits}f}, {row['ci_high']:+.{digits}f}]"
+                    if np.isfinite(row["ci_low"]) else "")
+        cells.append(f"{row['mean']:+.{digits}f}{interval}" if np.isfinite(row["mean"]) else "—")
+    return cells
+
+
 def difference_rows(results, test_set: str, size: int):
     diff = results.differences(arm_name("finefcace", size), arm_name("baseline", size), test_set, SUMMARIES)
     return diff.set_index("metric")

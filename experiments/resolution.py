@@ -153,11 +153,7 @@ def difference_table(results) -> list[str]:
              "|---|" + "---|" * (len(SUMMARIES) + 1)]
     for size in results.meta["sizes"]:
         diff = study_script.difference_rows(results, "test", size)
-        cells = []
-        for metric in SUMMARIES:
-            row, d = diff.loc[metric], study_script.metric_digits(metric)
-            interval = f" [{row['ci_low']:+.{d}f}, {row['ci_high']:+.{d}f}]" if np.isfinite(row["ci_low"]) else ""
-            cells.append(f"{row['mean']:+.{d}f}{interval}" if np.isfinite(row["mean"]) else "—")
+        cells = study_script.difference_cells(diff)
         lines.append(f"| {size} px | " + " | ".join(cells) + f" | {int(diff.loc['overall_accuracy', 'n_seeds'])} |")
     return lines
 
