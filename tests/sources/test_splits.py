@@ -50,3 +50,12 @@ def test_limit_split_keeps_strata_in_proportion_and_other_splits_whole():
     assert limit_split(table, "train", 500, ["race"]) is table
     with pytest.raises(ValueError, match="at least 1"):
         limit_split(table, "train", 0, ["race"])
+
+
+def test_the_seed_chooses_the_rows_reproducibly():
+    """The same seed picks the same validation rows; another seed picks others (a split that
+    ignored its seed would pass the per-group counts above)."""
+    groups = pd.DataFrame({"race": ["a"] * 50 + ["b"] * 30, "gender": (["M", "F"] * 40)})
+    first = stratified_validation_split(groups, 0.1, seed=3)
+    assert (first == stratified_validation_split(groups, 0.1, seed=3)).all()
+    assert any((first != stratified_validation_split(groups, 0.1, seed=seed)).any() for seed in (0, 1, 2))
