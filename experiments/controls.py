@@ -116,10 +116,11 @@ def _comparison(results, arm: str, reference: str) -> str:
             f"{_clause(results, arm, reference, 'min_group_accuracy')}")
 
 
-def _fairer(results, arm: str, reference: str) -> str:
-    """Which is fairer by DoB, in words: ``arm``'s label, ``reference``'s label, or cannot tell."""
+def _say(results, arm: str, reference: str, arm_fairer: str, reference_fairer: str, cannot_tell: str) -> str:
+    """One of three sentences, chosen by which of ``arm`` and ``reference`` is fairer by DoB
+    (:func:`verdict`: its interval over seeds excludes zero) or that the seeds cannot tell."""
     which = verdict(difference(results, arm, reference).loc["degree_of_bias"])
-    return {"arm": _label(results, arm), "reference": _label(results, reference), "cannot tell": "cannot tell"}[which]
+    return {"arm": arm_fairer, "reference": reference_fairer, "cannot tell": cannot_tell}[which]
 
 
 def answers(results) -> list[str]:
@@ -128,47 +129,39 @@ def answers(results) -> list[str]:
     includes zero is "cannot tell")."""
     n = len(results.meta["seeds"])
     size = results.meta["sizes"][0]
-    out = []
-    finding = _fairer(results, FINEFACE, BASELINE)
-    out.append(f"**The finding, again ({n} seeds, {size} px).** {_comparison(results, FINEFACE, BASELINE)}. " + (
-        "FineFACE is fairer than the baseline: the finding holds in this study's seeds."
-        if finding == _label(results, FINEFACE) else
-        "The baseline is fairer than FineFACE here: the finding does not hold in this study's seeds."
-        if finding == _label(results, BASELINE) else
-        "The interval over seeds includes zero: with these seeds the measurement cannot tell FineFACE and the "
-        "baseline apart on DoB."))
-    updates = _fairer(results, FINEFACE, UPDATES)
-    out.append(f"**1. Is it the extra updates?** {_comparison(results, FINEFACE, UPDATES)}. " + (
-        "No: given FineFACE's number of optimizer updates the baseline is still less fair than FineFACE."
-        if updates == _label(results, FINEFACE) else
-        "The baseline given FineFACE's updates is fairer than FineFACE: more training alone does at least as much "
-        "as FineFACE's mechanism here."
-        if updates == _label(results, UPDATES) else
-        "Cannot tell: the interval over seeds includes zero, so the extra updates may explain part or all of the "
-        "difference, or none of it.") + f" (Against the plain baseline: {_comparison(results, UPDATES, BASELINE)}.)")
-    ensemble = _fairer(results, FINEFACE, NO_REGIONS)
-    alone = _fairer(results, NO_REGIONS, BASELINE)
-    out.append(f"**2. Is it the ensemble of experts?** {_comparison(results, NO_REGIONS, BASELINE)}; "
-               f"{_comparison(results, FINEFACE, NO_REGIONS)}. " + (
-                   "The experts without any region are fairer than the baseline"
-                   if alone == _label(results, NO_REGIONS) else
-                   "The experts without any region are less fair than the baseline"
-                   if alone == _label(results, BASELINE) else
-                   "Whether the experts without any region are fairer than the baseline cannot be told") + "; " + (
-                   "the regions add fairness beyond the ensemble."
-                   if ensemble == _label(results, FINEFACE) else
-                   "the ensemble without regions is fairer than FineFACE: the regions do not help here."
-                   if ensemble == _label(results, NO_REGIONS) else
-                   "whether the regions add anything beyond the ensemble cannot be told (the interval includes zero)."))
-    crop = _fairer(results, FINEFACE, PLACEBO)
-    out.append(f"**3. Does it matter that the CAM chose the region?** {_comparison(results, FINEFACE, PLACEBO)}. " + (
-        "Yes: boxes of the same sizes at random places are less fair than the CAM's."
-        if crop == _label(results, FINEFACE) else
-        "Random boxes of the same sizes are fairer than the CAM's: the CAM's choice does not help here."
-        if crop == _label(results, PLACEBO) else
-        "Cannot tell: the interval includes zero, so a random box of the same size may do as well as the CAM's.")
-        + f" (Placebo against no regions: {_comparison(results, PLACEBO, NO_REGIONS)}.)")
-    return out
+    finding = _say(results, FINEFACE, BASELINE,
+                   "FineFACE is fairer than the baseline: the finding holds in this study's seeds.",
+                   "The baseline is fairer than FineFACE here: the finding does not hold in this study's seeds.",
+                   "The interval over seeds includes zero: with these seeds the measurement cannot tell FineFACE and "
+                   "the baseline apart on DoB.")
+    updates = _say(results, FINEFACE, UPDATES,
+                   "No: given FineFACE's number of optimizer updates the baseline is still less fair than FineFACE.",
+                   "The baseline given FineFACE's updates is fairer than FineFACE: more training alone does at least "
+                   "as much as FineFACE's mechanism here.",
+                   "Cannot tell: the interval over seeds includes zero, so the extra updates may explain part or all "
+                   "of the difference, or none of it.")
+    alone = _say(results, NO_REGIONS, BASELINE,
+                 "The experts without any region are fairer than the baseline",
+                 "The experts without any region are less fair than the baseline",
+                 "Whether the experts without any region are fairer than the baseline cannot be told")
+    ensemble = _say(results, FINEFACE, NO_REGIONS,
+                    "the regions add fairness beyond the ensemble.",
+                    "the ensemble without regions is fairer than FineFACE: the regions do not help here.",
+                    "whether the regions add anything beyond the ensemble cannot be told (the interval includes zero).")
+    crop = _say(results, FINEFACE, PLACEBO,
+                "Yes: boxes of the same sizes at random places are less fair than the CAM's.",
+                "Random boxes of the same sizes are fairer than the CAM's: the CAM's choice does not help here.",
+                "Cannot tell: the interval includes zero, so a random box of the same size may do as well as the "
+                "CAM's.")
+    return [
+        f"**The finding, again ({n} seeds, {size} px).** {_comparison(results, FINEFACE, BASELINE)}. {finding}",
+        f"**1. Is it the extra updates?** {_comparison(results, FINEFACE, UPDATES)}. {updates} (Against the plain "
+        f"baseline: {_comparison(results, UPDATES, BASELINE)}.)",
+        f"**2. Is it the ensemble of experts?** {_comparison(results, NO_REGIONS, BASELINE)}; "
+        f"{_comparison(results, FINEFACE, NO_REGIONS)}. {alone}; {ensemble}",
+        f"**3. Does it matter that the CAM chose the region?** {_comparison(results, FINEFACE, PLACEBO)}. {crop} "
+        f"(Placebo against no regions: {_comparison(results, PLACEBO, NO_REGIONS)}.)",
+    ]
 
 
 # ---------------------------------------------------------------------------- tables

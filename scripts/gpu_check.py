@@ -727,11 +727,6 @@ def study_command(check: Check, utkface: Path, study: str = "resolution") -> lis
             "--runs-root", str(check.work_dir / study), "--train-only"]
 
 
-def resolution_command(check: Check, utkface: Path) -> list[str]:
-    """The input-size study's command (:func:`study_command`)."""
-    return study_command(check, utkface, "resolution")
-
-
 #: What comes back of each run of the study: everything but the model files (and the image cache).
 RUN_FILES = ("*.csv", "*.json")
 
