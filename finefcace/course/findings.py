@@ -37,6 +37,7 @@ __all__ = [
     "effect_sentence",
     "effect_verdict",
     "report",
+    "reproduction_note",
     "study_report",
     "what_we_found",
 ]
@@ -314,12 +315,38 @@ def committed_study(config: Any, study: str, *, same_budget: bool = True, root: 
     return None
 
 
-def study_report(config: Any, study: str, *, same_budget: bool = True) -> str:
+#: The chapters' names of a comparison's runs (chapter 5's ``runs``) and the study arms they are.
+CHAPTER_ARMS = {"FineFACE": FINEFACE_ARM, "Baseline": BASELINE_ARM}
+
+
+def reproduction_note(results: Any, live: Mapping[str, Any]) -> str:
+    """Whether the committed study ``results`` reproduces: each live run of ``live`` (keyed by
+    arm, or by the chapter's name of it, :data:`CHAPTER_ARMS`) beside the study's run of the same
+    arm and seed (:mod:`finefcace.course.reproduction`). Runs whose seed the study lacks are named."""
+    from finefcace.course import reproduction
+
+    by_arm = {CHAPTER_ARMS.get(name, name): run for name, run in live.items()}
+    seeds = set(results.meta.get("seeds", []))
+    present = {arm: run for arm, run in by_arm.items() if arm in results.arms and run.config.seed in seeds}
+    if not present:
+        return (f"*This build's runs ({', '.join(sorted(by_arm))}, seed "
+                f"{', '.join(sorted({str(r.config.seed) for r in by_arm.values()}))}) are not among the study's "
+                f"arms and seeds ({', '.join(results.arms)}; seeds {sorted(seeds)}), so the build cannot check "
+                "that the study reproduces.*")
+    checks = reproduction.check_runs(results, present)
+    return reproduction.reproduction_in_words(checks, study=results.name, regenerate=f"python {STUDY_SCRIPT}",
+                                              names=_names(results, None))
+
+
+def study_report(config: Any, study: str, *, same_budget: bool = True, live: Mapping[str, Any] | None = None) -> str:
     """:func:`report` of the committed study matching ``config``, or a sentence saying there is
-    none and how to make it. Book: chapters 5 and 6."""
+    none and how to make it. With ``live`` (the chapter's runs of the study's arms, trained with
+    ``config``), it opens with :func:`reproduction_note`: whether the study's numbers are this
+    build's. Book: chapters 5 and 6."""
     results = committed_study(config, study, same_budget=same_budget)
     if results is None:
         return (f"*No committed `{study}` study matches this configuration.* Run `python {STUDY_SCRIPT}` "
                 "with `--profile` set to the profile file this chapter ran with (GPU hours for a paper profile) "
                 f"to make one; its results land in `{RESULTS_DIR}/`.")
-    return report(results)
+    note = f"{reproduction_note(results, live)}\n\n" if live else ""
+    return note + report(results)

@@ -12,6 +12,7 @@ chapter shows, and the comparison text, generated from the numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -24,10 +25,12 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from finefcace.course.reproduction import Reproduction
+
 __all__ = ["ARMS", "RESULTS", "REGENERATE", "COST_RESULTS", "PAPER_COUNTERPARTS", "methods_table", "profile_note",
            "load_results", "conditions_table",
            "summary_table", "differences_table", "tradeoff_figure", "paper_rows", "paper_figure", "comparison_text",
-           "results_markdown", "cost_table", "live_check"]
+           "results_markdown", "cost_table", "live_check", "live_check_in_words"]
 
 #: The study's results, committed (regenerate with :data:`REGENERATE`).
 RESULTS = "experiments/results/mitigation_methods.json"
@@ -366,18 +369,21 @@ def cost_table(path: str | Path = COST_RESULTS) -> "pd.DataFrame":
     return frame
 
 
-def live_check(live: Any, results: StudyResults, arm: str) -> "pd.DataFrame":
-    """A run trained live in the chapter beside the study's run of the same arm and seed (the
-    same configuration up to where it is written): their summary metrics side by side."""
-    import pandas as pd
+def live_check(live: Any, results: StudyResults, arm: str) -> "Reproduction":
+    """A run trained live in the chapter beside the study's run of the same arm and seed (the same
+    configuration up to where it is written): their summary metrics side by side in ``.table``, and
+    whether they agree (:mod:`finefcace.course.reproduction`; :func:`live_check_in_words`)."""
+    from finefcace.course import reproduction
 
-    from finefcace import metrics
+    check = reproduction.check_runs(results, {arm: live})[0]
+    wanted = [m for m in (ACCURACY[results.task], *FAIRNESS[results.task], "max_min_ratio") if m in check.table.index]
+    table = check.table.loc[wanted].rename(index=lambda m: _NAMES.get(m, m))
+    return dataclasses.replace(check, table=table)
 
-    report = metrics.task_report(live.predictions, live.config.target, n_bootstrap=0)
-    ours = report[report["group"] == "all"].set_index("metric")["value"]
-    rows = results.reports[(results.reports["test_set"] == "test") & (results.reports["group"] == "all")
-                           & (results.reports["arm"] == arm) & (results.reports["seed"] == live.config.seed)]
-    study = rows.set_index("metric")["value"]
-    wanted = [m for m in (ACCURACY[results.task], *FAIRNESS[results.task], "max_min_ratio") if m in ours.index]
-    return pd.DataFrame({"trained here": ours[wanted], f"study, seed {live.config.seed}": study.reindex(wanted)},
-                        index=wanted).rename(index=lambda m: _NAMES.get(m, m))
+
+def live_check_in_words(check: "Reproduction", results: StudyResults) -> str:
+    """Whether the committed study reproduces, judged by the chapter's live run (Markdown)."""
+    from finefcace.course import reproduction
+
+    return reproduction.reproduction_in_words([check], study=results.name, regenerate=REGENERATE,
+                                              names=_descriptions(results))

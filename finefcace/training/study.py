@@ -290,7 +290,10 @@ def code_version() -> str:
     return commit + ("+uncommitted" if changed else "")
 
 
-def _hardware() -> str:
+def machine_description() -> str:
+    """This process's device in words (a CUDA device's name, or the CPU and torch's thread count), as
+    every study records it: the same configuration and seed reproduce to the last digit only on the
+    same device and thread count (:mod:`finefcace.course.reproduction`)."""
     import torch
 
     if torch.cuda.is_available():
@@ -548,7 +551,7 @@ def run_study(
         "cross_datasets": {k: dataclasses.asdict(v) for k, v in cross_datasets.items()},
         "groupings": groupings,
         "base_config": base_config.to_dict(), "data": _describe_data(base_config),
-        "model": _describe_model(base_config, arms), "hardware": _hardware(), "code_version": code_version(),
+        "model": _describe_model(base_config, arms), "hardware": machine_description(), "code_version": code_version(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": time.perf_counter() - started, "n_bootstrap": n_bootstrap, "command": command,
     }

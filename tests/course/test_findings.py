@@ -161,3 +161,40 @@ def test_worst_group_standing_tells_below_chance_from_near_chance():
     assert findings.worst_group_standing(30.0, 50.0) == "near"   # its interval reaches chance
     assert findings.worst_group_standing(55.0) == "near"
     assert findings.worst_group_standing(80.0) == "above"
+
+
+# ------------------------------------------------------------------ does the study reproduce?
+def _live_run(seed: int, overall: float):
+    """A stand-in for a trained run: its seed, target and test predictions with ``overall`` accuracy."""
+    import types
+
+    n = 100
+    correct = round(overall * n)
+    predictions = pd.DataFrame({"gender": [1] * n, "pred": [1] * correct + [0] * (n - correct),
+                                "race": ["A", "B"] * (n // 2)})
+    return types.SimpleNamespace(config=types.SimpleNamespace(seed=seed, target="gender"), predictions=predictions,
+                                 run_dir=f"runs/seed{seed}")
+
+
+def test_the_reproduction_note_compares_the_chapters_runs_with_the_studys_seed(monkeypatch):
+    from finefcace.course import reproduction
+
+    from finefcace.training.study import StudyResults
+
+    study = StudyResults(name="quick_gender", reports=pd.DataFrame(), runs=pd.DataFrame(),
+                         meta={"arms": [{"name": "finefcace", "description": "FineFACE"},
+                                        {"name": "baseline", "description": "Baseline"}], "seeds": [0, 1, 2]})
+    seen = {}
+
+    def fake_check_runs(results, live):
+        seen.update(live)
+        return [reproduction.Reproduction(arm=arm, seed=0, verdict=reproduction.IDENTICAL, table=pd.DataFrame(),
+                                          largest_difference=0.0, largest_metric="accuracy", study_hardware="CPU", here_hardware="CPU",
+                                          study_code="abc") for arm in live]
+
+    monkeypatch.setattr(reproduction, "check_runs", fake_check_runs)
+    note = findings.reproduction_note(study, {"FineFACE": _live_run(0, 0.8), "Baseline": _live_run(0, 0.7)})
+    assert set(seen) == {findings.FINEFACE_ARM, findings.BASELINE_ARM}  # the chapter's names mapped to arms
+    assert note.startswith("**Reproduced.**")
+    missing = findings.reproduction_note(study, {"FineFACE": _live_run(7, 0.8)})
+    assert "cannot check" in missing and "seed 7" in missing
