@@ -25,6 +25,7 @@ __all__ = [
     "fusion_predictions",
     "fusion_scores",
     "fusion_table",
+    "study_arms",
     "summary_table",
     "threshold_table",
 ]
@@ -220,3 +221,17 @@ def budget_cost(result: Any, trainings: int, seeds: int = 3) -> str:
     return (text + f" A budget of {epochs} such epoch{'s' if epochs != 1 else ''} for the {trainings} trainings of this "
             f"chapter would take about {cost / 60:.0f} min per seed on this machine, {seeds * cost / 60:.0f} min for "
             f"{seeds} seeds — more than a book build can spend, which is why the trainings here stay small.")
+
+
+def study_arms(reference: Any, pooling_runs: Mapping[str, Any], expert_runs: Mapping[str, Any],
+               preset_runs: Mapping[str, Any]) -> dict[str, Any]:
+    """The chapter's trained runs under the names ``experiments/seeds.py`` gives the ablation
+    study's arms (``reference``, ``pooling-gap``, ``experts-5``, ``preset-official_code`` ...), so the
+    build can check the committed study against them (:func:`finefcace.course.findings.study_report`).
+    ``expert_runs`` is keyed as the chapter keys it: the stages joined by ", "."""
+    arms = {"reference": reference}
+    arms.update({f"pooling-{p}": run for p, run in pooling_runs.items() if run is not reference})
+    arms.update({"experts-" + stages.replace(", ", "-"): run for stages, run in expert_runs.items()
+                 if run is not reference})
+    arms.update({f"preset-{p}": run for p, run in preset_runs.items() if run is not reference})
+    return arms

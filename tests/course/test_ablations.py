@@ -81,3 +81,10 @@ def test_budget_cost_is_computed_from_the_runs_own_history():
     assert "an epoch took 110 s here" in text
     assert "A budget of 2 such epochs for the 7 trainings of this chapter would take about 26 min per seed" in text
     assert "77 min for 3 seeds" in text
+
+
+def test_the_chapters_runs_get_the_ablation_studys_arm_names():
+    reference, gap, five, official = object(), object(), object(), object()
+    arms = ablations.study_arms(reference, {"gmp": reference, "gap": gap}, {"3, 4, 5": reference, "5": five},
+                                {"paper": reference, "official_code": official})
+    assert arms == {"reference": reference, "pooling-gap": gap, "experts-5": five, "preset-official_code": official}
