@@ -89,6 +89,7 @@ def ablation_arms(config: Any, params: dict[str, Any]) -> list:
     not the reference's, against the reference (the profile's own FineFACE)."""
     import torch
 
+    from finefcace.course.ablations import experts_arm, pooling_arm, preset_arm
     from finefcace.training.recipe import build_model
     from finefcace.training.study import Arm
 
@@ -96,11 +97,11 @@ def ablation_arms(config: Any, params: dict[str, Any]) -> list:
     with torch.device("meta"):
         default_stages = list(build_model(config.replace(weights=None), num_classes=2).expert_stages)
     arms = [Arm(ABLATION_REFERENCE, {}, "reference: the profile's FineFACE")]
-    arms += [Arm(f"pooling-{p}", {"pooling": p}, f"pooling {p}") for p in params.get("poolings", [])
+    arms += [Arm(pooling_arm(p), {"pooling": p}, f"pooling {p}") for p in params.get("poolings", [])
              if p != resolved["pooling"]]
-    arms += [Arm(f"experts-{'-'.join(map(str, s))}", {"experts": s}, f"experts at stages {', '.join(map(str, s))}")
+    arms += [Arm(experts_arm(s), {"experts": s}, f"experts at stages {', '.join(map(str, s))}")
              for s in params.get("expert_sets", []) if list(s) != default_stages]
-    arms += [Arm(f"preset-{p}", {"preset": p}, f"preset {p}") for p in params.get("presets", []) if p != config.preset]
+    arms += [Arm(preset_arm(p), {"preset": p}, f"preset {p}") for p in params.get("presets", []) if p != config.preset]
     return arms
 
 

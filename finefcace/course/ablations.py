@@ -24,7 +24,10 @@ __all__ = [
     "budget_note",
     "fusion_predictions",
     "fusion_scores",
+    "experts_arm",
     "fusion_table",
+    "pooling_arm",
+    "preset_arm",
     "study_arms",
     "summary_table",
     "threshold_table",
@@ -223,15 +226,29 @@ def budget_cost(result: Any, trainings: int, seeds: int = 3) -> str:
             f"{seeds} seeds — more than a book build can spend, which is why the trainings here stay small.")
 
 
+def pooling_arm(pooling: str) -> str:
+    """The ablation study's name of the arm with another pooling (``experiments/seeds.py``)."""
+    return f"pooling-{pooling}"
+
+
+def experts_arm(stages: Iterable[int]) -> str:
+    """The ablation study's name of the arm whose experts end at ``stages``."""
+    return "experts-" + "-".join(map(str, stages))
+
+
+def preset_arm(preset: str) -> str:
+    """The ablation study's name of the arm with another preset."""
+    return f"preset-{preset}"
+
+
 def study_arms(reference: Any, pooling_runs: Mapping[str, Any], expert_runs: Mapping[str, Any],
                preset_runs: Mapping[str, Any]) -> dict[str, Any]:
-    """The chapter's trained runs under the names ``experiments/seeds.py`` gives the ablation
-    study's arms (``reference``, ``pooling-gap``, ``experts-5``, ``preset-official_code`` ...), so the
-    build can check the committed study against them (:func:`finefcace.course.findings.study_report`).
+    """The chapter's trained runs under the names the ablation study gives its arms
+    (:func:`pooling_arm`, :func:`experts_arm`, :func:`preset_arm`; ``reference``), so the build
+    can check the committed study against them (:func:`finefcace.course.findings.study_report`).
     ``expert_runs`` is keyed as the chapter keys it: the stages joined by ", "."""
     arms = {"reference": reference}
-    arms.update({f"pooling-{p}": run for p, run in pooling_runs.items() if run is not reference})
-    arms.update({"experts-" + stages.replace(", ", "-"): run for stages, run in expert_runs.items()
-                 if run is not reference})
-    arms.update({f"preset-{p}": run for p, run in preset_runs.items() if run is not reference})
+    arms.update({pooling_arm(p): run for p, run in pooling_runs.items() if run is not reference})
+    arms.update({experts_arm(stages.split(", ")): run for stages, run in expert_runs.items() if run is not reference})
+    arms.update({preset_arm(p): run for p, run in preset_runs.items() if run is not reference})
     return arms

@@ -88,3 +88,20 @@ def test_the_chapters_runs_get_the_ablation_studys_arm_names():
     arms = ablations.study_arms(reference, {"gmp": reference, "gap": gap}, {"3, 4, 5": reference, "5": five},
                                 {"paper": reference, "official_code": official})
     assert arms == {"reference": reference, "pooling-gap": gap, "experts-5": five, "preset-official_code": official}
+
+
+def test_the_ablation_study_names_its_arms_as_the_chapter_does():
+    """experiments/seeds.py builds the study's arms with the same names study_arms gives the runs."""
+    import importlib.util
+    from pathlib import Path
+
+    from finefcace.training.config import TrainConfig
+
+    path = Path(__file__).resolve().parents[2] / "experiments" / "seeds.py"
+    spec = importlib.util.spec_from_file_location("seeds_under_test", path)
+    seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seeds)
+    config = TrainConfig(backbone="resnet18", input_size=64)
+    arms = seeds.ablation_arms(config, {"poolings": ["gmp", "gap"], "expert_sets": [[5], [3, 4, 5]],
+                                        "presets": ["paper", "official_code"]})
+    assert [arm.name for arm in arms] == ["reference", "pooling-gap", "experts-5", "preset-official_code"]
