@@ -38,6 +38,7 @@ import yaml
 EXECUTED_DIR = Path("book") / "notebooks"
 STATUS_TABLE = EXECUTED_DIR / "execution_status.md"
 RUN_LEDGER = "runs_of_this_build.jsonl"
+REPRODUCTION_LEDGER = "studies_checked_by_this_build.jsonl"
 #: The name of the profile a build without ``--profile`` uses: the notebooks' own defaults,
 #: which ``configs/quick.yaml`` writes out (tests/course/test_parameters.py checks they agree).
 DEFAULT_PROFILE = "quick"
@@ -157,11 +158,16 @@ def execute_notebooks(root: Path, stems: list[str], params: dict, *, profile_nam
     timings = []
     # Each run a notebook trains or loads is noted here (finefcace.course.session.trained_run):
     # the status page says which runs this build trained and which it loaded.
+    from finefcace.course.reproduction import LEDGER_VARIABLE as REPRODUCTION_LEDGER_VARIABLE
     from finefcace.course.session import RUN_LEDGER_VARIABLE
 
     ledger = out_dir / RUN_LEDGER
     ledger.unlink(missing_ok=True)
     os.environ[RUN_LEDGER_VARIABLE] = str(ledger.resolve())
+    # ... and each committed study a chapter checks against its own runs (finefcace.course.reproduction).
+    checks_ledger = out_dir / REPRODUCTION_LEDGER
+    checks_ledger.unlink(missing_ok=True)
+    os.environ[REPRODUCTION_LEDGER_VARIABLE] = str(checks_ledger.resolve())
     runs: list[dict] = []
     per_notebook = parameters_per_notebook(root, notebook_order(root), params)
     for stem in stems:
@@ -196,7 +202,8 @@ def execute_notebooks(root: Path, stems: list[str], params: dict, *, profile_nam
         print(f"[course] {stem}: {seconds:.1f} s", flush=True)
         noted = [json.loads(line) for line in ledger.read_text().splitlines()] if ledger.is_file() else []
         runs += [{"notebook": stem, **entry} for entry in noted[len(runs):]]
-    _write_status(root, timings, profile_name, runs)
+    checks = [json.loads(line) for line in checks_ledger.read_text().splitlines()] if checks_ledger.is_file() else []
+    _write_status(root, timings, profile_name, runs, checks)
     return timings
 
 
@@ -239,9 +246,30 @@ def runs_in_words(runs: list[dict]) -> tuple[list[str], str]:
     return labels, sentence
 
 
-def _write_status(root: Path, timings: list[dict], profile_name: str, runs: list[dict] | None = None) -> None:
+def reproduction_lines(checks: list[dict]) -> list[str]:
+    """The status page's table of the committed studies this build checked against its own runs
+    (:mod:`finefcace.course.reproduction`): which runs, the verdict, the largest difference."""
+    if not checks:
+        return []
+    verdicts = {"identical": "reproduced: identical numbers", "not reproduced": "**not reproduced** (regenerate it)",
+                "other hardware": "made on another machine: last digits may differ"}
+    return [
+        "Committed studies this build checked: the chapters retrain runs that are also a study's runs of the same "
+        "arm and seed, and compare the test metrics.",
+        "",
+        "| study | runs compared | verdict | largest difference | study made by |",
+        "|---|---|---|---|---|",
+        *[f"| `{c['study']}` | {', '.join(c['runs'])} | {verdicts.get(c['verdict'], c['verdict'])} "
+          f"| {c['largest_difference']:.3g} | `{str(c['code_version'])[:7]}` |" for c in checks],
+        "",
+    ]
+
+
+def _write_status(root: Path, timings: list[dict], profile_name: str, runs: list[dict] | None = None,
+                  checks: list[dict] | None = None) -> None:
     """The execution-status tables the book's status page includes (QuantEcon style): time per
-    notebook, and every training run the notebooks asked for, trained in this build or loaded."""
+    notebook, every training run the notebooks asked for (trained in this build or loaded), and the
+    committed studies the build checked against its runs."""
     import torch
 
     from finefcace import outputs
@@ -272,9 +300,11 @@ def _write_status(root: Path, timings: list[dict], profile_name: str, runs: list
               f"| {r['seconds']} |" for r, label in zip(runs, labelled)],
             "",
         ]
+    lines += reproduction_lines(checks or [])
     outputs.write_text(root / STATUS_TABLE, "\n".join(lines))
     outputs.write_text(root / EXECUTED_DIR / "execution_status.json", json.dumps(
-        {"profile": profile_name, "device": device, "timings": timings, "runs": runs}, indent=2))
+        {"profile": profile_name, "device": device, "timings": timings, "runs": runs, "checks": checks or []},
+        indent=2))
 
 
 def build_book(root: Path) -> Path:

@@ -6,12 +6,14 @@ configuration is enough to check the pipeline papermill -> jupyter-book and its 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,3 +189,32 @@ def test_the_status_page_tells_runs_trained_in_this_build_from_runs_of_an_earlie
     assert labels == ["trained", "loaded (trained above)", "loaded from an earlier build"]
     assert ("3, of which 1 trained in this build, 1 loaded after an earlier notebook of this build had trained them, "
             "and 1 loaded from a build before this one") in sentence
+
+
+def test_the_status_page_lists_the_committed_studies_the_build_checked(tmp_path, monkeypatch):
+    """What the chapters record through the ledger reaches the status page's table, one row per study."""
+    import importlib.util
+
+    from finefcace.course import reproduction
+
+    spec = importlib.util.spec_from_file_location("course_script", ROOT / "scripts" / "course.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    ledger = tmp_path / "checks.jsonl"
+    monkeypatch.setenv(reproduction.LEDGER_VARIABLE, str(ledger))
+    study = pd.DataFrame([{"arm": "baseline", "seed": 0, "test_set": "test", "group": "all",
+                           "metric": "overall_accuracy", "value": 80.0}])
+    from finefcace.training.study import StudyResults
+
+    results = StudyResults(name="quick_gender", reports=study, runs=pd.DataFrame(),
+                           meta={"arms": [{"name": "baseline"}], "hardware": "CPU, 2 threads",
+                                 "code_version": "abcdef0123456789abcdef0123456789abcdef01"})
+    same = reproduction.check_live_run({"overall_accuracy": 80.0}, results, "baseline", 0, here_hardware="CPU, 2 threads")
+    stale = reproduction.check_live_run({"overall_accuracy": 78.5}, results, "baseline", 0, here_hardware="CPU, 2 threads")
+    reproduction.reproduction_in_words([same], study="quick_gender", regenerate="cmd")
+    reproduction.reproduction_in_words([same, stale], study="mitigation_methods", regenerate="cmd")
+    checks = [json.loads(line) for line in ledger.read_text().splitlines()]
+    table = "\n".join(script.reproduction_lines(checks))
+    assert "| `quick_gender` | baseline (seed 0) | reproduced: identical numbers | 0 | `abcdef0` |" in table
+    assert "| `mitigation_methods` | baseline (seed 0), baseline (seed 0) | **not reproduced** (regenerate it) | 1.5 |" in table
+    assert script.reproduction_lines([]) == []

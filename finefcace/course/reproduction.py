@@ -30,10 +30,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["IDENTICAL", "NOT_REPRODUCED", "OTHER_HARDWARE", "Reproduction", "check_live_run", "check_runs",
-           "compare_metrics", "live_metrics", "reproduction_in_words"]
+__all__ = ["IDENTICAL", "LEDGER_VARIABLE", "NOT_REPRODUCED", "OTHER_HARDWARE", "Reproduction", "check_live_run",
+           "check_runs", "compare_metrics", "live_metrics", "overall_verdict", "record", "reproduction_in_words"]
 
 IDENTICAL, NOT_REPRODUCED, OTHER_HARDWARE = "identical", "not reproduced", "other hardware"
+#: When the environment names a file here (the course command does), every check is appended to
+#: it as a JSON line, and the book's status page lists which committed studies this build reproduced.
+LEDGER_VARIABLE = "FINEFCACE_REPRODUCTION_LEDGER"
 #: Two stored metrics count as the same number when they differ by less than this (the JSON
 #: keeps every digit of a float; the slack only absorbs a CSV round trip of the predictions).
 TOLERANCE = 1e-9
@@ -118,6 +121,30 @@ def check_runs(results: Any, live: Mapping[str, Any]) -> list[Reproduction]:
     return [check_live_run(live_metrics(run), results, arm, run.config.seed) for arm, run in live.items()]
 
 
+def overall_verdict(verdicts: list[str]) -> str:
+    """One verdict for a study from its runs' verdicts: any run not reproduced makes the study not
+    reproduced; otherwise any run on other hardware makes it so; else identical."""
+    for verdict in (NOT_REPRODUCED, OTHER_HARDWARE):
+        if verdict in verdicts:
+            return verdict
+    return IDENTICAL
+
+
+def record(checks: list[Reproduction], study: str) -> None:
+    """Append ``study``'s checks to the ledger the environment names (:data:`LEDGER_VARIABLE`), if any."""
+    import json
+    import os
+
+    ledger = os.environ.get(LEDGER_VARIABLE)
+    if not ledger:
+        return
+    entry = {"study": study, "verdict": overall_verdict([c.verdict for c in checks]),
+             "runs": [f"{c.arm} (seed {c.seed})" for c in checks],
+             "largest_difference": max(c.largest_difference for c in checks), "code_version": checks[0].study_code}
+    with open(ledger, "a") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
 def _short(version: str) -> str:
     commit, _, rest = version.partition("+")
     if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit):
@@ -143,6 +170,7 @@ def reproduction_in_words(checks: list[Reproduction], *, study: str, regenerate:
     not reproduced on the same hardware opens with a warning a reader cannot miss."""
     if not checks:
         raise ValueError(f"no live run to compare with the committed study {study!r}")
+    record(checks, study)
     names = dict(names or {})
     runs = ", ".join(f"{names.get(c.arm, c.arm)} (seed {c.seed})" for c in checks)
     verdicts = {c.verdict for c in checks}
