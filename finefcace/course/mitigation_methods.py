@@ -377,7 +377,7 @@ def live_check(live: Any, results: StudyResults, arm: str) -> "Reproduction":
 
     check = reproduction.check_runs(results, {arm: live})[0]
     wanted = [m for m in (ACCURACY[results.task], *FAIRNESS[results.task], "max_min_ratio") if m in check.table.index]
-    table = check.table.loc[wanted].rename(index=lambda m: _NAMES.get(m, m))
+    table = check.table.loc[wanted].rename(index=lambda m: _NAMES.get(m, m)).round(2)  # shown; compared unrounded
     return dataclasses.replace(check, table=table)
 
 
