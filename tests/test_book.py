@@ -467,3 +467,19 @@ def test_rendered_bibliography_keeps_the_papers_numbers(built_book):
         surname = entry["author"].strip("{}").split(",")[0].strip()
         authors = text.replace("\xa0", " ")[:40]  # the first author leads the entry
         assert surname in authors, f"[{number}] shows {text!r}, expected {surname} first"
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_the_rendered_book_links_code_to_its_source_and_the_paper(built_book):
+    """book/_ext/source_links.py: a chapter's `finefcace.…` literals are links to a line of a
+    source page rendered into the book (offline), whose anchor exists; the intro links the
+    paper's public page."""
+    method = (built_book / "book" / "method.html").read_text()
+    links = re.findall(r'href="\.\./(_modules/finefcace/[\w/]+\.html)#(L-\d+)"', method)
+    assert len(links) >= 10, "the method chapter's code names do not link to their source"
+    for page, anchor in set(links):
+        source = (built_book / page).read_text()
+        assert f'id="{anchor}"' in source, f"{page} has no line anchor {anchor}"
+    assert "def finefcace_iteration" in re.sub(r"<[^>]+>", "", (built_book / "_modules" / "finefcace" / "mutual_learning.html").read_text())
+    assert "https://arxiv.org/abs/2408.16881" in (built_book / "book" / "intro.html").read_text()
