@@ -488,3 +488,20 @@ def test_the_rendered_book_links_code_to_its_source_and_the_paper(built_book):
         assert f'id="{anchor}"' in source, f"{page} has no line anchor {anchor}"
     assert "def finefcace_iteration" in re.sub(r"<[^>]+>", "", (built_book / "_modules" / "finefcace" / "mutual_learning.html").read_text())
     assert "https://arxiv.org/abs/2408.16881" in (built_book / "book" / "intro.html").read_text()
+
+
+#: Pages whose prose must quote no time by hand (the status page has the build's measured ones).
+TIMED_PAGES = ("intro.md", "method.md", "results.md", "cost.md", "exercises.md", "bibliography.md")
+
+
+def test_the_chapters_type_no_time_by_hand():
+    """A time typed into prose ("a few minutes", "7 minutes") goes stale with the next machine
+    or build; the status page gives the build's measured times and the generated tables their
+    own. Code blocks (a reader's commands) are not prose."""
+    pattern = re.compile(r"\b(?:\d+(?:[.,]\d+)?|a few|few|several|some|a couple of|seven|ten)\s*(?:s|sec|seconds?|min|"
+                         r"minutes?|h|hours?)\b|\bin (?:seconds|minutes|hours)\b", flags=re.I)
+    found = []
+    for name in TIMED_PAGES:
+        prose = re.sub(r"^```.*?^```", "", (BOOK / name).read_text(), flags=re.S | re.M)
+        found += [f"{name}: {match.group(0)!r}" for match in pattern.finditer(prose)]
+    assert not found, "hand-typed times:\n" + "\n".join(found)
