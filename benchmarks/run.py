@@ -75,7 +75,8 @@ TABLE_FILE = "cost_table.md"
 FLOP_WORKLOADS = ("baseline_train", "finefcace_train", "finefcace_all_heads_train", "published_train",
                   "baseline_infer", "fused_infer")
 
-#: The targets this benchmark checks (the issue that asked for it): name -> (limit, direction).
+#: What an efficient implementation should achieve, checked on every run: name -> (limit,
+#: direction). The cost chapter's tables show each as "what a good implementation does".
 TARGETS = {
     "train_time_over_flop_ratio": (1.10, "max"),
     "inference_time_over_flop_ratio": (1.10, "max"),
@@ -485,11 +486,11 @@ COMPARISON_LABELS = {
 }
 
 TARGET_LABELS = {
-    "train_time_over_flop_ratio": "training time ratio ÷ FLOP ratio",
-    "inference_time_over_flop_ratio": "inference time ratio ÷ FLOP ratio",
-    "crop_speedup": "batched crop speed-up over the per-sample loop",
-    "crop_share_of_iteration": "attention (CAMs + crops) share of a FineFACE iteration",
-    "finefcace_over_published_time": "FineFACE iteration time ÷ published-structure time",
+    "train_time_over_flop_ratio": "Training: FineFACE's extra time is its extra arithmetic (time ratio ÷ FLOP ratio)",
+    "inference_time_over_flop_ratio": "Inference: the same for fused inference (time ratio ÷ FLOP ratio)",
+    "crop_speedup": "Attention crop: batched crops beat the published per-sample loop (speed-up)",
+    "crop_share_of_iteration": "Attention (CAMs + crops): a small share of a FineFACE iteration",
+    "finefcace_over_published_time": "Algorithm 1 as written is faster than the published structure (time ratio)",
 }
 
 
@@ -581,16 +582,17 @@ def cost_table(all_results: Sequence[dict[str, Any]]) -> str:
             out.append(f"| {step['step']} | {step['seconds']['median'] * 1e3:.1f} | "
                        f"{step['time_share']['median'] * 100:.1f} % | {step['flops'] / 1e9:.2f} | {share} |")
         out.append("")
-        out.append("| Target | Measured | Target | Met |")
+        out.append("| What a good implementation does | Measured | Expected | Here? |")
         out.append("|---|---|---|---|")
         for name, t in results["targets"].items():
             sign = {"max": "≤", "min": "≥", "max_exclusive": "<"}[t["direction"]]
             out.append(f"| {TARGET_LABELS[name]} | {t['value']:.3f} | {sign} {t['limit']} | {'yes' if t['met'] else '**no**'} |")
         out.append("")
-        if env["device"] == "cpu":
+        crop = results["targets"].get("crop_speedup")
+        if env["device"] == "cpu" and crop is not None and not crop["met"]:
             out.append("On a CPU nothing synchronises: the per-sample loop's reads to the host cost nothing and its "
-                       "arithmetic is the batched code's, so the crop speed-up target, set for a GPU (where every "
-                       "host read stalls the device), is out of reach here; the attention's share of an iteration "
+                       "arithmetic is the batched code's, so the crop speed-up expected on a GPU (where every "
+                       "host read stalls the device) is out of reach here; the attention's share of an iteration "
                        "is what matters on a CPU.")
             out.append("")
         out.append(f"Peak memory: {results['memory_method']}. FLOPs: {results['flop_counter']}.")
@@ -613,9 +615,11 @@ def write_table(out_dir: Path) -> Path:
     found = []
     for file in sorted(out_dir.glob("*.json")):
         try:
-            found.append(json.loads(file.read_text()))
+            document = json.loads(file.read_text())
         except (json.JSONDecodeError, OSError) as error:
             raise SystemExit(f"cannot read results file {file}: {error}; delete or fix it and rerun") from error
+        if "config" in document and "comparisons" in document:  # data_loading.json has a table of its own
+            found.append(document)
     found.sort(key=lambda r: (order.get(r["config"]["name"], len(order)), r["config"]["name"]))
     outputs.write_text(out_dir / TABLE_FILE, cost_table(found))
     return out_dir / TABLE_FILE

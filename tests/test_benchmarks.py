@@ -235,3 +235,54 @@ def test_methods_benchmark_times_every_training_method_beside_the_baseline(tmp_p
     table = (tmp_path / "methods" / "cost_table.md").read_text()
     assert "**tiny**" in table and table.count("| **yes** |") == len(MITIGATIONS)
     assert not (tmp_path / "cost_table.md").exists()  # the plain benchmark's table is not touched
+
+
+def _ratio_results(kind: str, baseline_s: float, finefcace_s: float, q: tuple[float, float], date: str,
+                   **config) -> dict:
+    """Hand-made results of the plain (``kind="main"``) or the methods benchmark, one setting."""
+    ratio = finefcace_s / baseline_s
+    entry = {"time_ratio": {"median": ratio, "q1": q[0], "q3": q[1]}, "flop_ratio": 13.0}
+    workloads = {"baseline_train": {"seconds": {"median": baseline_s}},
+                 "finefcace_train": {"seconds": {"median": finefcace_s}},
+                 ("fused_infer" if kind == "main" else "group_dro_train"): {"seconds": {"median": 0.1}}}
+    return {"config": {"name": "cpu-small", "backbone": "resnet18", "input_size": 112, "batch": 8, "device": "cpu",
+                       **config},
+            "environment": {"date": date, "load_average_before": [0.5, 0.5, 0.5]},
+            "workloads": workloads,
+            "comparisons": {("train" if kind == "main" else "finefcace_train"): entry}}
+
+
+def test_the_methods_table_explains_a_ratio_that_differs_from_the_cost_tables():
+    """The same setting measured by the two benchmarks: the generated sentence gives both ratios,
+    both dates, the other workloads of each run, and which iteration's time moved."""
+    from benchmarks.methods import reconciliation
+
+    main = _ratio_results("main", 0.100, 1.20, (11.5, 12.5), "2026-11-29T10:00:00")
+    here = _ratio_results("methods", 0.120, 1.21, (9.9, 10.2), "2026-12-07T10:00:00")
+    text = reconciliation(here, main)
+    assert "10.08× [9.90–10.20]" in text and "12.00× [11.50–12.50]" in text
+    assert "2026-12-07 against 2026-11-29" in text
+    assert "`group_dro_train`" in text and "`fused_infer`" in text
+    assert "120.0 ms here against 100.0 ms there (+20.0 %)" in text
+    assert "do not overlap" in text and "mostly with the baseline's time" in text
+    # FineFACE's time moving more names FineFACE
+    moved = reconciliation(_ratio_results("methods", 0.101, 1.00, (9.0, 10.5), "2026-12-07"), main)
+    assert "mostly with FineFACE's time" in moved
+    # overlapping quartiles: the two agree
+    close = reconciliation(_ratio_results("methods", 0.100, 1.19, (11.0, 12.2), "2026-12-07"), main)
+    assert "agree within their quartiles" in close and "do not overlap" not in close
+    # another setting (another input size) is another workload: nothing to reconcile
+    assert reconciliation(_ratio_results("methods", 0.1, 1.2, (11, 12), "2026-12-07", input_size=224), main) == ""
+
+
+def test_the_committed_methods_table_reconciles_its_ratio_with_the_cost_table():
+    """benchmarks/results/methods/cost_table.md is what --table-only writes from the committed
+    results files, the reconciling sentence included (both tables show cpu-small)."""
+    from benchmarks import methods, run
+
+    committed = (ROOT / "benchmarks" / "results" / "methods" / "cost_table.md").read_text()
+    main = {r["config"]["name"]: r for r in (json.loads(p.read_text()) for p in (ROOT / "benchmarks" / "results").glob("*.json"))
+            if "comparisons" in r}
+    found = [json.loads(p.read_text()) for p in sorted((ROOT / "benchmarks" / "results" / "methods").glob("*.json"))]
+    assert committed == methods.cost_table(found, run._describe, main)
+    assert "here and in the cost table above" in committed

@@ -69,6 +69,15 @@ def fenced_python(text: str) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
 
 
+def fenced_code(text: str) -> list[tuple[str, str]]:
+    """(language, code) of every fenced code block with a language (```python, ```bash, ...)."""
+    return re.findall(r"^```(\w+)\n(.*?)^```", text, flags=re.S | re.M)
+
+
+#: What marks an exercise's code as needing the default build's trained runs (runs/quick).
+NEEDS_A_RUN = "needs a finished run"
+
+
 @functools.cache
 def library_vocabulary() -> frozenset[str]:
     """Every name a chapter may mention as code without a module prefix."""
@@ -328,12 +337,30 @@ def test_cost_chapter_includes_the_benchmark_table():
         "benchmarks/results/cost_table.md is missing: run `python benchmarks/run.py` (the book includes it)"
 
 
+def test_every_exercise_code_block_is_run_by_a_test():
+    """No exercise code escapes the two tests that run it: every fenced block is Python or bash;
+    the Python blocks are run by test_the_exercises_code_runs (self-contained) or, marked
+    "needs a finished run", by the build test on the default build's runs, as are the bash
+    commands (they train). A block in another language, or an unlabelled one, would be skipped."""
+    text = (BOOK / "exercises.md").read_text()
+    openings = re.findall(r"^```(\S*)$", text, flags=re.M)
+    blocks = fenced_code(text)
+    assert len(blocks) == len(openings) // 2, "an exercise code block has no language: label it python or bash"
+    languages = {language for language, _ in blocks}
+    assert languages <= {"python", "bash"}, f"exercise code in {languages - {'python', 'bash'}} is run by no test"
+    fast = [code for language, code in blocks if language == "python" and NEEDS_A_RUN not in code]
+    on_the_build = [code for language, code in blocks if language == "bash" or NEEDS_A_RUN in code]
+    assert len(fast) + len(on_the_build) == len(blocks)
+    assert all("runs/quick/" in code for code in on_the_build if NEEDS_A_RUN in code), \
+        "a block that needs a finished run must read one of the default build's runs (runs/quick/...)"
+
+
 @pytest.mark.slow
 def test_the_exercises_code_runs():
     """Every ```python block of the exercises runs (blocks that need a finished run say so).
 
     One interpreter runs all blocks, each in a fresh namespace (torch is imported once)."""
-    blocks = [b for b in fenced_python((BOOK / "exercises.md").read_text()) if "needs a finished run" not in b]
+    blocks = [b for b in fenced_python((BOOK / "exercises.md").read_text()) if NEEDS_A_RUN not in b]
     assert len(blocks) >= 4
     runner = (
         "import sys, traceback\n"
@@ -378,14 +405,30 @@ def test_every_toc_page_has_its_html(built_book):
 
 @pytest.mark.book
 @pytest.mark.slow
-def test_the_exercises_that_need_a_finished_run_run_on_the_default_build(built_book):
+def test_the_exercises_that_need_a_finished_run_run_on_the_default_build(built_book, tmp_path):
     """The solutions that read a trained run (``needs a finished run``) run on the runs the
-    default build left under runs/quick, from the project root as a reader would run them."""
-    blocks = [b for b in fenced_python((BOOK / "exercises.md").read_text()) if "needs a finished run" in b]
-    assert blocks, "no exercise reads a finished run: the fast test covers them all"
-    for index, block in enumerate(blocks):
+    default build left under runs/quick, from the project root as a reader would run them;
+    the exercises' bash commands (they train a short run) run too, with their run folder moved
+    to a temporary one so that they leave nothing in the checkout, and capped at one training
+    and one evaluation batch (a later ``--set`` wins): every key and flag of the reader's command
+    is checked, at a fraction of its cost (exercise 2.3's Swin-T run at 224 px as printed takes
+    several minutes on the build's CPU). Together with
+    test_the_exercises_code_runs this runs every code block of book/exercises.md
+    (test_every_exercise_code_block_is_run_by_a_test checks that none is left out)."""
+    blocks = fenced_code((BOOK / "exercises.md").read_text())
+    python = [code for language, code in blocks if language == "python" and NEEDS_A_RUN in code]
+    commands = [code for language, code in blocks if language == "bash"]
+    assert python, "no exercise reads a finished run: the fast test covers them all"
+    for index, block in enumerate(python):
         result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=600, cwd=ROOT)
         assert result.returncode == 0, f"exercise block {index} failed on the default build:\n{block}\n{result.stderr[-3000:]}"
+    for index, command in enumerate(commands):
+        command = re.sub(r"run_dir=\S+", f"run_dir={tmp_path / f'exercise-{index}'}", command)
+        command = command.replace("python -m", f"{sys.executable} -m").rstrip()
+        if "finefcace train" in command:
+            command += " --set max_batches=1 --set max_eval_batches=1"
+        result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=1200, cwd=ROOT)
+        assert result.returncode == 0, f"exercise command {index} failed:\n{command}\n{result.stderr[-3000:]}"
 
 
 @pytest.mark.book
@@ -429,3 +472,36 @@ def test_rendered_bibliography_keeps_the_papers_numbers(built_book):
         surname = entry["author"].strip("{}").split(",")[0].strip()
         authors = text.replace("\xa0", " ")[:40]  # the first author leads the entry
         assert surname in authors, f"[{number}] shows {text!r}, expected {surname} first"
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_the_rendered_book_links_code_to_its_source_and_the_paper(built_book):
+    """book/_ext/source_links.py: a chapter's `finefcace.…` literals are links to a line of a
+    source page rendered into the book (offline), whose anchor exists; the intro links the
+    paper's public page."""
+    method = (built_book / "book" / "method.html").read_text()
+    links = re.findall(r'href="\.\./(_modules/finefcace/[\w/]+\.html)#(L-\d+)"', method)
+    assert len(links) >= 10, "the method chapter's code names do not link to their source"
+    for page, anchor in set(links):
+        source = (built_book / page).read_text()
+        assert f'id="{anchor}"' in source, f"{page} has no line anchor {anchor}"
+    assert "def finefcace_iteration" in re.sub(r"<[^>]+>", "", (built_book / "_modules" / "finefcace" / "mutual_learning.html").read_text())
+    assert "https://arxiv.org/abs/2408.16881" in (built_book / "book" / "intro.html").read_text()
+
+
+#: Pages whose prose must quote no time by hand (the status page has the build's measured ones).
+TIMED_PAGES = ("intro.md", "method.md", "results.md", "cost.md", "exercises.md", "bibliography.md")
+
+
+def test_the_chapters_type_no_time_by_hand():
+    """A time typed into prose ("a few minutes", "7 minutes") goes stale with the next machine
+    or build; the status page gives the build's measured times and the generated tables their
+    own. Code blocks (a reader's commands) are not prose."""
+    pattern = re.compile(r"\b(?:\d+(?:[.,]\d+)?|a few|few|several|some|a couple of|seven|ten)\s*(?:s|sec|seconds?|min|"
+                         r"minutes?|h|hours?)\b|\bin (?:seconds|minutes|hours)\b", flags=re.I)
+    found = []
+    for name in TIMED_PAGES:
+        prose = re.sub(r"^```.*?^```", "", (BOOK / name).read_text(), flags=re.S | re.M)
+        found += [f"{name}: {match.group(0)!r}" for match in pattern.finditer(prose)]
+    assert not found, "hand-typed times:\n" + "\n".join(found)
