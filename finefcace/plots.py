@@ -33,6 +33,10 @@ __all__ = [
     "method_tradeoffs",
     "training_curves",
     "new_figure",
+    "describe",
+    "alt_text",
+    "drawn_text_sizes",
+    "figure_html",
 ]
 
 # attribute metric names (finefcace.metrics) and the paper's labels (finefcace.course.paper_results)
@@ -70,6 +74,98 @@ def new_figure(width: float, height: float, layout: str | None = "constrained", 
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout=layout, **kwargs)
+
+
+#: Where :func:`describe` keeps a figure's alt text.
+_ALT_ATTRIBUTE = "_finefcace_alt"
+
+
+def describe(figure: "Figure", text: str) -> "Figure":
+    """Give ``figure`` the alt text the book shows for it (what the figure shows, in words);
+    returns the figure. Figures without one are described from their own titles and axis labels
+    (:func:`alt_text`). Book: every chapter's figures."""
+    setattr(figure, _ALT_ATTRIBUTE, " ".join(str(text).split()))
+    return figure
+
+
+def alt_text(figure: "Figure") -> str:
+    """The figure's alt text: the one :func:`describe` gave it, or one made of its own words —
+    its title, then each titled panel with its axes ("y against x"); a figure with no title at
+    all is described by its first panel's axes."""
+    explicit = getattr(figure, _ALT_ATTRIBUTE, None)
+    if explicit:
+        return explicit
+
+    def words(text: str) -> str:
+        return " ".join(str(text).split())
+
+    def axes_words(ax) -> str:
+        labels = [words(label) for label in (ax.get_ylabel(), ax.get_xlabel()) if label.strip()] if ax.axison else []
+        return " against ".join(labels)
+
+    suptitle = getattr(figure, "_suptitle", None)
+    title = words(suptitle.get_text()) if suptitle is not None else ""
+    visible = [ax for ax in figure.get_axes() if ax.get_visible()]
+    panels: list[str] = []
+    for ax in visible:
+        name = "; ".join(words(t.get_text()) for t in (ax.title, ax._left_title, ax._right_title)
+                         if t.get_text().strip())
+        if not name:
+            continue  # an untitled panel: one image of a grid, a colour bar
+        text = name + (f" ({axes_words(ax)})" if axes_words(ax) else "")
+        if text not in panels:
+            panels.append(text)
+    if not title and not panels and visible and axes_words(visible[0]):
+        panels.append(axes_words(visible[0]))
+    parts = [f"Figure: {title}" if title else "Figure"]
+    if panels:
+        shown = panels[:8] + ([f"and {len(panels) - 8} more"] if len(panels) > 8 else [])
+        parts.append(("Panels: " if len(panels) > 1 else "") + "; ".join(shown))
+    return ". ".join(parts)
+
+
+def drawn_text_sizes(figure: "Figure", **savefig: Any) -> tuple[bytes, list[tuple[float, str]]]:
+    """The figure as PNG bytes (``savefig`` keywords, e.g. ``bbox_inches="tight"``) and every text
+    drawn in it with its size in points, as the renderer drew them — tick labels of hidden axes,
+    empty strings and invisible artists do not count because they are never drawn."""
+    import io
+
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    drawn: list[tuple[float, str]] = []
+    original = RendererAgg.draw_text
+
+    def recording(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if str(s).strip():
+            drawn.append((float(prop.get_size_in_points()), str(s)))
+        return original(self, gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+
+    buffer = io.BytesIO()
+    RendererAgg.draw_text = recording
+    try:
+        figure.savefig(buffer, format="png", **savefig)
+    finally:
+        RendererAgg.draw_text = original
+    return buffer.getvalue(), drawn
+
+
+def figure_html(figure: "Figure") -> str:
+    """How the course shows a figure in a notebook and the book: an ``<img>`` (the PNG inline)
+    with the figure's :func:`alt_text`, and the size of its smallest text in points and the
+    resolution it was drawn at (``data-smallest-text-pt``, ``data-dpi``), from which the book's
+    browser check (tests/test_browser.py) computes the text size a reader sees at the page's
+    width. :func:`finefcace.course.session.start` registers it for every matplotlib figure.
+    Book: every chapter's figures."""
+    import base64
+    import html
+
+    dpi = float(figure.dpi)
+    png, drawn = drawn_text_sizes(figure, dpi=dpi, bbox_inches="tight")
+    size, text = min(drawn) if drawn else (0.0, "")
+    return (f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}" '
+            f'alt="{html.escape(alt_text(figure))}" data-smallest-text-pt="{size:g}" '
+            f'data-smallest-text="{html.escape(text[:60])}" data-dpi="{dpi:g}" '
+            'style="max-width: 100%; height: auto">')
 
 
 def _palette(n: int) -> list:

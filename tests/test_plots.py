@@ -320,3 +320,59 @@ def test_intersectional_heatmap_draws_values_widths_and_flags():
         plots.intersectional_heatmap(intersectional_report(predictions.assign(label_true=predictions["y_true"]),
                                                            group_columns=("gender", "label_true"), n_bootstrap=0,
                                                            min_group_size=1), metric="tpr")
+
+
+# ----------------------------------------------------------------- how a figure reaches the page
+
+
+def _two_panels():
+    figure = plots.new_figure(4.0, 2.0)
+    left, right = figure.subplots(1, 2)
+    left.plot([0, 1], [0, 1])
+    left.set_title("loss", fontsize=6.5)
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    right.imshow(np.zeros((4, 4)))
+    right.set_title("a map")
+    right.axis("off")  # its tick labels exist but are never drawn
+    figure.suptitle("Training, synthetic faces")
+    return figure
+
+
+def test_drawn_text_sizes_are_the_texts_the_renderer_drew():
+    png, drawn = plots.drawn_text_sizes(_two_panels(), dpi=50)
+    assert png.startswith(b"\x89PNG")
+    assert min(drawn) == (6.5, "loss")
+    texts = {text for _, text in drawn}
+    assert {"Training, synthetic faces", "a map", "epoch"} <= texts
+    # the hidden axes' tick labels (0..3 of the image) are not drawn; the line plot's 0.0..1.0 are
+    assert not any(text in ("0", "1", "2", "3") for text in texts) and "0.0" in texts
+
+
+def test_alt_text_says_what_the_figure_shows():
+    figure = _two_panels()
+    assert plots.alt_text(figure) == ("Figure: Training, synthetic faces. Panels: loss (loss against epoch); a map")
+    assert plots.alt_text(plots.describe(figure, "two  panels:\n a curve and a map")) == "two panels: a curve and a map"
+    bare = plots.new_figure(2.0, 2.0)
+    axes = bare.subplots()
+    axes.set_xlabel("group")
+    axes.set_ylabel("accuracy (%)")
+    assert plots.alt_text(bare) == "Figure. accuracy (%) against group"
+
+
+def test_figure_html_carries_the_image_its_alt_text_and_its_smallest_text():
+    import base64
+    import re
+
+    from PIL import Image
+
+    figure = _two_panels()
+    html = plots.figure_html(figure)
+    assert 'alt="Figure: Training, synthetic faces. Panels: loss (loss against epoch); a map"' in html
+    assert 'data-smallest-text-pt="6.5"' in html and 'data-smallest-text="loss"' in html
+    assert f'data-dpi="{figure.dpi:g}"' in html
+    png = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', html).group(1))
+    width = Image.open(io.BytesIO(png)).width
+    assert abs(width - 4.0 * figure.dpi) < 0.15 * 4.0 * figure.dpi  # the tight box trims a little
+    quoted = plots.figure_html(plots.describe(_two_panels(), 'accuracy "per group" <by tone>'))
+    assert 'alt="accuracy &quot;per group&quot; &lt;by tone&gt;"' in quoted
