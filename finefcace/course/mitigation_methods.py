@@ -226,11 +226,14 @@ def paper_rows() -> "pd.DataFrame":
             spec = paper_results.paper_table(table)
             values = spec.values[spec.values["method"] == method]
             by_metric = dict(zip(values["metric"], values["value"]))  # per-group "accuracy" rows: only in Table 5
+            # A measure the table does not print is said so, not left as NaN: Table 5 (gender)
+            # has no DEOdds, Table 7 (attributes) no DoB.
+            absent = f"not in Table {spec.number}"
             if spec.task == "gender":  # Table 5: the worst of the printed race accuracies
                 worst = float(values.loc[values["metric"] == "accuracy", "value"].min())
-                accuracy, dob, deodds = by_metric["overall_accuracy"], by_metric["degree_of_bias"], math.nan
+                accuracy, dob, deodds = by_metric["overall_accuracy"], by_metric["degree_of_bias"], absent
             else:                      # Table 7: means over the 13 attributes
-                worst, accuracy, dob, deodds = (by_metric["min_group_accuracy"], by_metric["accuracy"], math.nan,
+                worst, accuracy, dob, deodds = (by_metric["min_group_accuracy"], by_metric["accuracy"], absent,
                                                 by_metric["deodds"])
             rows.append({"our arm": arm, "paper": f"Table {spec.number}: {spec.methods.get(method, method)}",
                          "accuracy": accuracy, "worst-group accuracy": worst, "DoB": dob, "DEOdds": deodds,
