@@ -28,6 +28,7 @@ __all__ = [
     "paper_summaries_recomputed",
     "paper_summaries_in_words",
     "paper_table_key",
+    "report_table",
     "summary_columns",
 ]
 
@@ -121,6 +122,25 @@ def paper_summaries_in_words(tables: Iterable[str] = ("table2", "table5", "table
     if far:
         text += f"; {len(far)} differ by more — " + "; ".join(far)
     return text + "."
+
+
+def report_table(report: "pd.DataFrame", decimals: int = 2) -> "pd.DataFrame":
+    """A task report of :mod:`finefcace.metrics` as the chapter shows it: rounded, and with words
+    where the report has no value — a summary row (Max/Min, DoB, ...) is over every group, so its
+    protected columns say "all groups"; an interval not computed (``n_bootstrap`` 0) says so.
+    Book: ``notebooks/05_evaluation.ipynb``."""
+    from finefcace.metrics import ALL_GROUPS
+
+    table = report.round(decimals)
+    summary = table["group"] == ALL_GROUPS
+    columns = [c for c in table.columns if c not in ("metric", "group", "n", "value", "ci_low", "ci_high", "unit")]
+    table = table.astype({c: object for c in columns})
+    for column in columns:
+        table.loc[summary & table[column].isna(), column] = "all groups"
+    for column in ("ci_low", "ci_high"):
+        if column in table.columns and table[column].isna().any():
+            table[column] = table[column].astype(object).where(table[column].notna(), "not computed")
+    return table
 
 
 def summary_columns(table: "pd.DataFrame") -> list:
