@@ -164,6 +164,12 @@ def test_montages_show_groups_and_counterfactual_attributes():
     assert "synthetic" in " ".join(t.get_text() for t in figure.texts)
     figure = synthetic_montage("attributes", size=32, per_cell=1, nuisance=False)
     assert len(figure.axes) == 14 * 2
+    # each face is labelled with its class of the row's target, never "off"/"on"
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles[:2] == ["Female", "Male"] and titles[2:] == ["no", "yes"] * 13
+    from finefcace.plots import alt_text
+
+    assert "one row per target" in alt_text(figure) and "Female or Male" in alt_text(figure)
     with pytest.raises(ValueError, match="kind must be"):
         synthetic_montage("ages")
 
