@@ -117,11 +117,11 @@ def alt_text(figure: "Figure") -> str:
             panels.append(text)
     if not title and not panels and visible and axes_words(visible[0]):
         panels.append(axes_words(visible[0]))
-    parts = [f"Figure: {title}" if title else "Figure"]
-    if panels:
-        shown = panels[:8] + ([f"and {len(panels) - 8} more"] if len(panels) > 8 else [])
-        parts.append(("Panels: " if len(panels) > 1 else "") + "; ".join(shown))
-    return ". ".join(parts)
+    shown = panels[:8] + ([f"and {len(panels) - 8} more"] if len(panels) > 8 else [])
+    listed = ("Panels: " if len(panels) > 1 else "") + "; ".join(shown)
+    if title:
+        return f"Figure: {title}" + (f". {listed}" if panels else "")
+    return f"Figure: {listed}" if panels else "Figure without a title or labelled axes"
 
 
 def drawn_text_sizes(figure: "Figure", **savefig: Any) -> tuple[bytes, list[tuple[float, str]]]:

@@ -357,7 +357,7 @@ def test_alt_text_says_what_the_figure_shows():
     axes = bare.subplots()
     axes.set_xlabel("group")
     axes.set_ylabel("accuracy (%)")
-    assert plots.alt_text(bare) == "Figure. accuracy (%) against group"
+    assert plots.alt_text(bare) == "Figure: accuracy (%) against group"
 
 
 def test_figure_html_carries_the_image_its_alt_text_and_its_smallest_text():

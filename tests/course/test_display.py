@@ -100,3 +100,24 @@ def test_one_block_log_collects_the_records_and_mutes_the_line_per_record_handle
     finally:
         logger.removeHandler(course)
         logger.setLevel(level)
+
+
+def test_in_a_notebook_figures_are_images_with_alt_text_and_frames_have_one_header_row():
+    """What start() turns on in a kernel: a Figure is formatted as the <img> of
+    finefcace.plots.figure_html (and its PNG is not stored a second time), a DataFrame through
+    frame_html."""
+    from types import SimpleNamespace
+
+    from IPython.core.formatters import DisplayFormatter
+
+    from finefcace import plots
+
+    shell = SimpleNamespace(display_formatter=DisplayFormatter())
+    display.show_in_notebook(shell)
+    figure = plots.new_figure(2.0, 2.0)
+    figure.subplots().set_title("a curve")
+    data, _ = shell.display_formatter.format(figure)
+    assert "image/png" not in data and 'alt="Figure: a curve"' in data["text/html"]
+    frame = pd.DataFrame({"a": [1]}, index=pd.Index([0], name="stage"))
+    data, _ = shell.display_formatter.format(frame)
+    assert _header_rows(data["text/html"]) == [["stage", "a"]]
