@@ -37,6 +37,7 @@ __all__ = [
     "alt_text",
     "drawn_text_sizes",
     "figure_html",
+    "smallest_text_as_shown",
 ]
 
 # attribute metric names (finefcace.metrics) and the paper's labels (finefcace.course.paper_results)
@@ -147,6 +148,32 @@ def drawn_text_sizes(figure: "Figure", **savefig: Any) -> tuple[bytes, list[tupl
     finally:
         RendererAgg.draw_text = original
     return buffer.getvalue(), drawn
+
+
+#: The smallest figure text the book accepts, in CSS points (1 pt = 4/3 CSS px) as a reader
+#: sees it at the book's page width: the small end of what figure guidelines accept for labels
+#: at final size (the book's body text is 12 pt). tests/test_browser.py holds every figure of
+#: the built book to it.
+MIN_TEXT_PT = 7.0
+#: The width (CSS px) the book gives a cell's image at the browser check's 1280-px viewport
+#: (measured: an image wider than this is shrunk to it).
+BOOK_COLUMN_PX = 688
+
+
+def smallest_text_as_shown(figure: "Figure", column_px: float = BOOK_COLUMN_PX) -> tuple[float, str]:
+    """The smallest text of ``figure`` in CSS points as the book shows it: drawn at the
+    figure's dpi (s pt is s·dpi/72 image pixels), then shrunk to ``column_px`` when the image is
+    wider — s · dpi/96 · min(1, column / image width). Returns (points, the text)."""
+    import io
+
+    from PIL import Image
+
+    png, drawn = drawn_text_sizes(figure, dpi=figure.dpi, bbox_inches="tight")
+    if not drawn:
+        return float("inf"), ""
+    width = Image.open(io.BytesIO(png)).width
+    size, text = min(drawn)
+    return size * figure.dpi / 96 * min(1.0, column_px / width), text
 
 
 def figure_html(figure: "Figure") -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from finefcace.plots import MIN_TEXT_PT
 from tests.test_book import HTML, ROOT, build_book_once, toc_files  # one course build per session
 
 pytestmark = [pytest.mark.book, pytest.mark.slow]
@@ -137,8 +138,9 @@ function unreadableTableCells() {
 """
 
 #: The smallest figure text the check accepts, in CSS points (1 pt = 4/3 CSS px) as the reader
-#: sees it at the book's width. See :func:`test_figure_text_is_legible_at_the_page_width`.
-MIN_FIGURE_TEXT_PT = 7.0
+#: sees it at the book's width (one value for the library and this check: finefcace.plots).
+#: See :func:`test_figure_text_is_legible_at_the_page_width`.
+MIN_FIGURE_TEXT_PT = MIN_TEXT_PT
 
 # Figures the course shows carry what the browser cannot measure in a PNG: the size of their
 # smallest text in points and the resolution they were drawn at (finefcace.plots.figure_html

@@ -376,3 +376,18 @@ def test_figure_html_carries_the_image_its_alt_text_and_its_smallest_text():
     assert abs(width - 4.0 * figure.dpi) < 0.15 * 4.0 * figure.dpi  # the tight box trims a little
     quoted = plots.figure_html(plots.describe(_two_panels(), 'accuracy "per group" <by tone>'))
     assert 'alt="accuracy &quot;per group&quot; &lt;by tone&gt;"' in quoted
+
+
+def test_smallest_text_as_shown_scales_with_the_column():
+    """8-pt text at 100 dpi reads as 8.3 pt in a figure narrower than the book's column, and
+    shrinks with the image once the figure is wider than the column."""
+    narrow = plots.new_figure(4.0, 2.0, dpi=100)
+    narrow.subplots().set_title("small", fontsize=8)
+    narrow.axes[0].tick_params(labelsize=9)
+    points, text = plots.smallest_text_as_shown(narrow)
+    assert text == "small" and abs(points - 8 * 100 / 96) < 1e-9
+    wide = plots.new_figure(14.0, 2.0, dpi=100)
+    wide.subplots().set_title("small", fontsize=8)
+    wide.axes[0].tick_params(labelsize=9)
+    points, _ = plots.smallest_text_as_shown(wide)
+    assert points < 0.55 * 8 * 100 / 96 and points < plots.MIN_TEXT_PT
