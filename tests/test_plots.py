@@ -23,8 +23,17 @@ from finefcace.metrics import attribute_task_report, gender_task_report  # noqa:
 SAVE_DIR = os.environ.get("FINEFCACE_PLOTS_DIR")  # set to keep the PNGs for a look
 
 
+#: Figures a test builds itself (a 10-inch figure to draw a panel into), not as a helper makes them.
+NOT_A_COURSE_FIGURE = {"accuracy_fairness_scatter_worst_group"}
+
+
 def _render(fig, name: str) -> bytes:
-    """Draw the figure to PNG bytes with every warning an error (the `-W error` check)."""
+    """Draw the figure to PNG bytes with every warning an error (the `-W error` check), and check
+    that the helper's figure is legible at the book's width: its smallest text, as the book
+    shows it (shrunk to the column when wider), is at least plots.MIN_TEXT_PT."""
+    if name not in NOT_A_COURSE_FIGURE:
+        points, text = plots.smallest_text_as_shown(fig)
+        assert points >= plots.MIN_TEXT_PT, f"{name}: {text!r} reads as {points:.1f} pt at the book's width"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         buffer = io.BytesIO()

@@ -249,15 +249,20 @@ def paper_figure() -> "Figure":
     from finefcace import plots
     from finefcace.course import paper_results
 
-    figure = plots.new_figure(12.0, 4.8)
-    left, right = figure.subplots(1, 2)
+    figure = plots.new_figure(plots.FIGURE_WIDTH, 10.5)  # stacked: each panel the book column's width
+    left, right = figure.subplots(2, 1)
     plots.accuracy_fairness_scatter(paper_results.tradeoff_points("table5"), ax=left,
                                     title="Paper Table 5 (FairFace gender, ResNet-50)")
     plots.accuracy_fairness_scatter(paper_results.tradeoff_points("table7", fairness="min_group_accuracy"), ax=right,
                                     title="Paper Table 7 (CelebA, mean of 13 attributes)")
     figure.suptitle("Reported elsewhere, under other conditions: the paper's printed numbers, most copied from "
                     "other publications — not comparable with the study above")
-    return figure
+    plots.separate_point_labels(plots.wrap_wide_titles(figure))
+    return plots.describe(figure,
+                          "Two scatter plots of the paper's printed numbers, reported elsewhere under other "
+                          "conditions: Table 5 (FairFace gender, ResNet-50), accuracy against degree of bias; "
+                          "Table 7 (CelebA, mean of 13 attributes), accuracy against the worst group's accuracy; "
+                          "one labelled point per method, the Pareto-optimal ones ringed")
 
 
 # ----------------------------------------------------------------------------- the words

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from finefcace import plots
 from finefcace.course import mitigation_methods as M
 from finefcace.training.config import load_config
 from finefcace.training.study import StudyResults
@@ -122,6 +123,20 @@ def test_the_papers_rows_are_its_printed_numbers_labelled_as_reported_elsewhere(
     assert set(rows["our arm"]) == set(M.PAPER_COUNTERPARTS)
     figure = M.paper_figure()
     assert "Reported elsewhere, under other conditions" in figure.texts[0].get_text()
+    assert plots.smallest_text_as_shown(figure)[0] >= plots.MIN_TEXT_PT  # legible at the book's width
+
+
+def test_the_papers_figure_prints_no_method_name_over_another():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = M.paper_figure()
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    for ax in figure.axes:
+        boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_gid() == plots.POINT_LABEL]
+        assert len(boxes) >= 5
+        clashes = [(i, j) for i in range(len(boxes)) for j in range(i) if boxes[i].overlaps(boxes[j])]
+        assert not clashes, [ax.texts[i].get_text() for pair in clashes for i in pair]
 
 
 def test_the_cost_table_reads_the_benchmark_and_names_a_missing_file(tmp_path):
