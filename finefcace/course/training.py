@@ -21,6 +21,7 @@ __all__ = [
     "hyperparameter_table",
     "iteration_table",
     "model_card",
+    "run_folders",
     "run_summary",
 ]
 
@@ -96,6 +97,17 @@ def run_summary(results: Mapping[str, "TrainResult"]) -> "pd.DataFrame":
                       "stopped early": summary.get("stopped_early"),
                       "val accuracy (%)": 100 * summary.get("val_accuracy", float("nan")),
                       "test accuracy (%)": 100 * summary.get("test_accuracy", float("nan"))}
+    return pd.DataFrame(rows).T
+
+
+def run_folders(results: Mapping[str, "TrainResult"]) -> "pd.DataFrame":
+    """One row per run: its folder and the files in it, named in a sentence-like list (a
+    table cell wraps; a printed Python list does not). Book: ``notebooks/04_training.ipynb``."""
+    import pandas as pd
+
+    rows = {name: {"folder": result.run_dir.as_posix() + "/",
+                   "files": ", ".join(sorted(p.name for p in result.run_dir.iterdir()))}
+            for name, result in results.items()}
     return pd.DataFrame(rows).T
 
 
