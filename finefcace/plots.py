@@ -99,7 +99,7 @@ def alt_text(figure: "Figure") -> str:
         return explicit
 
     def words(text: str) -> str:
-        return " ".join(str(text).split())
+        return " ".join(plain_text(text).split())
 
     def axes_words(ax) -> str:
         labels = [words(label) for label in (ax.get_ylabel(), ax.get_xlabel()) if label.strip()] if ax.axison else []
@@ -144,6 +144,21 @@ def wrap_wide_titles(figure: "Figure") -> "Figure":
         if any(len(line) > fits for line in lines):
             text.set_text("\n".join(textwrap.fill(line, fits) for line in lines))
     return figure
+
+
+#: TeX a figure's labels use, in the plain characters alt text needs (a screen reader reads no TeX).
+_TEX_WORDS = {r"\tilde": "", r"\Omega": "Ω", r"\sum": "sum ", r"\geq": "≥", r"\leq": "≤", r"\times": "×",
+              r"\alpha": "α", r"\lambda": "λ", r"\,": " "}
+
+
+def plain_text(text: str) -> str:
+    """A label without its TeX: ``$\\tilde\\Omega_n^{norm}$`` -> ``Ω_n^norm`` (for alt text)."""
+    import re
+
+    text = str(text)
+    for tex, plain in _TEX_WORDS.items():
+        text = text.replace(tex, plain)
+    return re.sub(r"[${}]", "", text).replace("\\", "")
 
 
 def drawn_text_sizes(figure: "Figure", **savefig: Any) -> tuple[bytes, list[tuple[float, str]]]:
@@ -456,7 +471,12 @@ def attention_overlays(images: Any, expert_maps: Sequence[Any], overall_map: Any
             colorbar = fig.colorbar(image, ax=axes, shrink=0.8, pad=0.01, fraction=0.03)
             colorbar.set_label("normalised activation", fontsize=8)
             colorbar.ax.tick_params(labelsize=7)
-    return fig
+    shown = ", ".join(["each expert's normalised attention map", "the overall map"]
+                      + (["the baseline's CAM"] if baseline_map is not None else []))
+    return describe(fig, f"{batch} image{'s' if batch != 1 else ''}, one a row, under {shown}, each drawn over the "
+                         "image (bright: most activated, on a 0-1 scale)"
+                         + (f"; rows: {'; '.join(' '.join(str(label).split()) for label in row_labels)}"
+                            if row_labels is not None else ""))
 
 
 # ------------------------------------------------------------------------------------------

@@ -400,3 +400,9 @@ def test_smallest_text_as_shown_scales_with_the_column():
     wide.axes[0].tick_params(labelsize=9)
     points, _ = plots.smallest_text_as_shown(wide)
     assert points < 0.55 * 8 * 100 / 96 and points < plots.MIN_TEXT_PT
+
+
+def test_alt_text_reads_tex_labels_as_plain_characters():
+    figure = plots.new_figure(3.0, 2.0)
+    figure.subplots().set_title(r"$\tilde\Omega_{oval}^{norm}$ and mask $\geq$ t")
+    assert plots.alt_text(figure) == "Figure: Ω_oval^norm and mask ≥ t"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from finefcace.plots import ATTENTION_CMAP, new_figure
+from finefcace.plots import ATTENTION_CMAP, FIGURE_WIDTH, describe, new_figure
 from finefcace.presets import REGION_PAD, REGION_THRESHOLD
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -167,12 +167,6 @@ def _show(ax: Any, picture: Any, title: str | None = None, **kwargs: Any) -> Any
     return image
 
 
-#: The width of the course's figures of images (inches): at the 100 dpi figures are drawn at,
-#: about the width of the book's text column, so the book shows them unscaled and their 7-pt
-#: labels stay legible (tests/test_browser.py measures it).
-FIGURE_WIDTH = 6.8
-
-
 def _colour_bar(fig: Any, image: Any, ax: Any, label: str) -> None:
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
     bar.ax.tick_params(labelsize=7)
@@ -235,7 +229,11 @@ def walkthrough_figure(images: Any, steps: Mapping[str, Any], index: int = 0, *,
     axes[n_experts, 2].set_title(r"$\tilde\Omega_{oval}^{norm}$", fontsize=7)
     _caption(fig, caption)
     fig.tight_layout(w_pad=0.4)
-    return fig
+    return describe(fig, f"One image through the attention step by step (paper §3.2), one row per expert and one "
+                         f"for the overall map: the class activation map, upsampled to the image, normalised to 0-1 "
+                         f"(eq. 4), the mask of values at least t = {steps['threshold']}, its box grown by "
+                         f"{steps['pad']:.0%} a side on the image, and the region cropped from it"
+                         + (f". {caption}" if caption else ""))
 
 
 def region_grid(images: Any, steps: Mapping[str, Any], *, row_labels: Iterable[str] | None = None,
@@ -261,4 +259,6 @@ def region_grid(images: Any, steps: Mapping[str, Any], *, row_labels: Iterable[s
             axes[i, j].title.set_fontsize(7)
     _caption(fig, caption)
     fig.tight_layout()
-    return fig
+    return describe(fig, f"{len(pictures)} images, one a row, and the regions A_1 to A_{len(regions) - 1} and "
+                         "A_oval cropped from each, each titled with the share of the image its box keeps"
+                         + (f". {caption}" if caption else ""))
