@@ -35,11 +35,22 @@ def hyperparameter_table(config: "TrainConfig", reference: str = "paper") -> "pd
 
     paper, used = get_preset(reference), config.resolved()
     keys = list(dict.fromkeys([*paper, *used]))
-    plain = lambda v: str(list(v) if isinstance(v, tuple) else v)  # noqa: E731
-    return pd.DataFrame({f"preset {reference!r}": [plain(paper.get(k)) for k in keys],
-                         "this run": [plain(used.get(k)) for k in keys],
-                         "changed": ["yes" if plain(paper.get(k)) != plain(used.get(k)) else "" for k in keys]},
+
+    def plain(key: str, value: Any) -> str:  # in words: no Python None or list repr in the table
+        if value is None:
+            return _NONE_MEANS.get(key, "not set")
+        if isinstance(value, (list, tuple)):
+            return ", ".join(map(str, value))
+        return str(value)
+
+    return pd.DataFrame({f"preset {reference!r}": [plain(k, paper.get(k)) for k in keys],
+                         "this run": [plain(k, used.get(k)) for k in keys],
+                         "changed": ["yes" if plain(k, paper.get(k)) != plain(k, used.get(k)) else "" for k in keys]},
                         index=pd.Index(keys, name="key"))
+
+
+#: What a key left at None means (finefcace.presets), for the hyper-parameter table.
+_NONE_MEANS = {"experts": "the last three stages"}
 
 
 def _parameter_groups(model: Any) -> dict[str, list[Any]]:

@@ -20,6 +20,9 @@ def test_hyperparameter_table_marks_what_the_profile_changed():
     table = training.hyperparameter_table(config)
     assert set(table.index[table["changed"] == "yes"]) == {"backbone", "input_size", "head_lr"}
     assert config.progress is False
+    # in words: no Python None or list repr in a cell
+    assert table.loc["experts", "this run"] == "the last three stages"
+    assert table.loc["fusion_views", "this run"] == "raw, oval"
 
 
 def test_iteration_table_reports_what_each_step_updates(small_models):
