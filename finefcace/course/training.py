@@ -105,7 +105,7 @@ def run_summary(results: Mapping[str, "TrainResult"]) -> "pd.DataFrame":
     for name, result in results.items():
         summary = result.summary
         rows[name] = {"epochs run": summary.get("epochs_run"), "best epoch": summary.get("best_epoch"),
-                      "stopped early": summary.get("stopped_early"),
+                      "stopped early": {True: "yes", False: "no"}.get(summary.get("stopped_early"), "not recorded"),
                       "val accuracy (%)": 100 * summary.get("val_accuracy", float("nan")),
                       "test accuracy (%)": 100 * summary.get("test_accuracy", float("nan"))}
     return pd.DataFrame(rows).T
