@@ -1,5 +1,9 @@
 """The built book in a real browser, with no network: pages render, equations typeset,
-images load, internal links resolve, and the console stays clean.
+images load, internal links resolve, and the console stays clean — and the book reads well at
+its page width: no table wider than its column, no output cut or scrolled at the right edge, no
+Python dict or list repr outside code, no NaN/inf, cut cell or empty header row in a table,
+figure text no smaller than ``finefcace.plots.MIN_TEXT_PT`` as shown, alt text in words on every
+image. Each of these detectors has a test on a hand-made page showing that it fires.
 
 Headless Chromium (Debian's ``/usr/bin/chromium``, installed by ``scripts/ensure_browser.py``)
 is driven by Playwright. The book (``_build/html``, built once per session by
