@@ -47,9 +47,16 @@ def show_in_notebook(shell: Any) -> None:
 
 
 def one_header_row(frame: "pd.DataFrame") -> "pd.DataFrame":
-    """``frame`` with the name of its (single-level) index moved into the header's corner
-    (``split \\ gender`` where the columns have a name of their own): pandas prints an index's name
-    on a header row of its own, empty but for that name."""
+    """``frame`` without header rows that would be empty but for a name: a level of its columns
+    that is empty in every column (the summaries of a table whose other columns are groups) is
+    dropped, and the name of its (single-level) index is moved into the header's corner
+    (``split \\ gender`` where the columns have a name of their own) — pandas prints an index's
+    name on a header row of its own."""
+    if frame.columns.nlevels > 1:
+        empty = [level for level in range(frame.columns.nlevels)
+                 if all(str(value).strip() == "" for value in frame.columns.get_level_values(level))]
+        if empty and len(empty) < frame.columns.nlevels:
+            frame = frame.droplevel(empty, axis=1)
     if frame.index.nlevels != 1 or frame.index.name is None:
         return frame
     names = list(frame.columns.names)

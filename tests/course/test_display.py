@@ -121,3 +121,13 @@ def test_in_a_notebook_figures_are_images_with_alt_text_and_frames_have_one_head
     frame = pd.DataFrame({"a": [1]}, index=pd.Index([0], name="stage"))
     data, _ = shell.display_formatter.format(frame)
     assert _header_rows(data["text/html"]) == [["stage", "a"]]
+
+
+def test_a_column_level_empty_in_every_column_is_dropped():
+    columns = pd.MultiIndex.from_tuples([("Max/Min", ""), ("DoB", "")], names=["race", "gender"])
+    frame = pd.DataFrame([[1.2, 4.0]], columns=columns,
+                         index=pd.MultiIndex.from_tuples([("paper", "FineFACE")], names=["source", "method"]))
+    rows = _header_rows(display.frame_html(frame))
+    assert rows[0][-2:] == ["Max/Min", "DoB"] and not any(row[1:] == ["", ""] for row in rows)
+    kept = pd.DataFrame([[1, 2]], columns=pd.MultiIndex.from_tuples([("a", "x"), ("a", "")]))
+    assert display.one_header_row(kept).columns.nlevels == 2
