@@ -127,7 +127,7 @@ def alt_text(figure: "Figure") -> str:
 
 
 def wrap_wide_titles(figure: "Figure") -> "Figure":
-    """Wrap the figure's own texts (its title, captions) onto lines no wider than the figure:
+    """Wrap the figure's titles (its own, its panels') and captions onto lines no wider than the figure:
     saved with a tight bounding box, a line wider than the figure widens the image, and the book
     shrinks the whole image — every label with it — to fit its column. (matplotlib's
     ``wrap=True`` does not apply to a tight bounding box.) Returns the figure."""
@@ -135,7 +135,8 @@ def wrap_wide_titles(figure: "Figure") -> "Figure":
 
     width = figure.get_size_inches()[0]
     suptitle = getattr(figure, "_suptitle", None)
-    for text in [suptitle, *figure.texts]:
+    titles = [t for ax in figure.get_axes() for t in (ax.title, ax._left_title, ax._right_title)]
+    for text in [suptitle, *figure.texts, *titles]:
         if text is None or not text.get_text():
             continue
         # a character of a proportional font is about half its size wide

@@ -406,3 +406,16 @@ def test_alt_text_reads_tex_labels_as_plain_characters():
     figure = plots.new_figure(3.0, 2.0)
     figure.subplots().set_title(r"$\tilde\Omega_{oval}^{norm}$ and mask $\geq$ t")
     assert plots.alt_text(figure) == "Figure: Ω_oval^norm and mask ≥ t"
+
+
+def test_a_title_wider_than_the_figure_is_wrapped_so_the_image_keeps_its_width():
+    import io as _io
+
+    from PIL import Image
+
+    figure = plots.new_figure(4.0, 3.0)
+    figure.subplots().set_title("Accuracy per group — ours: synthetic faces, resnet18 from scratch, 64 px, "
+                                "4 epochs, cpu", fontsize=12)
+    png, _ = plots.drawn_text_sizes(plots.wrap_wide_titles(figure), dpi=100, bbox_inches="tight")
+    assert "\n" in figure.axes[0].get_title()
+    assert Image.open(_io.BytesIO(png)).width <= 4.0 * 100
