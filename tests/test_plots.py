@@ -416,6 +416,8 @@ def test_a_title_wider_than_the_figure_is_wrapped_so_the_image_keeps_its_width()
     figure = plots.new_figure(4.0, 3.0)
     figure.subplots().set_title("Accuracy per group — ours: synthetic faces, resnet18 from scratch, 64 px, "
                                 "4 epochs, cpu", fontsize=12)
+    unwrapped, _ = plots.drawn_text_sizes(figure, dpi=100, bbox_inches="tight")
+    assert Image.open(_io.BytesIO(unwrapped)).width > 1.5 * 4.0 * 100
     png, _ = plots.drawn_text_sizes(plots.wrap_wide_titles(figure), dpi=100, bbox_inches="tight")
     assert "\n" in figure.axes[0].get_title()
-    assert Image.open(_io.BytesIO(png)).width <= 4.0 * 100
+    assert Image.open(_io.BytesIO(png)).width <= 4.0 * 100 + 20  # the tight box's 0.1-in padding a side
