@@ -75,15 +75,20 @@ _NAMES = {"overall_accuracy": "overall accuracy", "accuracy": "accuracy", "min_g
           "degree_of_bias": "DoB", "max_min_ratio": "Max/Min", "deodds": "DEOdds", "deo": "DEO"}
 
 
+def options_in_words(options: Any) -> str:
+    """A method's options as a table cell: ``balance = reweight``, or ``none`` — not a dict repr."""
+    return ", ".join(f"{key} = {value}" for key, value in dict(options or {}).items()) or "none"
+
+
 def methods_table() -> "pd.DataFrame":
     """The training methods the engine knows: what each changes, the work it follows, its
     options (defaults) and whether it trains with the protected label."""
     import pandas as pd
 
     rows = {"baseline": {"what it does": "backbone, global average pooling, one linear classifier; cross-entropy",
-                         "source": "paper §4.2", "options": "{}"},
+                         "source": "paper §4.2", "options": options_in_words({})},
             "finefcace": {"what it does": "experts, attention regions, multi-step mutual learning, fused inference",
-                          "source": "Manzoor & Rattani (this course)", "options": "{}"}}
+                          "source": "Manzoor & Rattani (this course)", "options": options_in_words({})}}
     what = {"group_balanced": "every (protected group × class) cell weighs the same: inverse-frequency loss "
                               "weights, or balanced sampling",
             "domain_independent": "one classifier per protected group on a shared backbone; the heads' logits "
@@ -92,7 +97,7 @@ def methods_table() -> "pd.DataFrame":
                            "gradient-reversal layer",
             "group_dro": "minimises the worst group's loss: exponentiated-gradient weights on the groups"}
     for name, method in MITIGATIONS.items():
-        rows[name] = {"what it does": what[name], "source": method.source, "options": json.dumps(dict(method.options))}
+        rows[name] = {"what it does": what[name], "source": method.source, "options": options_in_words(method.options)}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame["protected labels in training"] = ["YES" if uses_protected_labels(m) else "no" for m in frame.index]
     return frame
@@ -138,7 +143,7 @@ def conditions_table(results: StudyResults) -> "pd.DataFrame":
         runs = results.runs[results.runs["arm"] == arm["name"]]
         method = _method(results, arm["name"])
         rows.append({"arm": arm.get("description") or arm["name"], "method": method,
-                     "options": json.dumps(arm["changes"].get("method_options", {})) or "{}",
+                     "options": options_in_words(arm["changes"].get("method_options", {})),
                      "protected labels in training": "YES" if uses_protected_labels(method) else "no",
                      "epochs run (mean)": float(runs["epochs_run"].mean()),
                      "training time per run (s)": float(runs["train_seconds"].mean())})

@@ -94,6 +94,15 @@ def test_tables_and_figures_of_a_study(tmp_path):
     assert list(differences.columns) == ["arm vs BASELINE", "metric", "mean", "95 % interval", "seeds for arm"]
     conditions = M.conditions_table(study)
     assert list(conditions["protected labels in training"]) == ["no", "no", "YES"]
+    assert set(conditions["options"]) == {"none"}  # in words, never "{}"
+
+
+def test_method_options_are_said_in_words():
+    assert M.options_in_words({"balance": "resample"}) == "balance = resample"
+    assert M.options_in_words({}) == "none"
+    table = M.methods_table()
+    assert not table["options"].str.contains("[{}]").any()
+    assert table.loc["baseline", "options"] == "none"
     figure = M.tradeoff_figure(study)
     assert len(figure.axes) == 2 and "worst-group" in figure.axes[1].get_xlabel()
     path = study.to_json(tmp_path / "study.json")
