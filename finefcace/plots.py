@@ -930,4 +930,7 @@ def training_curves(history: pd.DataFrame | Sequence[Mapping[str, Any]], *, x: s
             ax.legend(fontsize="x-small", frameon=False)
         if title:
             fig.suptitle(title, fontsize=11)
-    return fig
+    panels = "; ".join(f"{label} ({', '.join(map(str, columns))})" for label, columns in groups.items())
+    return describe(fig, (f"{title}. " if title else "") + f"Training curves against {x}, one panel per "
+                         f"quantity: {panels}" + (f"; the best {x} ({best_x}) marked by a dotted line"
+                                                  if best_x is not None else ""))

@@ -421,3 +421,11 @@ def test_a_title_wider_than_the_figure_is_wrapped_so_the_image_keeps_its_width()
     png, _ = plots.drawn_text_sizes(plots.wrap_wide_titles(figure), dpi=100, bbox_inches="tight")
     assert "\n" in figure.axes[0].get_title()
     assert Image.open(_io.BytesIO(png)).width <= 4.0 * 100 + 20  # the tight box's 0.1-in padding a side
+
+
+def test_training_curves_say_what_they_show_in_their_alt_text():
+    history = [{"epoch": e + 1, "loss": 1 / (e + 1), "val_loss": 0.5, "train_accuracy": 0.5, "val_accuracy": 0.6,
+                "lr_head": 0.01, "best": e < 2} for e in range(3)]
+    alt = plots.alt_text(plots.training_curves(history, title="FineFACE"))
+    assert alt.startswith("FineFACE. Training curves against epoch") and "val_accuracy" in alt
+    assert "the best epoch (2) marked" in alt
