@@ -120,7 +120,8 @@ function pythonReprsShown() {
 TABLE_VALUES_JS = r"""
 function unreadableTableCells() {
   const article = document.querySelector('article') || document.querySelector('main') || document.body;
-  const missing = /(^|[\s(\[\/])[+\-\u2212]?(nan|inf|infinity|none|<na>|nat)(?=$|[\s)\],;\/%])/i;
+  // Python's and pandas' spellings only: "none" or "Infant" in words are fine.
+  const missing = /(^|[\s(\[\/])[+\-\u2212]?(nan|NaN|NAN|inf|Inf|INF|infinity|Infinity|None|<NA>|NaT)(?=$|[\s)\],;\/%])/;
   const found = [];
   for (const table of article.querySelectorAll('table')) {
     const head = (table.querySelector('tr') || table).innerText.replace(/\s+/g, ' ').trim().slice(0, 40);
@@ -458,16 +459,18 @@ def test_no_table_shows_nan_inf_a_cut_cell_or_an_empty_header_row(reports):
 
 
 def test_the_table_value_check_finds_nan_inf_cut_cells_and_empty_header_rows(browser):
-    """It can fail: NaN, +inf, -inf (also as "−inf"), a cut cell and pandas' empty index-name
-    row are reported; "Infant" and "not reported", and an ordinary header row, are not."""
+    """It can fail: NaN, +inf, -inf (also as "−inf"), Python's None, a cut cell and pandas' empty
+    index-name row are reported; "Infant", "not reported", "none" in words and an ordinary header
+    row are not."""
     page_html = ("<article><table><thead><tr><th></th><th>accuracy</th><th>DoB</th></tr>"
                  "<tr><th>method</th><th></th><th></th></tr></thead>"
                  "<tbody><tr><th>a</th><td>NaN</td><td>+inf</td></tr>"
                  "<tr><th>b</th><td>\u2212inf</td><td>one linear c...</td></tr>"
-                 "<tr><th>c</th><td>Infant</td><td>not reported</td></tr></tbody></table></article>")
+                 "<tr><th>c</th><td>Infant</td><td>not reported</td></tr>"
+                 "<tr><th>d</th><td>options: none</td><td>None</td></tr></tbody></table></article>")
     found = _run_on(browser, page_html, TABLE_VALUES_JS, "unreadableTableCells()")
-    assert sorted(f["why"] for f in found) == ["cut short", "empty header row"] + ["missing or infinite value"] * 3
-    assert {f["cell"] for f in found if f["why"].startswith("missing")} == {"NaN", "+inf", "\u2212inf"}
+    assert sorted(f["why"] for f in found) == ["cut short", "empty header row"] + ["missing or infinite value"] * 4
+    assert {f["cell"] for f in found if f["why"].startswith("missing")} == {"NaN", "+inf", "\u2212inf", "None"}
 
 
 def test_figure_text_is_legible_at_the_page_width(reports):
