@@ -493,15 +493,39 @@ def group_table(results, test_set: str) -> list[str]:
     return lines
 
 
+def undefined_difference(row: pd.Series, metric: str) -> str:
+    """Words for a paired difference that is not a number, instead of ``+inf`` or ``nan``: no
+    paired seed; or a Max/Min ratio that is infinite because a group's accuracy was 0 in some
+    seed (``arm`` minus ``reference``: +inf when the arm had such a seed, -inf when the reference
+    had, NaN when both had)."""
+    if not row["n_seeds"]:
+        return "no seed run by both"
+    if metric != "max_min_ratio":
+        return "not a number"
+    arm, reference = (arm_label(row[key]) for key in ("arm", "reference"))
+    who = arm if row["mean"] > 0 else reference if row["mean"] < 0 else f"{arm} and {reference}"
+    return f"undefined: {who} left a group at 0 % in some seed (Max/Min infinite)"
+
+
+def arm_label(arm: str) -> str:
+    """An arm's name in a sentence: ``finefcace-64px`` (:func:`arm_name`) -> ``FineFACE``; an arm
+    named otherwise, as it is."""
+    method, _, size = str(arm).rpartition("-")
+    known = {"finefcace": "FineFACE", "baseline": "the baseline"}
+    return known[method] if method in known and size.removesuffix("px").isdigit() else str(arm)
+
+
 def difference_cells(diff: pd.DataFrame) -> list[str]:
     """One table cell per summary of paired differences (indexed by metric): the mean over seeds
-    and its t interval (``+4.2 [-4.4, +12.9]``), ``—`` where undefined."""
+    and its t interval (``+4.2 [-4.4, +12.9]``), in words where undefined
+    (:func:`undefined_difference`)."""
     cells = []
     for metric in SUMMARIES:
         row, digits = diff.loc[metric], metric_digits(metric)
         interval = (f" [{row['ci_low']:+.{digits}f}, {row['ci_high']:+.{digits}f}]"
                     if np.isfinite(row["ci_low"]) else "")
-        cells.append(f"{row['mean']:+.{digits}f}{interval}" if np.isfinite(row["mean"]) else "—")
+        cells.append(f"{row['mean']:+.{digits}f}{interval}" if np.isfinite(row["mean"])
+                     else undefined_difference(row, metric))
     return cells
 
 
@@ -520,7 +544,8 @@ def difference_table(results, test_sets: list[tuple[str, str]], size: int) -> li
             digits = metric_digits(metric)
             interval = (f"[{row['ci_low']:+.{digits}f}, {row['ci_high']:+.{digits}f}]"
                         if np.isfinite(row["ci_low"]) else "—")
-            lines.append(f"| {label} | {LABELS[metric]} | {row['mean']:+.{digits}f} | {interval} | "
+            mean = f"{row['mean']:+.{digits}f}" if np.isfinite(row["mean"]) else undefined_difference(row, metric)
+            lines.append(f"| {label} | {LABELS[metric]} | {mean} | {interval} | "
                          f"{row['seeds_favouring_arm']} of {row['n_seeds']} |")
     return lines
 

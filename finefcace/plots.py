@@ -33,6 +33,12 @@ __all__ = [
     "method_tradeoffs",
     "training_curves",
     "new_figure",
+    "describe",
+    "alt_text",
+    "drawn_text_sizes",
+    "figure_html",
+    "smallest_text_as_shown",
+    "wrap_wide_titles",
 ]
 
 # attribute metric names (finefcace.metrics) and the paper's labels (finefcace.course.paper_results)
@@ -70,6 +76,164 @@ def new_figure(width: float, height: float, layout: str | None = "constrained", 
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout=layout, **kwargs)
+
+
+#: Where :func:`describe` keeps a figure's alt text.
+_ALT_ATTRIBUTE = "_finefcace_alt"
+
+
+def describe(figure: "Figure", text: str) -> "Figure":
+    """Give ``figure`` the alt text the book shows for it (what the figure shows, in words);
+    returns the figure. Figures without one are described from their own titles and axis labels
+    (:func:`alt_text`). Book: every chapter's figures."""
+    setattr(figure, _ALT_ATTRIBUTE, " ".join(str(text).split()))
+    return figure
+
+
+def alt_text(figure: "Figure") -> str:
+    """The figure's alt text: the one :func:`describe` gave it, or one made of its own words —
+    its title, then each titled panel with its axes ("y against x"); a figure with no title at
+    all is described by its first panel's axes."""
+    explicit = getattr(figure, _ALT_ATTRIBUTE, None)
+    if explicit:
+        return explicit
+
+    def words(text: str) -> str:
+        return " ".join(plain_text(text).split())
+
+    def axes_words(ax) -> str:
+        labels = [words(label) for label in (ax.get_ylabel(), ax.get_xlabel()) if label.strip()] if ax.axison else []
+        return " against ".join(labels)
+
+    suptitle = getattr(figure, "_suptitle", None)
+    title = words(suptitle.get_text()) if suptitle is not None else ""
+    visible = [ax for ax in figure.get_axes() if ax.get_visible()]
+    panels: list[str] = []
+    for ax in visible:
+        name = "; ".join(words(t.get_text()) for t in (ax.title, ax._left_title, ax._right_title)
+                         if t.get_text().strip())
+        if not name:
+            continue  # an untitled panel: one image of a grid, a colour bar
+        text = name + (f" ({axes_words(ax)})" if axes_words(ax) else "")
+        if text not in panels:
+            panels.append(text)
+    if not title and not panels and visible and axes_words(visible[0]):
+        panels.append(axes_words(visible[0]))
+    shown = panels[:8] + ([f"and {len(panels) - 8} more"] if len(panels) > 8 else [])
+    listed = ("Panels: " if len(panels) > 1 else "") + "; ".join(shown)
+    if title:
+        return f"Figure: {title}" + (f". {listed}" if panels else "")
+    return f"Figure: {listed}" if panels else "Figure without a title or labelled axes"
+
+
+def wrap_wide_titles(figure: "Figure") -> "Figure":
+    """Wrap the figure's titles (its own, its panels') and captions onto lines no wider than the figure:
+    saved with a tight bounding box, a line wider than the figure widens the image, and the book
+    shrinks the whole image — every label with it — to fit its column. (matplotlib's
+    ``wrap=True`` does not apply to a tight bounding box.) Returns the figure."""
+    import textwrap
+
+    width = figure.get_size_inches()[0]
+    suptitle = getattr(figure, "_suptitle", None)
+    titles = [t for ax in figure.get_axes() for t in (ax.title, ax._left_title, ax._right_title)]
+    for text in [suptitle, *figure.texts, *titles]:
+        if text is None or not text.get_text():
+            continue
+        # a character of a proportional font is about half its size wide
+        fits = max(20, int(width * 72 / (0.55 * text.get_fontsize())))
+        lines = text.get_text().split("\n")
+        if any(len(line) > fits for line in lines):
+            text.set_text("\n".join(textwrap.fill(line, fits) for line in lines))
+    return figure
+
+
+#: TeX a figure's labels use, in the plain characters alt text needs (a screen reader reads no TeX).
+_TEX_WORDS = {r"\tilde": "", r"\Omega": "Ω", r"\sum": "sum ", r"\geq": "≥", r"\leq": "≤", r"\times": "×",
+              r"\alpha": "α", r"\lambda": "λ", r"\,": " "}
+
+
+def plain_text(text: str) -> str:
+    """A label without its TeX: ``$\\tilde\\Omega_n^{norm}$`` -> ``Ω_n^norm`` (for alt text)."""
+    import re
+
+    text = str(text)
+    for tex, plain in _TEX_WORDS.items():
+        text = text.replace(tex, plain)
+    return re.sub(r"[${}]", "", text).replace("\\", "")
+
+
+def drawn_text_sizes(figure: "Figure", **savefig: Any) -> tuple[bytes, list[tuple[float, str]]]:
+    """The figure as PNG bytes (``savefig`` keywords, e.g. ``bbox_inches="tight"``) and every text
+    drawn in it with its size in points, as the renderer drew them — tick labels of hidden axes,
+    empty strings and invisible artists do not count because they are never drawn."""
+    import io
+
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    drawn: list[tuple[float, str]] = []
+    original = RendererAgg.draw_text
+
+    def recording(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if str(s).strip():
+            drawn.append((float(prop.get_size_in_points()), str(s)))
+        return original(self, gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+
+    buffer = io.BytesIO()
+    RendererAgg.draw_text = recording
+    try:
+        figure.savefig(buffer, format="png", **savefig)
+    finally:
+        RendererAgg.draw_text = original
+    return buffer.getvalue(), drawn
+
+
+#: The width of the course's figures (inches): at the 100 dpi they are drawn at, about the width of
+#: the book's text column (:data:`BOOK_COLUMN_PX`), so the book shows them unshrunk and their
+#: 7-pt labels stay legible; a figure with more panels than fit side by side stacks them.
+FIGURE_WIDTH = 6.8
+#: The smallest figure text the book accepts, in CSS points (1 pt = 4/3 CSS px) as a reader
+#: sees it at the book's page width: the small end of what figure guidelines accept for labels
+#: at final size (the book's body text is 12 pt). tests/test_browser.py holds every figure of
+#: the built book to it.
+MIN_TEXT_PT = 7.0
+#: The width (CSS px) the book gives a cell's image at the browser check's 1280-px viewport
+#: (measured: an image wider than this is shrunk to it).
+BOOK_COLUMN_PX = 688
+
+
+def smallest_text_as_shown(figure: "Figure", column_px: float = BOOK_COLUMN_PX) -> tuple[float, str]:
+    """The smallest text of ``figure`` in CSS points as the book shows it: drawn at the
+    figure's dpi (s pt is s·dpi/72 image pixels), then shrunk to ``column_px`` when the image is
+    wider — s · dpi/96 · min(1, column / image width). Returns (points, the text)."""
+    import io
+
+    from PIL import Image
+
+    png, drawn = drawn_text_sizes(wrap_wide_titles(figure), dpi=figure.dpi, bbox_inches="tight")
+    if not drawn:
+        return float("inf"), ""
+    width = Image.open(io.BytesIO(png)).width
+    size, text = min(drawn)
+    return size * figure.dpi / 96 * min(1.0, column_px / width), text
+
+
+def figure_html(figure: "Figure") -> str:
+    """How the course shows a figure in a notebook and the book: an ``<img>`` (the PNG inline)
+    with the figure's :func:`alt_text`, and the size of its smallest text in points and the
+    resolution it was drawn at (``data-smallest-text-pt``, ``data-dpi``), from which the book's
+    browser check (tests/test_browser.py) computes the text size a reader sees at the page's
+    width. :func:`finefcace.course.session.start` registers it for every matplotlib figure.
+    Book: every chapter's figures."""
+    import base64
+    import html
+
+    dpi = float(figure.dpi)
+    png, drawn = drawn_text_sizes(wrap_wide_titles(figure), dpi=dpi, bbox_inches="tight")
+    size, text = min(drawn) if drawn else (0.0, "")
+    return (f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}" '
+            f'alt="{html.escape(alt_text(figure))}" data-smallest-text-pt="{size:g}" '
+            f'data-smallest-text="{html.escape(text[:60])}" data-dpi="{dpi:g}" '
+            'style="max-width: 100%; height: auto">')
 
 
 def _palette(n: int) -> list:
@@ -182,7 +346,7 @@ def intersectional_heatmap(report: pd.DataFrame, *, metric: str = "accuracy", ti
     name = {"accuracy": "accuracy", "tpr": "TPR", "fpr": "FPR"}.get(metric, metric)
     rows, cols = values.shape
     with _plotting():
-        fig = new_figure(2.4 + 1.5 * cols * 2, 1.3 + 0.55 * rows)
+        fig = new_figure(min(FIGURE_WIDTH, 2.4 + 1.5 * cols * 2), 1.5 + 0.55 * rows)
         axes = fig.subplots(1, 2, squeeze=True)
         panels = ((axes[0], values, f"{name} (%)", cmap), (axes[1], widths, "interval width (points)", "magma_r"))
         for ax, grid, label, colors in panels:
@@ -277,15 +441,17 @@ def attention_overlays(images: Any, expert_maps: Sequence[Any], overall_map: Any
     pictures = _images_hwc(images, mean, std)
     batch = pictures.shape[0]
     columns = [("input", None)]
-    columns += [(rf"expert {n + 1}  $\tilde\Omega_{n + 1}^{{norm}}$", _maps(m, batch, f"expert_maps[{n}]"))
+    columns += [(f"expert {n + 1}\n" + rf"$\tilde\Omega_{n + 1}^{{norm}}$", _maps(m, batch, f"expert_maps[{n}]"))
                 for n, m in enumerate(expert_maps)]
-    columns.append((r"overall  $\tilde\Omega_{oval}^{norm}$", _maps(overall_map, batch, "overall_map")))
+    columns.append(("overall\n" + r"$\tilde\Omega_{oval}^{norm}$", _maps(overall_map, batch, "overall_map")))
     if baseline_map is not None:
-        columns.append((r"baseline  $\tilde\Omega_{ori}^{norm}$", _maps(baseline_map, batch, "baseline_map")))
+        columns.append(("baseline\n" + r"$\tilde\Omega_{ori}^{norm}$", _maps(baseline_map, batch, "baseline_map")))
     if row_labels is not None and len(row_labels) != batch:
         raise ValueError(f"row_labels has {len(row_labels)} entries for {batch} images")
+    label_room = 1.3 if row_labels is not None else 0.0  # the row labels sit left of the first column
+    panel_size = min(panel_size, (FIGURE_WIDTH - 0.8 - label_room) / len(columns))
     with _plotting():
-        fig = new_figure(panel_size * len(columns) + 0.8, panel_size * batch + 0.5)
+        fig = new_figure(panel_size * len(columns) + 0.8 + label_room, panel_size * batch + 0.7)
         axes = fig.subplots(batch, len(columns), squeeze=False)
         height, width = pictures.shape[1:3]
         image = None
@@ -299,14 +465,19 @@ def attention_overlays(images: Any, expert_maps: Sequence[Any], overall_map: Any
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if i == 0:
-                    ax.set_title(title, fontsize=9)
+                    ax.set_title(title, fontsize=8)
                 if j == 0 and row_labels is not None:  # horizontal, beside the row: long labels stay legible
-                    ax.set_ylabel(row_labels[i], fontsize=8, rotation=0, ha="right", va="center", labelpad=4)
+                    ax.set_ylabel(row_labels[i], fontsize=7, rotation=0, ha="right", va="center", labelpad=4)
         if image is not None:
             colorbar = fig.colorbar(image, ax=axes, shrink=0.8, pad=0.01, fraction=0.03)
             colorbar.set_label("normalised activation", fontsize=8)
             colorbar.ax.tick_params(labelsize=7)
-    return fig
+    shown = ", ".join(["each expert's normalised attention map", "the overall map"]
+                      + (["the baseline's CAM"] if baseline_map is not None else []))
+    return describe(fig, f"{batch} image{'s' if batch != 1 else ''}, one a row, under {shown}, each drawn over the "
+                         "image (bright: most activated, on a 0-1 scale)"
+                         + (f"; rows: {'; '.join(' '.join(str(label).split()) for label in row_labels)}"
+                            if row_labels is not None else ""))
 
 
 # ------------------------------------------------------------------------------------------
@@ -367,7 +538,7 @@ def fairness_decomposition(table: pd.DataFrame, baseline: str | Sequence[str], *
                            highlight: str | Sequence[str] | None = None, title: str | None = None) -> "Figure":
     """The paper's Fig. 4: each method's change from its baseline (mean over the attributes).
 
-    Left: change in the minimum group accuracy. Right, top to bottom: change in accuracy
+    Top: change in the minimum group accuracy. Below, top to bottom: change in accuracy
     (overall, best group, worst group), change in TPR (overall, best, worst), and DEO/DEOdds
     (absolute values; lower is fairer; dashed: each source's baseline). ``table``: rows =
     methods, columns = the Table 6/7 metrics (``paper_results.paper_layout('table7')`` or
@@ -382,9 +553,12 @@ def fairness_decomposition(table: pd.DataFrame, baseline: str | Sequence[str], *
     names = list(changes.index)
     colors = _palette(3)
     with _plotting():
-        fig = new_figure(11.0, max(6.5, 1.6 + 0.45 * len(names)))
-        grid = fig.add_gridspec(3, 2, width_ratios=[1, 1.5])
-        left = fig.add_subplot(grid[:, 0])
+        # one column of panels, the book column's width: the change in the worst group's accuracy
+        # on top, then accuracy, TPR and DEO/DEOdds
+        top = max(1.6, 0.3 * len(names) + 0.8)
+        fig = new_figure(FIGURE_WIDTH, top + 3 * 2.3 + 1.2)
+        grid = fig.add_gridspec(4, 1, height_ratios=[top, 2.0, 2.0, 2.6])
+        left = fig.add_subplot(grid[0, 0])
         change = changes["min_group_accuracy"]
         left.barh(names, change, height=min(0.8, 0.25 * len(names)),
                   color=[colors[2] if v >= 0 else colors[1] for v in change])
@@ -398,7 +572,7 @@ def fairness_decomposition(table: pd.DataFrame, baseline: str | Sequence[str], *
         position = np.arange(len(names))
         width = 0.27
         for row, (metrics, label) in enumerate(panels):
-            ax = fig.add_subplot(grid[row, 1])
+            ax = fig.add_subplot(grid[row + 1, 0])
             for k, (metric, part) in enumerate(zip(metrics, ("overall", "best group", "worst group"))):
                 ax.bar(position + (k - 1) * width, changes[metric], width, label=part, color=colors[k])
             ax.axhline(0, color="black", linewidth=0.8)
@@ -407,7 +581,7 @@ def fairness_decomposition(table: pd.DataFrame, baseline: str | Sequence[str], *
             ax.set_xlim(-0.6, len(names) - 0.4)
             ax.legend(fontsize="x-small", ncols=3, frameon=False, loc="lower left", bbox_to_anchor=(0, 1))
             ax.grid(axis="y", alpha=0.3)
-        ax = fig.add_subplot(grid[2, 1])
+        ax = fig.add_subplot(grid[3, 0])
         for k, (metric, label) in enumerate((("deo", "DEO"), ("deodds", "DEOdds"))):
             ax.bar(position + (k - 0.5) * 0.38, absolute[metric], 0.38, label=label, color=colors[k])
         for (source, base), style in zip(baselines.items(), ("--", ":", "-.")):
@@ -509,8 +683,8 @@ def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None,
     markers = ["o", "s", "D", "^", "v", "P", "X", "*"]
     with _plotting():
         if ax is None:
-            fig = new_figure(1.0 + 4.6 * len(panels), 5.0)
-            axes = fig.subplots(1, len(panels), squeeze=False)[0]
+            fig = new_figure(FIGURE_WIDTH, 0.6 + 4.4 * len(panels))  # panels stacked: the column's width each
+            axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
         else:
             fig, axes = ax.figure, [ax]
         for panel, group_set in zip(axes, panels):
@@ -532,8 +706,9 @@ def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None,
                             color=colors[k], markersize=7, capsize=2, elinewidth=1, label=source)
                 offset = (6, 4) if k % 2 == 0 else (6, -11)  # sources alternate above/below: fewer overlaps
                 for xi, yi, name in zip(x, y, part["method"]):
-                    panel.annotate(str(name), (xi, yi), textcoords="offset points", xytext=offset, fontsize=8,
-                                color=colors[k])
+                    label = panel.annotate(str(name), (xi, yi), textcoords="offset points", xytext=offset,
+                                           fontsize=8, color=colors[k], gid=POINT_LABEL)
+                    label.set_in_layout(False)
             if pareto and len(in_panel) > 1:
                 x, y = in_panel["fairness"].to_numpy(float), in_panel["accuracy"].to_numpy(float)
                 keep = ~(np.isnan(x) | np.isnan(y))
@@ -554,7 +729,53 @@ def accuracy_fairness_scatter(points: pd.DataFrame, *, title: str | None = None,
             ax.set_title(title or default, fontsize=10)  # the one panel, in the caller's figure
         else:
             fig.suptitle(title or default, fontsize=10)
+            separate_point_labels(fig)  # a figure with panels from several calls: its maker calls it
     return fig
+
+
+#: The ``gid`` of the labels the scatter helpers write beside their points (:func:`separate_point_labels`).
+POINT_LABEL = "finefcace-point-label"
+# Where a point's label may go, in points from the point (x, y, alignment), tried in this order.
+_LABEL_PLACES = [(6, 4, "left"), (6, -11, "left"), (-6, 4, "right"), (-6, -11, "right"), (6, 13, "left"),
+                 (-6, 13, "right"), (6, -20, "left"), (-6, -20, "right"), (0, 22, "center"), (0, -29, "center")]
+
+
+def separate_point_labels(figure: "Figure") -> "Figure":
+    """Move each point label of the scatter helpers (``gid`` :data:`POINT_LABEL`) to the first of a
+    few places around its point where it overlaps no label placed before it and no other point,
+    and stays inside its panel — names printed over each other are unreadable. Lays the figure
+    out first (labels do not take part in the layout). Returns the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = figure.canvas if hasattr(figure.canvas, "get_renderer") else FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for ax in figure.get_axes():
+        labels = [t for t in ax.texts if t.get_gid() == POINT_LABEL]
+        if not labels:
+            continue
+        frame = ax.get_window_extent(renderer)
+        points = [ax.transData.transform(label.xy) for label in labels]
+        placed: list[Any] = []
+        for label, point in zip(labels, points):
+            best = None
+            for dx, dy, ha in _LABEL_PLACES:
+                label.xyann = (dx, dy)
+                label.set_horizontalalignment(ha)
+                box = label.get_window_extent(renderer).expanded(1.04, 1.1)
+                inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+                clashes = sum(box.overlaps(other) for other in placed) + sum(
+                    box.contains(*other) for other in points if other is not point)
+                score = clashes + (0 if inside else 0.5)
+                if best is None or score < best[0]:
+                    best = (score, dx, dy, ha)
+                if score == 0:
+                    break
+            _, dx, dy, ha = best
+            label.xyann = (dx, dy)
+            label.set_horizontalalignment(ha)
+            placed.append(label.get_window_extent(renderer))
+    return figure
 
 
 def method_tradeoffs(runs: pd.DataFrame, *, fairness_metrics: Sequence[str] = ("degree_of_bias", "min_group_accuracy"),
@@ -586,8 +807,8 @@ def method_tradeoffs(runs: pd.DataFrame, *, fairness_metrics: Sequence[str] = ("
 
     accuracy = wide(accuracy_metric)
     with _plotting():
-        fig = new_figure(6.0 * len(fairness_metrics), 5.2)
-        axes = fig.subplots(1, len(fairness_metrics), squeeze=False)[0]
+        fig = new_figure(FIGURE_WIDTH, 1.2 + 4.2 * len(fairness_metrics))  # panels stacked
+        axes = fig.subplots(len(fairness_metrics), 1, squeeze=False)[:, 0]
         for ax, metric in zip(axes, fairness_metrics):
             fairness = wide(metric)
             means = []
@@ -616,7 +837,7 @@ def method_tradeoffs(runs: pd.DataFrame, *, fairness_metrics: Sequence[str] = ("
                     Line2D([], [], marker="o", color="grey", linestyle="none", markersize=3.5, alpha=0.5)]
         labels += ["mean over seeds: trains WITH protected labels", "mean over seeds: no protected labels",
                    "one run (seed), bootstrap 95 % interval"]
-        fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize="small", frameon=False)
+        fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize="small", frameon=False)
         fig.suptitle(title or "Accuracy vs. fairness, every method and seed")
     return fig
 
@@ -676,8 +897,13 @@ def training_curves(history: pd.DataFrame | Sequence[Mapping[str, Any]], *, x: s
     if "best" in frame.columns and pd.api.types.is_bool_dtype(frame["best"]) and frame["best"].any():
         best_x = frame.loc[frame["best"], x].iloc[-1]
     with _plotting():
-        fig = new_figure(4.2 * len(groups), 3.4)
-        axes = fig.subplots(1, len(groups), squeeze=False)[0]
+        columns = min(2, len(groups))  # two panels a row: the figure fits the book's column
+        rows = -(-len(groups) // columns)
+        fig = new_figure(min(FIGURE_WIDTH, 3.4 * columns), 2.9 * rows + 0.4)
+        grid = fig.subplots(rows, columns, squeeze=False)
+        for spare in grid.flat[len(groups):]:
+            spare.remove()
+        axes = list(grid.flat)[:len(groups)]
         for ax, (label, columns) in zip(axes, groups.items()):
             colors = _palette(len(columns))
             for color, column in zip(colors, columns):
@@ -704,4 +930,7 @@ def training_curves(history: pd.DataFrame | Sequence[Mapping[str, Any]], *, x: s
             ax.legend(fontsize="x-small", frameon=False)
         if title:
             fig.suptitle(title, fontsize=11)
-    return fig
+    panels = "; ".join(f"{label} ({', '.join(map(str, columns))})" for label, columns in groups.items())
+    return describe(fig, (f"{title}. " if title else "") + f"Training curves against {x}, one panel per "
+                         f"quantity: {panels}" + (f"; the best {x} ({best_x}) marked by a dotted line"
+                                                  if best_x is not None else ""))

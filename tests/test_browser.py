@@ -1,5 +1,9 @@
 """The built book in a real browser, with no network: pages render, equations typeset,
-images load, internal links resolve, and the console stays clean.
+images load, internal links resolve, and the console stays clean — and the book reads well at
+its page width: no table wider than its column, no output cut or scrolled at the right edge, no
+Python dict or list repr outside code, no NaN/inf, cut cell or empty header row in a table,
+figure text no smaller than ``finefcace.plots.MIN_TEXT_PT`` as shown, alt text in words on every
+image. Each of these detectors has a test on a hand-made page showing that it fires.
 
 Headless Chromium (Debian's ``/usr/bin/chromium``, installed by ``scripts/ensure_browser.py``)
 is driven by Playwright. The book (``_build/html``, built once per session by
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from finefcace.plots import MIN_TEXT_PT
 from tests.test_book import HTML, ROOT, build_book_once, toc_files  # one course build per session
 
 pytestmark = [pytest.mark.book, pytest.mark.slow]
@@ -52,8 +57,128 @@ function tablesWiderThanTheirColumn() {
 }
 """
 
+# Every output box of the page (a cell's output, or any box inside one) that holds more than it
+# shows sideways: its content is wider than the box and the box clips it (overflow hidden or clip)
+# or scrolls it (auto or scroll). Both hide values at the page's width; a reader does not scroll a
+# training log sideways to find the validation accuracy. Tables are left to the table check.
+OUTPUT_CLIPPING_JS = r"""
+function outputsCutAtTheRight() {
+  const article = document.querySelector('article') || document.querySelector('main') || document.body;
+  const boxes = [...article.querySelectorAll('.cell_output, .cell_output *')]
+    .filter(el => !el.closest('table') && el.tagName !== 'TABLE');
+  const found = [];
+  for (const el of boxes) {
+    const overflow = getComputedStyle(el).overflowX;
+    if (!['hidden', 'clip', 'auto', 'scroll'].includes(overflow)) continue;
+    if (el.scrollWidth > el.clientWidth + 2) {
+      found.push({text: el.innerText.replace(/\s+/g, ' ').trim().slice(0, 60), overflow,
+                  width: el.scrollWidth, room: el.clientWidth});
+    }
+  }
+  // nested boxes report the same overflow once: keep the innermost
+  return found.filter((f, i) => !found.some((g, j) => j > i && g.text === f.text && g.width === f.width));
+}
+"""
+
+# Python reprs a reader should never see outside code: a dict ({'n_train': 1600, ...}), a list
+# or tuple of strings (['a', 'b']). Looked for in prose, captions, table cells, output text and
+# image alt text — not in code the reader is shown (a cell's input, inline code, code blocks).
+# Lists of numbers are left alone: "[80.2, 85.9]" is how the book writes an interval.
+PYTHON_REPR_JS = r"""
+const PYTHON_REPR = /\{\s*['"][^'"\n]{1,40}['"]\s*:|[\[(]\s*'[^'\n]*'\s*,\s*'[^'\n]*'|[\[(]\s*'[^'\n]*'\s*,?\s*[\])]/;
+function pythonReprsShown() {
+  const article = document.querySelector('article') || document.querySelector('main') || document.body;
+  const codeTags = new Set(['CODE', 'KBD', 'SCRIPT', 'STYLE', 'TEXTAREA']);
+  const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT, {
+    acceptNode(node) {
+      for (let el = node.parentElement; el && el !== article; el = el.parentElement) {
+        if (codeTags.has(el.tagName) || el.classList.contains('cell_input')) return NodeFilter.FILTER_REJECT;
+        // a code block in the text (``` fences): highlighted, outside any cell output
+        if (el.classList.contains('highlight') && !el.closest('.cell_output')) return NodeFilter.FILTER_REJECT;
+      }
+      return NodeFilter.FILTER_ACCEPT;
+    }
+  });
+  const found = [];
+  while (walker.nextNode()) {
+    const text = walker.currentNode.textContent;
+    const match = text.match(PYTHON_REPR);
+    if (match) found.push(text.slice(Math.max(0, match.index - 30), match.index + 60).replace(/\s+/g, ' ').trim());
+  }
+  for (const img of article.querySelectorAll('img')) {
+    const alt = img.getAttribute('alt') || '';
+    if (PYTHON_REPR.test(alt)) found.push('alt text: ' + alt.slice(0, 90));
+  }
+  return found;
+}
+"""
+
+# Table cells a reader cannot read as a value: a missing or infinite number as Python or pandas
+# prints it (NaN, nan, inf, +inf, -inf, None, <NA>: the table should say what it means — "not
+# reported", "no variation" — instead), a cell pandas cut short ("one linear c..."), and header
+# rows with nothing in them (the empty row pandas adds for an index or columns name).
+TABLE_VALUES_JS = r"""
+function unreadableTableCells() {
+  const article = document.querySelector('article') || document.querySelector('main') || document.body;
+  // Python's and pandas' spellings only: "none" or "Infant" in words are fine.
+  const missing = /(^|[\s(\[\/])[+\-\u2212]?(nan|NaN|NAN|inf|Inf|INF|infinity|Infinity|None|<NA>|NaT)(?=$|[\s)\],;\/%])/;
+  const found = [];
+  for (const table of article.querySelectorAll('table')) {
+    const head = (table.querySelector('tr') || table).innerText.replace(/\s+/g, ' ').trim().slice(0, 40);
+    for (const cell of table.querySelectorAll('td, th')) {
+      const text = cell.innerText.replace(/\s+/g, ' ').trim();
+      if (missing.test(text)) found.push({head, cell: text.slice(0, 60), why: 'missing or infinite value'});
+      else if (/(\u2026|\.\.\.)$/.test(text) && text.length > 3) found.push({head, cell: text.slice(-60), why: 'cut short'});
+    }
+    for (const row of table.querySelectorAll('thead tr')) {
+      const cells = [...row.querySelectorAll('th, td')];
+      const filled = cells.filter(c => c.innerText.trim() !== '');
+      if (cells.length > 1 && filled.length <= 1) {
+        found.push({head, cell: row.innerText.replace(/\s+/g, ' ').trim().slice(0, 60), why: 'empty header row'});
+      }
+    }
+  }
+  return found;
+}
+"""
+
+#: The smallest figure text the check accepts, in CSS points (1 pt = 4/3 CSS px) as the reader
+#: sees it at the book's width (one value for the library and this check: finefcace.plots).
+#: See :func:`test_figure_text_is_legible_at_the_page_width`.
+MIN_FIGURE_TEXT_PT = MIN_TEXT_PT
+
+# Figures the course shows carry what the browser cannot measure in a PNG: the size of their
+# smallest text in points and the resolution they were drawn at (finefcace.plots.figure_html
+# writes data-smallest-text-pt and data-dpi). Text of s pt drawn at d dpi is s*d/72 image pixels;
+# the page shows the image at displayed/natural width, so the reader sees
+#   s * d/72 * displayed/natural  CSS px  =  s * d/96 * displayed/natural  CSS pt.
+# Also every image's alt text: present, and words rather than a file name or hash.
+FIGURE_TEXT_JS = r"""
+function figureText(minimumPt) {
+  const article = document.querySelector('article') || document.querySelector('main') || document.body;
+  const small = [], unlabelled = [], unmeasured = [];
+  for (const img of article.querySelectorAll('img')) {
+    const src = (img.getAttribute('src') || '').slice(0, 80);
+    const alt = (img.getAttribute('alt') || '').trim();
+    if (alt.length < 12 || /^[0-9a-f]{16,}(\.\w+)?$/i.test(alt) || /\.(png|jpe?g|svg|gif)$/i.test(alt)) {
+      unlabelled.push({src, alt});
+    }
+    if (!img.closest('.cell_output')) continue;
+    const points = parseFloat(img.dataset.smallestTextPt), dpi = parseFloat(img.dataset.dpi);
+    if (!(points > 0 && dpi > 0)) { unmeasured.push({src, alt: alt.slice(0, 60)}); continue; }
+    const shown = points * dpi / 96 * img.getBoundingClientRect().width / img.naturalWidth;
+    if (shown < minimumPt) {
+      small.push({alt: alt.slice(0, 70), text: (img.dataset.smallestText || '').slice(0, 40),
+                  pt: Math.round(shown * 10) / 10});
+    }
+  }
+  return {small, unlabelled, unmeasured};
+}
+"""
+
 # JavaScript run in each page after it loaded and MathJax finished.
-PAGE_REPORT_JS = "() => {" + TABLE_OVERFLOW_JS + r"""
+PAGE_REPORT_JS = ("() => {" + TABLE_OVERFLOW_JS + OUTPUT_CLIPPING_JS + PYTHON_REPR_JS + TABLE_VALUES_JS
+                  + FIGURE_TEXT_JS + r"""
   const broken = [...document.images]
     .filter(img => !img.complete || img.naturalWidth === 0)
     .map(img => img.getAttribute('src') ? img.getAttribute('src').slice(0, 120) : '(no src)');
@@ -85,10 +210,15 @@ PAGE_REPORT_JS = "() => {" + TABLE_OVERFLOW_JS + r"""
   // A figure that reached the page as matplotlib's text repr instead of an image.
   const figureReprs = (document.body.innerText.match(/<(?:Figure|matplotlib\.figure\.Figure)[^>\n]*>/g) || [])
     .slice(0, 5);
+  const clipped = outputsCutAtTheRight();
+  const reprs = pythonReprsShown();
+  const unreadable = unreadableTableCells();
+  const figures = figureText(MIN_FIGURE_TEXT_PT);
   return {broken, mathCount: mathNodes.length, untypeset, errors, raw, links, figureReprs, overflowing,
-          title: document.title, textLength: document.body.innerText.length};
+          clipped, reprs, unreadable, smallText: figures.small, unlabelled: figures.unlabelled,
+          unmeasured: figures.unmeasured, title: document.title, textLength: document.body.innerText.length};
 }
-"""
+""").replace("MIN_FIGURE_TEXT_PT", str(MIN_FIGURE_TEXT_PT))
 
 
 def find_chromium() -> str | None:
@@ -259,6 +389,134 @@ def test_the_table_check_finds_a_table_wider_than_its_column(browser):
         assert page.evaluate("() => {" + TABLE_OVERFLOW_JS + " return tablesWiderThanTheirColumn(); }") == []
     finally:
         context.close()
+
+
+def _run_on(browser, page_html: str, js: str, call: str):
+    """Evaluate one of the page checks on a hand-made page (the checks' own tests)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.set_content(page_html)
+        page.wait_for_load_state("load")
+        return page.evaluate("() => {" + js + f" return {call}; }}")
+    finally:
+        context.close()
+
+
+def test_no_output_is_cut_at_the_right_edge(reports):
+    """At the book's page width no cell output holds more than it shows sideways. The rule: a
+    box inside a cell's output whose content is wider than the box (scrollWidth > clientWidth)
+    while the box clips (overflow hidden/clip) or scrolls (auto/scroll) is reported — clipped
+    text is lost, and a log or printout scrolled sideways hides its last values (a run's
+    validation accuracy and time) from a reader who does not think to scroll. Tables have their
+    own check above."""
+    assert not _problems(reports, "clipped"), \
+        f"outputs cut at the right edge (text, overflow, width, room in px): {_problems(reports, 'clipped')}"
+
+
+def test_the_clipping_check_finds_a_box_that_hides_its_end(browser):
+    """It can fail: a long line in a clipping box and one in a sideways-scrolling box are both
+    reported; the same line in a wide enough box, and a short one, are not."""
+    line = "epoch 1/4  loss=0.6931  train_acc=0.5012  val_acc=0.5000  " * 6
+    page_html = ("<article style='width: 600px'>"
+                 f"<div class='cell_output'><pre id='hidden' style='overflow-x: hidden'>{line}</pre></div>"
+                 f"<div class='cell_output'><div style='overflow: auto'><pre>scrolled {line}</pre></div></div>"
+                 "<div class='cell_output'><pre style='overflow: auto'>short</pre></div>"
+                 "</article>")
+    found = _run_on(browser, page_html, OUTPUT_CLIPPING_JS, "outputsCutAtTheRight()")
+    assert sorted(f["overflow"] for f in found) == ["auto", "hidden"], found
+    assert all(f["width"] > f["room"] for f in found)
+    wide = page_html.replace("width: 600px", "width: 20000px")
+    assert _run_on(browser, wide, OUTPUT_CLIPPING_JS, "outputsCutAtTheRight()") == []
+
+
+def test_no_python_repr_in_the_text(reports):
+    """A dict or a list of strings as Python prints it ({'n_train': 1600, ...}, ['a', 'b'])
+    never reaches prose, captions, table cells, printed outputs or alt text: the book says it
+    in words (finefcace.training.study.data_in_words, say). Code shown as code is exempt."""
+    assert not _problems(reports, "reprs"), f"Python reprs shown to the reader: {_problems(reports, 'reprs')}"
+
+
+def test_the_repr_check_finds_dicts_and_lists_outside_code(browser):
+    """It can fail: a dict in a paragraph, a list of strings in a table cell and in an image's
+    alt text are found; the same dict in inline code, in a cell's input, and an interval
+    "[80.2, 85.9]" are not."""
+    page_html = ("<article><p>trained on {'n_train': 1600, 'n_val': 320}</p>"
+                 "<table><tr><td>['tone_1', 'tone_2']</td></tr></table>"
+                 "<img alt=\"groups ('Female',) by tone\" src='data:,'>"
+                 "<p>the config <code>{'n_train': 1600}</code> and 83.1 [80.2, 85.9]</p>"
+                 "<div class='cell_input'><pre>x = {'seed': 0}</pre></div></article>")
+    found = _run_on(browser, page_html, PYTHON_REPR_JS, "pythonReprsShown()")
+    assert len(found) == 3, found
+    assert "'n_train': 1600" in found[0] and "'tone_1'" in found[1] and found[2].startswith("alt text")
+
+
+def test_no_table_shows_nan_inf_a_cut_cell_or_an_empty_header_row(reports):
+    """Every table cell reads as a value or says in words why there is none: no NaN, nan, inf,
+    +inf, -inf, None or <NA>; no cell pandas cut short with "..."; no header row left empty."""
+    assert not _problems(reports, "unreadable"), \
+        f"table cells a reader cannot read: {_problems(reports, 'unreadable')}"
+
+
+def test_the_table_value_check_finds_nan_inf_cut_cells_and_empty_header_rows(browser):
+    """It can fail: NaN, +inf, -inf (also as "−inf"), Python's None, a cut cell and pandas' empty
+    index-name row are reported; "Infant", "not reported", "none" in words and an ordinary header
+    row are not."""
+    page_html = ("<article><table><thead><tr><th></th><th>accuracy</th><th>DoB</th></tr>"
+                 "<tr><th>method</th><th></th><th></th></tr></thead>"
+                 "<tbody><tr><th>a</th><td>NaN</td><td>+inf</td></tr>"
+                 "<tr><th>b</th><td>\u2212inf</td><td>one linear c...</td></tr>"
+                 "<tr><th>c</th><td>Infant</td><td>not reported</td></tr>"
+                 "<tr><th>d</th><td>options: none</td><td>None</td></tr></tbody></table></article>")
+    found = _run_on(browser, page_html, TABLE_VALUES_JS, "unreadableTableCells()")
+    assert sorted(f["why"] for f in found) == ["cut short", "empty header row"] + ["missing or infinite value"] * 4
+    assert {f["cell"] for f in found if f["why"].startswith("missing")} == {"NaN", "+inf", "\u2212inf", "None"}
+
+
+def test_figure_text_is_legible_at_the_page_width(reports):
+    """Every figure a notebook shows has its smallest text at least ``MIN_FIGURE_TEXT_PT`` as
+    the reader sees it at the book's width: the font size the figure was drawn with, scaled by
+    the figure's resolution and by how much the page shrinks the image (displayed over natural
+    width) — a 10 pt title on a 2000-px-wide figure squeezed into a 700-px column reads as 3.6
+    pt. 7 pt on screen (9.3 CSS px) is the small end of what figure guidelines accept for
+    labels at final size; the book's body text is 12 pt. The sizes come from the figure itself
+    (``finefcace.plots.figure_html`` records them as the image is made), so every figure the
+    course shows is measured, and one shown without that record is reported too."""
+    assert not _problems(reports, "unmeasured"), \
+        f"notebook figures shown without their text size (not through finefcace.plots.figure_html): " \
+        f"{_problems(reports, 'unmeasured')}"
+    assert not _problems(reports, "smallText"), \
+        f"figures whose smallest text is below {MIN_FIGURE_TEXT_PT} pt at the page width: {_problems(reports, 'smallText')}"
+
+
+def test_every_image_says_what_it_shows(reports):
+    """Every image has alt text in words — not empty, not a file name or a content hash."""
+    assert not _problems(reports, "unlabelled"), f"images without descriptive alt text: {_problems(reports, 'unlabelled')}"
+
+
+def test_the_figure_text_check_finds_small_text_and_images_without_alt(browser):
+    """It can fail: a figure 2000 px wide with 8-pt text at 100 dpi shown in a 600-px column
+    reads as 2.5 pt and is reported; the same image shown at its natural width (8.3 pt) is not.
+    An image with a hash for alt text is reported as unlabelled, one without the size record as
+    unmeasured."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (2000, 200), "white").save(buffer, format="PNG")
+    src = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    figure = (f"<div class='cell_output'><img src='{src}' alt='accuracy per group, two models' "
+              "data-smallest-text-pt='8' data-smallest-text='tone_1' data-dpi='100' style='max-width: 100%'></div>")
+    page_html = (f"<article style='width: 600px'>{figure}"
+                 f"<div class='cell_output'><img src='{src}' alt='{'ab12' * 16}.png' style='max-width: 100%'></div>"
+                 "</article>")
+    found = _run_on(browser, page_html, FIGURE_TEXT_JS, "figureText(7)")
+    assert [f["text"] for f in found["small"]] == ["tone_1"] and 2.0 < found["small"][0]["pt"] < 3.0
+    assert len(found["unlabelled"]) == 1 and len(found["unmeasured"]) == 1
+    wide = page_html.replace("width: 600px", "width: 3000px")
+    assert _run_on(browser, wide, FIGURE_TEXT_JS, "figureText(7)")["small"] == []
 
 
 def test_equations_are_typeset_without_errors(reports):

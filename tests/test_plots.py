@@ -23,8 +23,17 @@ from finefcace.metrics import attribute_task_report, gender_task_report  # noqa:
 SAVE_DIR = os.environ.get("FINEFCACE_PLOTS_DIR")  # set to keep the PNGs for a look
 
 
+#: Figures a test builds itself (a 10-inch figure to draw a panel into), not as a helper makes them.
+NOT_A_COURSE_FIGURE = {"accuracy_fairness_scatter_worst_group"}
+
+
 def _render(fig, name: str) -> bytes:
-    """Draw the figure to PNG bytes with every warning an error (the `-W error` check)."""
+    """Draw the figure to PNG bytes with every warning an error (the `-W error` check), and check
+    that the helper's figure is legible at the book's width: its smallest text, as the book
+    shows it (shrunk to the column when wider), is at least plots.MIN_TEXT_PT."""
+    if name not in NOT_A_COURSE_FIGURE:
+        points, text = plots.smallest_text_as_shown(fig)
+        assert points >= plots.MIN_TEXT_PT, f"{name}: {text!r} reads as {points:.1f} pt at the book's width"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         buffer = io.BytesIO()
@@ -320,3 +329,103 @@ def test_intersectional_heatmap_draws_values_widths_and_flags():
         plots.intersectional_heatmap(intersectional_report(predictions.assign(label_true=predictions["y_true"]),
                                                            group_columns=("gender", "label_true"), n_bootstrap=0,
                                                            min_group_size=1), metric="tpr")
+
+
+# ----------------------------------------------------------------- how a figure reaches the page
+
+
+def _two_panels():
+    figure = plots.new_figure(4.0, 2.0)
+    left, right = figure.subplots(1, 2)
+    left.plot([0, 1], [0, 1])
+    left.set_title("loss", fontsize=6.5)
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    right.imshow(np.zeros((4, 4)))
+    right.set_title("a map")
+    right.axis("off")  # its tick labels exist but are never drawn
+    figure.suptitle("Training, synthetic faces")
+    return figure
+
+
+def test_drawn_text_sizes_are_the_texts_the_renderer_drew():
+    png, drawn = plots.drawn_text_sizes(_two_panels(), dpi=50)
+    assert png.startswith(b"\x89PNG")
+    assert min(drawn) == (6.5, "loss")
+    texts = {text for _, text in drawn}
+    assert {"Training, synthetic faces", "a map", "epoch"} <= texts
+    # the hidden axes' tick labels (0..3 of the image) are not drawn; the line plot's 0.0..1.0 are
+    assert not any(text in ("0", "1", "2", "3") for text in texts) and "0.0" in texts
+
+
+def test_alt_text_says_what_the_figure_shows():
+    figure = _two_panels()
+    assert plots.alt_text(figure) == ("Figure: Training, synthetic faces. Panels: loss (loss against epoch); a map")
+    assert plots.alt_text(plots.describe(figure, "two  panels:\n a curve and a map")) == "two panels: a curve and a map"
+    bare = plots.new_figure(2.0, 2.0)
+    axes = bare.subplots()
+    axes.set_xlabel("group")
+    axes.set_ylabel("accuracy (%)")
+    assert plots.alt_text(bare) == "Figure: accuracy (%) against group"
+
+
+def test_figure_html_carries_the_image_its_alt_text_and_its_smallest_text():
+    import base64
+    import re
+
+    from PIL import Image
+
+    figure = _two_panels()
+    html = plots.figure_html(figure)
+    assert 'alt="Figure: Training, synthetic faces. Panels: loss (loss against epoch); a map"' in html
+    assert 'data-smallest-text-pt="6.5"' in html and 'data-smallest-text="loss"' in html
+    assert f'data-dpi="{figure.dpi:g}"' in html
+    png = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', html).group(1))
+    width = Image.open(io.BytesIO(png)).width
+    assert abs(width - 4.0 * figure.dpi) < 0.15 * 4.0 * figure.dpi  # the tight box trims a little
+    quoted = plots.figure_html(plots.describe(_two_panels(), 'accuracy "per group" <by tone>'))
+    assert 'alt="accuracy &quot;per group&quot; &lt;by tone&gt;"' in quoted
+
+
+def test_smallest_text_as_shown_scales_with_the_column():
+    """8-pt text at 100 dpi reads as 8.3 pt in a figure narrower than the book's column, and
+    shrinks with the image once the figure is wider than the column."""
+    narrow = plots.new_figure(4.0, 2.0, dpi=100)
+    narrow.subplots().set_title("small", fontsize=8)
+    narrow.axes[0].tick_params(labelsize=9)
+    points, text = plots.smallest_text_as_shown(narrow)
+    assert text == "small" and abs(points - 8 * 100 / 96) < 1e-9
+    wide = plots.new_figure(14.0, 2.0, dpi=100)
+    wide.subplots().set_title("small", fontsize=8)
+    wide.axes[0].tick_params(labelsize=9)
+    points, _ = plots.smallest_text_as_shown(wide)
+    assert points < 0.55 * 8 * 100 / 96 and points < plots.MIN_TEXT_PT
+
+
+def test_alt_text_reads_tex_labels_as_plain_characters():
+    figure = plots.new_figure(3.0, 2.0)
+    figure.subplots().set_title(r"$\tilde\Omega_{oval}^{norm}$ and mask $\geq$ t")
+    assert plots.alt_text(figure) == "Figure: Ω_oval^norm and mask ≥ t"
+
+
+def test_a_title_wider_than_the_figure_is_wrapped_so_the_image_keeps_its_width():
+    import io as _io
+
+    from PIL import Image
+
+    figure = plots.new_figure(4.0, 3.0)
+    figure.subplots().set_title("Accuracy per group — ours: synthetic faces, resnet18 from scratch, 64 px, "
+                                "4 epochs, cpu", fontsize=12)
+    unwrapped, _ = plots.drawn_text_sizes(figure, dpi=100, bbox_inches="tight")
+    assert Image.open(_io.BytesIO(unwrapped)).width > 1.5 * 4.0 * 100
+    png, _ = plots.drawn_text_sizes(plots.wrap_wide_titles(figure), dpi=100, bbox_inches="tight")
+    assert "\n" in figure.axes[0].get_title()
+    assert Image.open(_io.BytesIO(png)).width <= 4.0 * 100 + 20  # the tight box's 0.1-in padding a side
+
+
+def test_training_curves_say_what_they_show_in_their_alt_text():
+    history = [{"epoch": e + 1, "loss": 1 / (e + 1), "val_loss": 0.5, "train_accuracy": 0.5, "val_accuracy": 0.6,
+                "lr_head": 0.01, "best": e < 2} for e in range(3)]
+    alt = plots.alt_text(plots.training_curves(history, title="FineFACE"))
+    assert alt.startswith("FineFACE. Training curves against epoch") and "val_accuracy" in alt
+    assert "the best epoch (2) marked" in alt

@@ -82,3 +82,19 @@ def test_jobs_deal_the_seeds_to_one_thread_workers_and_a_failed_worker_stops_the
         assert call["threads"] == "1" and call["argv"][-3:] == ["--jobs", "1", "--worker"]
     assert script.parse_args(calls["seeds1.json"]["argv"]).seeds == [1]  # the last --seeds wins
     assert "--worker" not in script.regenerate_command(calls["seeds1.json"]["argv"])
+
+
+def test_an_infinite_max_min_difference_is_said_in_words_not_as_inf(script):
+    """A seed in which FineFACE left a group at 0 % makes its Max/Min infinite and the paired
+    mean +inf: the table says so in words (and the reverse names the baseline), never "+inf"."""
+    zero_group = {**BASELINE, "min_group_accuracy": [0.0, 71.0, 72.0], "max_min_ratio": [float("inf"), 1.21, 1.22]}
+    arms = {"baseline-64px": BASELINE, "finefcace-64px": zero_group}
+    study = results(arms)
+    table = "\n".join(script.difference_table(study, [("test", "UTKFace test")], 64))
+    assert "inf" not in table.replace("infinite", "")
+    assert "undefined: FineFACE left a group at 0 % in some seed" in table
+    cells = script.difference_cells(script.difference_rows(study, "test", 64))
+    assert cells[2].startswith("undefined: FineFACE") and cells[0].startswith("+")
+    swapped = results({"baseline-64px": zero_group, "finefcace-64px": BASELINE})
+    assert "undefined: the baseline left a group" in "\n".join(
+        script.difference_table(swapped, [("test", "UTKFace test")], 64))

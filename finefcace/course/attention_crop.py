@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from finefcace.plots import ATTENTION_CMAP, new_figure
+from finefcace.plots import ATTENTION_CMAP, FIGURE_WIDTH, describe, new_figure
 from finefcace.presets import REGION_PAD, REGION_THRESHOLD
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -169,8 +169,18 @@ def _show(ax: Any, picture: Any, title: str | None = None, **kwargs: Any) -> Any
 
 def _colour_bar(fig: Any, image: Any, ax: Any, label: str) -> None:
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
-    bar.ax.tick_params(labelsize=6)
-    bar.set_label(label, fontsize=6)
+    bar.ax.tick_params(labelsize=7)
+    bar.set_label(label, fontsize=7)
+
+
+def _caption(fig: Any, caption: str) -> None:
+    """A caption under the panels, wrapped to the figure's width (text wider than the figure
+    would widen the saved image and shrink everything else on the page)."""
+    import textwrap
+
+    if caption:
+        fig.text(0.5, 0.0, textwrap.fill(caption, width=int(FIGURE_WIDTH * 15)), ha="center", va="top",
+                 fontsize=7, color="0.35")
 
 
 def walkthrough_figure(images: Any, steps: Mapping[str, Any], index: int = 0, *, caption: str = ""):
@@ -186,15 +196,15 @@ def walkthrough_figure(images: Any, steps: Mapping[str, Any], index: int = 0, *,
     picture = denormalize(images[index : index + 1])[0].permute(1, 2, 0).cpu().numpy()
     n_experts = len(steps["cams"])
     titles = [r"$\Omega_n$ (CAM)", r"$\tilde\Omega_n$ upsampled", r"$\tilde\Omega_n^{norm}$ (eq. 4)",
-              f"mask $\\geq$ t = {steps['threshold']}", f"box (+{steps['pad']:.0%} per side)", "region $A_n$"]
-    fig = new_figure(1.95 * len(titles), 1.75 * (n_experts + 1), layout=None)
+              f"mask $\\geq$ t = {steps['threshold']}", f"box (+{steps['pad']:.0%} a side)", "region $A_n$"]
+    fig = new_figure(FIGURE_WIDTH, 1.3 * (n_experts + 1), layout=None)
     axes = fig.subplots(n_experts + 1, len(titles), squeeze=False)
     for row in range(n_experts + 1):
         is_overall = row == n_experts
         name = r"overall ($A_{oval}$)" if is_overall else f"expert $e_{row + 1}$"
         if is_overall:
             _show(axes[row, 0], picture, None)
-            axes[row, 0].set_title("input" if row == 0 else "", fontsize=8)
+            axes[row, 0].set_title("input" if row == 0 else "", fontsize=7)
             summed = _show(axes[row, 1], sum(n[index] for n in steps["normalised"]).cpu().numpy(), None, cmap=ATTENTION_CMAP)
             _colour_bar(fig, summed, axes[row, 1], "sum of maps")
         else:
@@ -212,15 +222,18 @@ def walkthrough_figure(images: Any, steps: Mapping[str, Any], index: int = 0, *,
         axes[row, 4].add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color="yellow", lw=1.5))
         region = denormalize(steps["regions"][row][index : index + 1])[0].permute(1, 2, 0).cpu().numpy()
         _show(axes[row, 5], region, None)
-        axes[row, 0].set_ylabel(name, fontsize=9)
+        axes[row, 0].set_ylabel(name, fontsize=8)
     for column, title in enumerate(titles):
-        axes[0, column].set_title(title, fontsize=8)
-    axes[n_experts, 1].set_title(r"$\sum_n \tilde\Omega_n^{norm}$", fontsize=8)
-    axes[n_experts, 2].set_title(r"$\tilde\Omega_{oval}^{norm}$", fontsize=8)
-    if caption:
-        fig.text(0.5, 0.0, caption, ha="center", va="top", fontsize=7, color="0.35", wrap=True)
-    fig.tight_layout()
-    return fig
+        axes[0, column].set_title(title, fontsize=7)
+    axes[n_experts, 1].set_title(r"$\sum_n \tilde\Omega_n^{norm}$", fontsize=7)
+    axes[n_experts, 2].set_title(r"$\tilde\Omega_{oval}^{norm}$", fontsize=7)
+    _caption(fig, caption)
+    fig.tight_layout(w_pad=0.4)
+    return describe(fig, f"One image through the attention step by step (paper §3.2), one row per expert and one "
+                         f"for the overall map: the class activation map, upsampled to the image, normalised to 0-1 "
+                         f"(eq. 4), the mask of values at least t = {steps['threshold']}, its box grown by "
+                         f"{steps['pad']:.0%} a side on the image, and the region cropped from it"
+                         + (f". {caption}" if caption else ""))
 
 
 def region_grid(images: Any, steps: Mapping[str, Any], *, row_labels: Iterable[str] | None = None,
@@ -234,7 +247,7 @@ def region_grid(images: Any, steps: Mapping[str, Any], *, row_labels: Iterable[s
     height, width = pictures.shape[1:3]
     names = ["input"] + [f"$A_{n + 1}$" for n in range(len(regions) - 1)] + [r"$A_{oval}$"]
     labels = list(row_labels) if row_labels is not None else [""] * len(pictures)
-    fig = new_figure(1.45 * len(names), 1.5 * len(pictures), layout=None)
+    fig = new_figure(min(FIGURE_WIDTH, 1.45 * len(names)), 1.5 * len(pictures), layout=None)
     axes = fig.subplots(len(pictures), len(names), squeeze=False)
     for i in range(len(pictures)):
         _show(axes[i, 0], pictures[i], names[0] if i == 0 else None)
@@ -243,7 +256,9 @@ def region_grid(images: Any, steps: Mapping[str, Any], *, row_labels: Iterable[s
             x0, y0, x1, y1 = (int(v) for v in steps["boxes"][j - 1][i])
             share = (x1 - x0) * (y1 - y0) / (height * width)
             _show(axes[i, j], region[i], (names[j] + "\n" if i == 0 else "") + f"{share:.0%} of image")
-    if caption:
-        fig.text(0.5, 0.0, caption, ha="center", va="top", fontsize=7, color="0.35", wrap=True)
+            axes[i, j].title.set_fontsize(7)
+    _caption(fig, caption)
     fig.tight_layout()
-    return fig
+    return describe(fig, f"{len(pictures)} images, one a row, and the regions A_1 to A_{len(regions) - 1} and "
+                         "A_oval cropped from each, each titled with the share of the image its box keeps"
+                         + (f". {caption}" if caption else ""))

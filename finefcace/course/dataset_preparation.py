@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from finefcace import outputs
 from finefcace.course.parameters import ParameterError
 from finefcace.metrics import protected_columns
-from finefcace.plots import new_figure
+from finefcace.plots import FIGURE_WIDTH, describe, new_figure
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -181,7 +181,9 @@ def table_montage(table: "pd.DataFrame", root: str | Path, *, columns: Iterable[
     columns = list(columns) if columns is not None else protected_columns(table)
     rows = table[table["split"] == split]
     groups = list(rows.groupby(columns, sort=True)) if columns else [("all", rows)]
-    fig = new_figure(per_group * 1.2, len(groups) * 1.25, layout=None)
+    # the row labels sit left of the images: with them, the figure is the book column's width at most
+    cell = min(1.2, (FIGURE_WIDTH - 1.4) / per_group)
+    fig = new_figure(per_group * cell + 1.4, len(groups) * cell * 1.05, layout=None)
     axes = fig.subplots(len(groups), per_group, squeeze=False)
     for r, (group, frame) in enumerate(groups):
         paths = frame["path"].tolist()[:per_group]
@@ -196,4 +198,6 @@ def table_montage(table: "pd.DataFrame", root: str | Path, *, columns: Iterable[
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return fig
+    return describe(fig, f"Photographs of the {split} split, {per_group} per protected group ("
+                         f"{' × '.join(columns) if columns else 'all images'}), one group a row"
+                         + (f": {title}" if title else ""))

@@ -23,11 +23,13 @@ OURS = "ours"
 __all__ = [
     "PAPER_FINEFACE",
     "decomposition_figure",
+    "gender_by_true_class",
     "group_table",
     "our_rows",
     "paper_summaries_recomputed",
     "paper_summaries_in_words",
     "paper_table_key",
+    "report_table",
     "summary_columns",
 ]
 
@@ -121,6 +123,47 @@ def paper_summaries_in_words(tables: Iterable[str] = ("table2", "table5", "table
     if far:
         text += f"; {len(far)} differ by more — " + "; ".join(far)
     return text + "."
+
+
+def report_table(report: "pd.DataFrame", decimals: int = 2) -> "pd.DataFrame":
+    """A task report of :mod:`finefcace.metrics` as the chapter shows it: rounded, and with words
+    where the report has no value — a summary row (Max/Min, DoB, ...) is over every group, so its
+    protected columns say "all groups"; an interval not computed (``n_bootstrap`` 0) says so.
+    Book: ``notebooks/05_evaluation.ipynb``."""
+    from finefcace.metrics import ALL_GROUPS
+
+    table = report.round(decimals)
+    summary = table["group"] == ALL_GROUPS
+    columns = [c for c in table.columns if c not in ("metric", "group", "n", "value", "ci_low", "ci_high", "unit")]
+    table = table.astype({c: object for c in columns})
+    for column in columns:
+        table.loc[summary & table[column].isna(), column] = "all groups"
+    for column in ("ci_low", "ci_high"):
+        if column in table.columns and table[column].isna().any():
+            table[column] = table[column].astype(object).where(table[column].notna(), "not computed")
+    return table
+
+
+def gender_by_true_class(predictions: "pd.DataFrame", attribute: str, *, n_bootstrap: int = 1000) -> "pd.DataFrame":
+    """The paper's suggested crossing for an attribute classifier (§6): gender × the image's
+    true class, each cell's accuracy being that gender's TPR (true class "yes") or 1 − FPR
+    ("no"). The true class is named in words (``Blond Hair: yes``), not as the label 0/1 the
+    predictions hold, so the heatmap's axis reads as classes. Book: ``notebooks/05_evaluation.ipynb``."""
+    from finefcace.metrics import intersectional_report
+
+    words = attribute.replace("_", " ")
+    names = {0: f"{words}: no", 1: f"{words}: yes"}
+
+    def name(label) -> str:  # 0, 1, 0.0, "1": the attribute's labels; anything else is already a name
+        try:
+            number = float(label)
+        except (TypeError, ValueError):
+            return str(label)
+        return names.get(int(number), str(label)) if number.is_integer() else str(label)
+
+    true_class = [name(v) for v in predictions["label_true"]]
+    frame = predictions.assign(**{"true class": true_class})
+    return intersectional_report(frame, group_columns=("gender", "true class"), n_bootstrap=n_bootstrap)
 
 
 def summary_columns(table: "pd.DataFrame") -> list:

@@ -78,15 +78,20 @@ _NAMES = {"overall_accuracy": "overall accuracy", "accuracy": "accuracy", "min_g
           "degree_of_bias": "DoB", "max_min_ratio": "Max/Min", "deodds": "DEOdds", "deo": "DEO"}
 
 
+def options_in_words(options: Any) -> str:
+    """A method's options as a table cell: ``balance = reweight``, or ``none`` — not a dict repr."""
+    return ", ".join(f"{key} = {value}" for key, value in dict(options or {}).items()) or "none"
+
+
 def methods_table() -> "pd.DataFrame":
     """The training methods the engine knows: what each changes, the work it follows, its
     options (defaults) and whether it trains with the protected label."""
     import pandas as pd
 
     rows = {"baseline": {"what it does": "backbone, global average pooling, one linear classifier; cross-entropy",
-                         "source": "paper §4.2", "options": "{}"},
+                         "source": "paper §4.2", "options": options_in_words({})},
             "finefcace": {"what it does": "experts, attention regions, multi-step mutual learning, fused inference",
-                          "source": "Manzoor & Rattani (this course)", "options": "{}"}}
+                          "source": "Manzoor & Rattani (this course)", "options": options_in_words({})}}
     what = {"group_balanced": "every (protected group × class) cell weighs the same: inverse-frequency loss "
                               "weights, or balanced sampling",
             "domain_independent": "one classifier per protected group on a shared backbone; the heads' logits "
@@ -95,7 +100,7 @@ def methods_table() -> "pd.DataFrame":
                            "gradient-reversal layer",
             "group_dro": "minimises the worst group's loss: exponentiated-gradient weights on the groups"}
     for name, method in MITIGATIONS.items():
-        rows[name] = {"what it does": what[name], "source": method.source, "options": json.dumps(dict(method.options))}
+        rows[name] = {"what it does": what[name], "source": method.source, "options": options_in_words(method.options)}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame["protected labels in training"] = ["YES" if uses_protected_labels(m) else "no" for m in frame.index]
     return frame
@@ -141,7 +146,7 @@ def conditions_table(results: StudyResults) -> "pd.DataFrame":
         runs = results.runs[results.runs["arm"] == arm["name"]]
         method = _method(results, arm["name"])
         rows.append({"arm": arm.get("description") or arm["name"], "method": method,
-                     "options": json.dumps(arm["changes"].get("method_options", {})) or "{}",
+                     "options": options_in_words(arm["changes"].get("method_options", {})),
                      "protected labels in training": "YES" if uses_protected_labels(method) else "no",
                      "epochs run (mean)": float(runs["epochs_run"].mean()),
                      "training time per run (s)": float(runs["train_seconds"].mean())})
@@ -229,11 +234,14 @@ def paper_rows() -> "pd.DataFrame":
             spec = paper_results.paper_table(table)
             values = spec.values[spec.values["method"] == method]
             by_metric = dict(zip(values["metric"], values["value"]))  # per-group "accuracy" rows: only in Table 5
+            # A measure the table does not print is said so, not left as NaN: Table 5 (gender)
+            # has no DEOdds, Table 7 (attributes) no DoB.
+            absent = f"not in Table {spec.number}"
             if spec.task == "gender":  # Table 5: the worst of the printed race accuracies
                 worst = float(values.loc[values["metric"] == "accuracy", "value"].min())
-                accuracy, dob, deodds = by_metric["overall_accuracy"], by_metric["degree_of_bias"], math.nan
+                accuracy, dob, deodds = by_metric["overall_accuracy"], by_metric["degree_of_bias"], absent
             else:                      # Table 7: means over the 13 attributes
-                worst, accuracy, dob, deodds = (by_metric["min_group_accuracy"], by_metric["accuracy"], math.nan,
+                worst, accuracy, dob, deodds = (by_metric["min_group_accuracy"], by_metric["accuracy"], absent,
                                                 by_metric["deodds"])
             rows.append({"our arm": arm, "paper": f"Table {spec.number}: {spec.methods.get(method, method)}",
                          "accuracy": accuracy, "worst-group accuracy": worst, "DoB": dob, "DEOdds": deodds,
@@ -249,15 +257,20 @@ def paper_figure() -> "Figure":
     from finefcace import plots
     from finefcace.course import paper_results
 
-    figure = plots.new_figure(12.0, 4.8)
-    left, right = figure.subplots(1, 2)
+    figure = plots.new_figure(plots.FIGURE_WIDTH, 10.5)  # stacked: each panel the book column's width
+    left, right = figure.subplots(2, 1)
     plots.accuracy_fairness_scatter(paper_results.tradeoff_points("table5"), ax=left,
                                     title="Paper Table 5 (FairFace gender, ResNet-50)")
     plots.accuracy_fairness_scatter(paper_results.tradeoff_points("table7", fairness="min_group_accuracy"), ax=right,
                                     title="Paper Table 7 (CelebA, mean of 13 attributes)")
     figure.suptitle("Reported elsewhere, under other conditions: the paper's printed numbers, most copied from "
                     "other publications — not comparable with the study above")
-    return figure
+    plots.separate_point_labels(plots.wrap_wide_titles(figure))
+    return plots.describe(figure,
+                          "Two scatter plots of the paper's printed numbers, reported elsewhere under other "
+                          "conditions: Table 5 (FairFace gender, ResNet-50), accuracy against degree of bias; "
+                          "Table 7 (CelebA, mean of 13 attributes), accuracy against the worst group's accuracy; "
+                          "one labelled point per method, the Pareto-optimal ones ringed")
 
 
 # ----------------------------------------------------------------------------- the words

@@ -520,13 +520,19 @@ NOT_EVALUATED = "—"  # side_by_side(..., with_ci=True): a cell of the paper's 
 
 
 def _format(value: float, low: float = np.nan, high: float = np.nan, std: float = np.nan, digits: int = 2) -> str:
+    """A cell of a with_ci table. An infinite value — a Max/Min ratio whose worst group is at 0 %
+    accuracy — is written ∞ and says why, never "inf"."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
-    text = f"{value:.{digits}f}"
+
+    def number(x: float) -> str:
+        return ("∞" if x > 0 else "-∞") if np.isinf(x) else f"{x:.{digits}f}"
+
+    text = number(value) + (" (a group at 0 %)" if np.isinf(value) else "")
     if not np.isnan(std):
-        return f"{text} ± {std:.{digits}f}"
+        return f"{text} ± {number(std)}"
     if not (np.isnan(low) or np.isnan(high)):
-        return f"{text} [{low:.{digits}f}, {high:.{digits}f}]"
+        return f"{text} [{number(low)}, {number(high)}]"
     return text
 
 

@@ -62,7 +62,8 @@ def start(
     for paths, then work from the project root (relative paths in the profiles — ``data/...``,
     ``runs/...`` — mean the same as for ``python -m finefcace`` run from there), show the
     trainer's per-epoch log lines, show figures inline (also the ``Figure`` objects of
-    :mod:`finefcace.plots`, which pyplot does not track) and keep tables readable. Returns
+    :mod:`finefcace.plots`, which pyplot does not track) as images with alt text
+    (:mod:`finefcace.course.display`) and keep tables readable: one header row, cells whole. Returns
     the checked parameters. Book: every notebook.
 
     The rules: ``dataset`` and ``synthetic`` must agree (synthetic data needs the ``synthetic``
@@ -114,9 +115,13 @@ def start(
     try:  # figures that are not pyplot's (finefcace.plots) render as images only once inline is on
         from IPython import get_ipython
 
+        from finefcace.course import display
+
         shell = get_ipython()
         if shell is not None and getattr(shell, "kernel", None) is not None:
             shell.run_line_magic("matplotlib", "inline")
+            # figures as images with alt text and their text size, tables with one header row
+            display.show_in_notebook(shell)
     except ImportError:  # pragma: no cover - outside Jupyter nothing is displayed anyway
         pass
     try:
@@ -125,6 +130,7 @@ def start(
         pd.set_option("display.width", 160)
         pd.set_option("display.max_columns", 40)
         pd.set_option("display.precision", 3)
+        pd.set_option("display.max_colwidth", None)  # a cell is shown whole, never cut to "one linear c..."
     except ImportError:  # pragma: no cover - pandas is a dependency
         pass
     return values
@@ -195,7 +201,9 @@ def trained_run(params: Mapping[str, Any], name: str, **changes: Any) -> "TrainR
     """Run ``name`` (``<run_dir>/<name>``) of a notebook's parameters with ``changes``, trained:
     a finished run of the same configuration is loaded, an unfinished one resumed, otherwise it
     trains (the library's :func:`finefcace.training.trainer.train_or_load`). Chapters 03-06 share
-    runs this way, so only the first chapter that needs a run trains it. When the environment
+    runs this way, so only the first chapter that needs a run trains it. In a notebook the run's
+    log is one block (:func:`finefcace.course.display.one_block_log`): its messages and, once done,
+    a table of its epochs — the same whether the run was trained or loaded. When the environment
     names a run ledger (:data:`RUN_LEDGER_VARIABLE`), whether the run was trained or loaded,
     and how long that took, is appended to it. Book: ``notebooks/04_training.ipynb``."""
     import os
@@ -204,11 +212,18 @@ def trained_run(params: Mapping[str, Any], name: str, **changes: Any) -> "TrainR
     from finefcace.training.run_directory import SUMMARY_FILE
     from finefcace.training.trainer import train_or_load
 
+    from finefcace.course import display
+
     config = train_config(params, name, **changes)
     summary = Path(config.run_dir) / SUMMARY_FILE
     before = summary.stat().st_mtime_ns if summary.is_file() else None
     started = time.perf_counter()
-    result = train_or_load(config)
+    if display.in_kernel():  # the run's log as one block: its messages, then a table of its epochs
+        with display.one_block_log(config.run_dir) as log:
+            result = train_or_load(config)
+            log.finish(getattr(result, "history", None))
+    else:
+        result = train_or_load(config)
     ledger = os.environ.get(RUN_LEDGER_VARIABLE)
     if ledger:
         after = summary.stat().st_mtime_ns if summary.is_file() else None

@@ -21,6 +21,7 @@ __all__ = [
     "hyperparameter_table",
     "iteration_table",
     "model_card",
+    "run_folders",
     "run_summary",
 ]
 
@@ -34,11 +35,22 @@ def hyperparameter_table(config: "TrainConfig", reference: str = "paper") -> "pd
 
     paper, used = get_preset(reference), config.resolved()
     keys = list(dict.fromkeys([*paper, *used]))
-    plain = lambda v: str(list(v) if isinstance(v, tuple) else v)  # noqa: E731
-    return pd.DataFrame({f"preset {reference!r}": [plain(paper.get(k)) for k in keys],
-                         "this run": [plain(used.get(k)) for k in keys],
-                         "changed": ["yes" if plain(paper.get(k)) != plain(used.get(k)) else "" for k in keys]},
+
+    def plain(key: str, value: Any) -> str:  # in words: no Python None or list repr in the table
+        if value is None:
+            return _NONE_MEANS.get(key, "not set")
+        if isinstance(value, (list, tuple)):
+            return ", ".join(map(str, value))
+        return str(value)
+
+    return pd.DataFrame({f"preset {reference!r}": [plain(k, paper.get(k)) for k in keys],
+                         "this run": [plain(k, used.get(k)) for k in keys],
+                         "changed": ["yes" if plain(k, paper.get(k)) != plain(k, used.get(k)) else "" for k in keys]},
                         index=pd.Index(keys, name="key"))
+
+
+#: What a key left at None means (finefcace.presets), for the hyper-parameter table.
+_NONE_MEANS = {"experts": "the last three stages"}
 
 
 def _parameter_groups(model: Any) -> dict[str, list[Any]]:
@@ -93,9 +105,20 @@ def run_summary(results: Mapping[str, "TrainResult"]) -> "pd.DataFrame":
     for name, result in results.items():
         summary = result.summary
         rows[name] = {"epochs run": summary.get("epochs_run"), "best epoch": summary.get("best_epoch"),
-                      "stopped early": summary.get("stopped_early"),
+                      "stopped early": {True: "yes", False: "no"}.get(summary.get("stopped_early"), "not recorded"),
                       "val accuracy (%)": 100 * summary.get("val_accuracy", float("nan")),
                       "test accuracy (%)": 100 * summary.get("test_accuracy", float("nan"))}
+    return pd.DataFrame(rows).T
+
+
+def run_folders(results: Mapping[str, "TrainResult"]) -> "pd.DataFrame":
+    """One row per run: its folder and the files in it, named in a sentence-like list (a
+    table cell wraps; a printed Python list does not). Book: ``notebooks/04_training.ipynb``."""
+    import pandas as pd
+
+    rows = {name: {"folder": result.run_dir.as_posix() + "/",
+                   "files": ", ".join(sorted(p.name for p in result.run_dir.iterdir()))}
+            for name, result in results.items()}
     return pd.DataFrame(rows).T
 
 

@@ -769,6 +769,8 @@ def synthetic_montage(
     """
     import matplotlib.pyplot as plt
 
+    from finefcace.plots import FIGURE_WIDTH
+
     bias = resolve_bias(bias)
     if not nuisance:
         bias = bias.without_nuisance()
@@ -780,38 +782,54 @@ def synthetic_montage(
         sample = base.take(order)
         pixels = render_faces(sample, size, bias, seed=seed).numpy()
         rows, cols = len(TONES), 2 * per_cell
-        fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.2), squeeze=False)
+        cell = min(1.1, FIGURE_WIDTH / cols)  # the book's column width at most: its labels stay legible
+        fig, axes = plt.subplots(rows, cols, figsize=(cols * cell, rows * cell * 1.1), squeeze=False)
         for i, ax in enumerate(axes.flat):
             ax.imshow(pixels[i])
             ax.set_xticks([])
             ax.set_yticks([])
             if i % cols == 0:
-                ax.set_ylabel(TONES[i // cols])
+                ax.set_ylabel(TONES[i // cols], fontsize=8)
             if i < cols:
                 ax.set_title(sample.labels["gender"].iloc[i], fontsize=8)
-        fig.suptitle("Synthetic faces by tone (rows) and gender (columns)")
+        fig.suptitle("Synthetic faces by tone (rows) and gender (columns)", fontsize=10)
     elif kind == "attributes":
         targets = ["gender", *CELEBA_ATTRIBUTES]
         base = sample_faces(per_cell, split="test", bias=bias, rng=rng)
         rows, cols = len(targets), 2 * per_cell
-        fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.0, rows * 1.05), squeeze=False)
+        cell = min(1.0, FIGURE_WIDTH / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(cols * cell, rows * cell * 1.05), squeeze=False)
         for r, target in enumerate(targets):
             off, on = _counterfactual(base, target)
             pixels = render_faces(_interleave(off, on), size, bias, seed=seed).numpy()
+            classes = montage_classes(target)
             for k in range(cols):
                 ax = axes[r, k]
                 ax.imshow(pixels[k])
                 ax.set_xticks([])
                 ax.set_yticks([])
-                if r == 0:
-                    ax.set_title("off" if k % 2 == 0 else "on", fontsize=8)
+                ax.set_title(classes[k % 2], fontsize=7, pad=2)  # each face's class of this row's target
             axes[r, 0].set_ylabel(target.replace("_", " "), fontsize=7, rotation=0, ha="right", va="center")
-        fig.suptitle("Synthetic faces: each target off / on, all else equal")
+        fig.suptitle("Synthetic faces: each target's two classes, the same face otherwise", fontsize=10)
     else:
         raise ValueError(f"kind must be 'groups' or 'attributes', got {kind!r}")
     fig.text(0.5, 0.005, "synthetic data (finefcace.sources.synthetic)", ha="center", fontsize=7, color="0.4")
     fig.tight_layout()
-    return fig
+    from finefcace.plots import describe
+
+    if kind == "groups":
+        return describe(fig, f"Synthetic faces, {per_cell} of each gender ({', '.join(GENDERS)}) for each of the "
+                             f"{len(TONES)} skin tones ({', '.join(TONES)}), one tone per row")
+    return describe(fig, f"Synthetic faces, one row per target (gender and the {len(CELEBA_ATTRIBUTES)} "
+                         f"attributes): {per_cell} faces each drawn twice, once in each class of the row's target "
+                         f"({' or '.join(montage_classes('gender'))} for gender, {' or '.join(montage_classes(''))} "
+                         "for an attribute), everything else equal")
+
+
+def montage_classes(target: str) -> tuple[str, str]:
+    """The two classes of a target as the montage labels its pairs of faces: the genders, or
+    "no" and "yes" (the attribute's labels 0 and 1) — in the order :func:`_counterfactual` draws them."""
+    return (GENDERS[0], GENDERS[1]) if target == "gender" else ("no", "yes")
 
 
 def _counterfactual(base: FaceSample, target: str) -> tuple[FaceSample, FaceSample]:

@@ -50,6 +50,25 @@ def test_walkthrough_and_region_grid_have_a_panel_per_step(small_models):
     assert len(attention_crop.region_grid(images, steps).axes) == 3 * 5  # input, A_1..A_3, A_oval
 
 
+
+def test_the_walkthrough_and_region_grid_are_legible_at_the_books_width(small_models):
+    """Their smallest text, as the book shows them (shrunk to its column when wider), is at
+    least plots.MIN_TEXT_PT — with a caption longer than the figure is wide, which used to
+    widen the saved image until its titles and colour bars were ~4 px tall."""
+    import torch
+
+    from finefcace import plots
+
+    model, _ = small_models
+    images = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    steps = attention_crop.attention_steps(model, images, threshold=0.5, pad=0.1)
+    caption = "tone_2 / Female, true Female, predicted Male; " + "synthetic faces, resnet18 from scratch, " * 4
+    for figure in (attention_crop.walkthrough_figure(images, steps, index=1, caption=caption),
+                   attention_crop.region_grid(images, steps, row_labels=["tone_1 / Female"] * 3, caption=caption)):
+        points, text = plots.smallest_text_as_shown(figure)
+        assert points >= plots.MIN_TEXT_PT, f"{text!r} reads as {points:.1f} pt"
+
+
 def test_the_deepest_map_is_a_32nd_of_the_input(small_models):
     model, _ = small_models
     assert attention_crop.deepest_map_size(model, 64) == (2, 2)

@@ -54,6 +54,11 @@ def test_table_montage_has_a_row_per_protected_group(tmp_path):
     figure = dataset_preparation.table_montage(pd.DataFrame(rows), tmp_path, per_group=3, size=8, title="t")
     assert len(figure.axes) == 4 * 3
     assert [ax.get_ylabel() for ax in figure.axes[::3]] == ["A / Female", "A / Male", "B / Female", "B / Male"]
+    from finefcace.plots import MIN_TEXT_PT, alt_text, smallest_text_as_shown
+
+    wide = dataset_preparation.table_montage(pd.DataFrame(rows), tmp_path, per_group=6, size=8, title="UTKFace")
+    assert smallest_text_as_shown(wide)[0] >= MIN_TEXT_PT  # six a row, as chapter 1 shows a real dataset
+    assert alt_text(wide).startswith("Photographs of the test split, 6 per protected group (race × gender)")
 
 
 def test_a_real_table_is_split_by_the_options_remade_when_they_change_and_cross_tables_are_whole(tmp_path, monkeypatch):

@@ -73,3 +73,39 @@ def test_the_paper_summaries_sentence_names_every_disagreement_beyond_rounding()
     assert "Table 2's Baseline Max/Min (printed 1.18, computed 1.191)" in text  # within rounding: named too
     strict = evaluation.paper_summaries_in_words(close=0.5)  # nothing counts as rounding: all 7 listed as beyond it
     assert "7 differ by more" in strict
+
+
+def test_the_report_table_says_all_groups_and_not_computed_instead_of_nan():
+    import numpy as np
+    import pandas as pd
+
+    from finefcace.metrics import task_report
+
+    rng = np.random.default_rng(0)
+    truth = rng.choice(["Female", "Male"], 200)
+    predictions = pd.DataFrame({"y_true": truth, "gender": truth, "tone": rng.choice(["tone_1", "tone_2"], 200),
+                                "y_pred": np.where(rng.random(200) < 0.8, truth, "Male")})
+    raw = task_report(predictions, "gender", n_bootstrap=20)
+    assert raw.isna().any().any()  # the library's report leaves the summaries' group columns empty
+    table = evaluation.report_table(raw)
+    assert not table.isna().any().any()
+    summaries = table[table["group"] == "all"]
+    assert len(summaries) >= 4 and set(summaries["tone"]) == set(summaries["gender"]) == {"all groups"}
+    assert table.loc[table["group"] != "all", "value"].tolist() == raw.loc[raw["group"] != "all", "value"].round(2).tolist()
+    no_intervals = evaluation.report_table(task_report(predictions, "gender", n_bootstrap=0))
+    assert set(no_intervals["ci_low"]) == {"not computed"} and not no_intervals.isna().any().any()
+
+
+def test_gender_by_true_class_names_the_classes_in_words():
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 2, 200)
+    predictions = pd.DataFrame({"y_true": truth, "y_pred": np.where(rng.random(200) < 0.8, truth, 1 - truth),
+                                "label_true": truth.astype(float), "gender": rng.choice(["Female", "Male"], 200)})
+    report = evaluation.gender_by_true_class(predictions, "Blond_Hair", n_bootstrap=0)
+    cells = report[report["group"] != "all"]
+    assert {"Blond Hair: no", "Blond Hair: yes"} == set(cells["true class"].dropna())
+    assert report.attrs["group_columns"] == ["gender", "true class"] or \
+        tuple(report.attrs["group_columns"]) == ("gender", "true class")

@@ -340,3 +340,9 @@ def test_tradeoff_points():
     assert "FineFACE" in set(P.tradeoff_points("table7")["method"])  # printed "FineFACE [ours]": the authors' "ours", not ours
     with pytest.raises(ValueError, match="table8"):
         P.tradeoff_points("table8")
+
+
+def test_an_infinite_max_min_is_written_as_such_not_inf():
+    """A model that gets a group entirely wrong has an infinite Max/Min: the table says ∞ and why."""
+    assert P._format(float("inf"), 3.2, float("inf")) == "∞ (a group at 0 %) [3.20, ∞]"
+    assert P._format(1.234, 1.1, 1.4) == "1.23 [1.10, 1.40]"

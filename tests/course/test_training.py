@@ -20,6 +20,9 @@ def test_hyperparameter_table_marks_what_the_profile_changed():
     table = training.hyperparameter_table(config)
     assert set(table.index[table["changed"] == "yes"]) == {"backbone", "input_size", "head_lr"}
     assert config.progress is False
+    # in words: no Python None or list repr in a cell
+    assert table.loc["experts", "this run"] == "the last three stages"
+    assert table.loc["fusion_views", "this run"] == "raw, oval"
 
 
 def test_iteration_table_reports_what_each_step_updates(small_models):
@@ -77,3 +80,15 @@ def test_a_written_card_is_the_one_shown(tmp_path):
     run = finished_run(tmp_path / "run")
     (run.run_dir / MODEL_CARD_FILE).write_text("# Model card\n\nwritten when the run finished\n")
     assert training.model_card(run).data == "**Model card**\n\nwritten when the run finished\n"
+
+
+def test_run_folders_name_each_runs_files_in_words(tmp_path):
+    from types import SimpleNamespace
+
+    from finefcace.course import training
+
+    for name in ("summary.json", "best.pt", "history.csv"):
+        (tmp_path / name).write_text("x")
+    table = training.run_folders({"FineFACE": SimpleNamespace(run_dir=tmp_path)})
+    assert table.loc["FineFACE", "files"] == "best.pt, history.csv, summary.json"
+    assert table.loc["FineFACE", "folder"] == tmp_path.as_posix() + "/"

@@ -164,6 +164,16 @@ def test_montages_show_groups_and_counterfactual_attributes():
     assert "synthetic" in " ".join(t.get_text() for t in figure.texts)
     figure = synthetic_montage("attributes", size=32, per_cell=1, nuisance=False)
     assert len(figure.axes) == 14 * 2
+    # each face is labelled with its class of the row's target, never "off"/"on"
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles[:2] == ["Female", "Male"] and titles[2:] == ["no", "yes"] * 13
+    from finefcace.plots import alt_text
+
+    assert "one row per target" in alt_text(figure) and "Female or Male" in alt_text(figure)
+    from finefcace.plots import MIN_TEXT_PT, smallest_text_as_shown
+
+    for figure in (synthetic_montage("groups", size=32, per_cell=4), figure):  # the book's: 4 a cell
+        assert smallest_text_as_shown(figure)[0] >= MIN_TEXT_PT  # legible at the book's width
     with pytest.raises(ValueError, match="kind must be"):
         synthetic_montage("ages")
 
