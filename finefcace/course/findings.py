@@ -62,6 +62,8 @@ METRIC_WORDS: dict[str, tuple[str, str, int]] = {
     "tpr": ("true-positive rate", "points", 1),
     "deo": ("DEO", "points", 1),
     "deodds": ("DEOdds", "points", 1),
+    "min_group_tpr": ("worst group's true-positive rate", "points", 1),
+    "max_group_tpr": ("best group's true-positive rate", "points", 1),
 }
 #: The metric that stands for "accuracy" in the paper's claim, per task, and those that stand
 #: for fairness. The best group's accuracy is neither — a model can raise it while the worst
