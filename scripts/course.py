@@ -252,7 +252,12 @@ def reproduction_lines(checks: list[dict]) -> list[str]:
     if not checks:
         return []
     verdicts = {"identical": "reproduced: identical numbers", "not reproduced": "**not reproduced** (regenerate it)",
-                "other hardware": "made on another machine: last digits may differ"}
+                "other hardware": "made with another device or thread count: not comparable run by run"}
+
+    def made_by(version: str) -> str:
+        commit = str(version).partition("+")[0]
+        return f"`{commit[:7]}`" if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit) else "not recorded"
+
     return [
         "Committed studies this build checked: the chapters retrain runs that are also a study's runs of the same "
         "arm and seed, and compare the test metrics.",
@@ -260,7 +265,7 @@ def reproduction_lines(checks: list[dict]) -> list[str]:
         "| study | runs compared | verdict | largest difference | study made by |",
         "|---|---|---|---|---|",
         *[f"| `{c['study']}` | {', '.join(c['runs'])} | {verdicts.get(c['verdict'], c['verdict'])} "
-          f"| {c['largest_difference']:.3g} | `{str(c['code_version'])[:7]}` |" for c in checks],
+          f"| {c['largest_difference']:.3g} | {made_by(c['code_version'])} |" for c in checks],
         "",
     ]
 

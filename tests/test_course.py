@@ -218,3 +218,5 @@ def test_the_status_page_lists_the_committed_studies_the_build_checked(tmp_path,
     assert "| `quick_gender` | baseline (seed 0) | reproduced: identical numbers | 0 | `abcdef0` |" in table
     assert "| `mitigation_methods` | baseline (seed 0), baseline (seed 0) | **not reproduced** (regenerate it) | 1.5 |" in table
     assert script.reproduction_lines([]) == []
+    older = dict(checks[0], code_version="not recorded (made before studies recorded it)", verdict="other hardware")
+    assert "| not recorded |" in "\n".join(script.reproduction_lines([older]))

@@ -12,8 +12,8 @@ the build compares the two runs' test metrics, and the page says which of three 
   the study was made by other code than this build's (its ``code_version`` names which), and its
   numbers are marked as not this build's until it is regenerated (the command is given);
 * **other hardware** — the study ran on another device or thread count: floating-point sums
-  then run in another order, so the two runs may differ in their last digits; the sentence shows
-  by how much they do, without calling the study stale.
+  then run in another order and the tiny differences grow over training, so the two runs can end
+  as different models; the sentence shows by how much they differ, without calling the study stale.
 
 This is the build's staleness check: rather than guessing from commit dates which code change
 affects which result, it retrains one run and compares — a change that alters no number (a
@@ -190,6 +190,8 @@ def reproduction_in_words(checks: list[Reproduction], *, study: str, regenerate:
     other = [c for c in checks if c.verdict == OTHER_HARDWARE]
     worst = max(other, key=lambda c: c.largest_difference)
     return (f"The committed study ran on {other[0].study_hardware}, this build on {other[0].here_hardware}. With "
-            f"another device or thread count the floating-point sums run in another order, so the same arm and seed "
-            f"need not agree to the last digit; here this build's {runs} differ from the study's by up to "
-            f"{_difference(worst)}. To compare them digit by digit, build and regenerate on one machine: `{regenerate}`.")
+            f"another device or thread count the floating-point sums run in another order; the tiny differences "
+            f"grow over training, so the same arm and seed can end as a different model. Here this build's {runs} "
+            f"differ from the study's by up to {_difference(worst)} — as much as one seed differs from another, so "
+            f"read the study's spread over seeds, not one run. To compare them digit by digit, build and regenerate "
+            f"on one machine: `{regenerate}`.")

@@ -62,6 +62,7 @@ def test_other_hardware_says_why_the_last_digits_may_differ_without_calling_it_s
     assert check.study_hardware == "CPU, 1 thread (x86_64), torch 2.14.1"  # the old plural reworded
     text = reproduction.reproduction_in_words([check], study="gender", regenerate="cmd")
     assert "Not reproduced" not in text and "1.0 points (overall accuracy)" in text and "CPU, 1 thread" in text
+    assert "different model" in text and "last digit" not in text
 
 
 def test_a_difference_too_small_for_the_decimals_shown_is_not_printed_as_zero():
