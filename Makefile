@@ -24,14 +24,13 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	$(PY) scripts/course.py $(if $(PROFILE),--profile $(PROFILE))
 
-# Both run under pytest-xdist, one worker per core: the course build and what needs it (nbval, the
-# browser check) on one worker, in order; the unit tests on the others (conftest.py).
 test: $(STAMP)
 	$(PY) scripts/ensure_browser.py
-	$(PY) -m pytest -n auto --dist loadgroup
+	$(PY) -m pytest
 
 # What a developer runs after changing a function: every test not marked slow or book, in tests/
-# only (nbval's notebooks and the book build are what `make test` adds).
+# only (nbval's notebooks and the book build are what `make test` adds), under pytest-xdist with
+# one worker per core (tests/conftest.py gives each worker's torch one thread).
 test-fast: $(STAMP)
 	$(PY) -m pytest -n auto -m "not slow and not book" tests
 

@@ -80,37 +80,7 @@ def attach_references(items) -> int:
 _ATTACHED = pytest.StashKey[int]()
 
 
-#: The pytest-xdist group of every item that needs the course build: the tests that check the
-#: built book (``built_book``, the browser check) and nbval's notebook cells, which load the runs
-#: the build trained instead of training them again. One worker runs them, in this order.
-COURSE_BUILD_GROUP = "course-build"
-
-
-def needs_the_course_build(item) -> bool:
-    """Does ``item`` need the course build's outputs (its HTML or its trained runs)?"""
-    path = Path(item.path).resolve()
-    return (path.parent == HERE / "notebooks" or path == HERE / "tests" / "test_browser.py"
-            or "built_book" in getattr(item, "fixturenames", ()))
-
-
-def group_the_course_build(items) -> None:
-    """Put the items that need the course build first, in their order, in one xdist group.
-
-    ``make test`` runs under pytest-xdist (``-n 2 --dist loadgroup``): the build is the longest
-    chain (about half the suite), so it starts at once on one worker while the other worker takes
-    the unit tests; nbval's cells follow the build on the same worker, so they load its runs. Without
-    xdist the marker is inert and the order is the same: build, browser, notebooks, then the rest.
-    """
-    chain = [item for item in items if needs_the_course_build(item)]
-    rest = [item for item in items if not needs_the_course_build(item)]
-    for item in chain:
-        item.add_marker(pytest.mark.xdist_group(COURSE_BUILD_GROUP))
-    items[:] = chain + rest
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist appends the group to the node ids
 def pytest_collection_modifyitems(config, items):
-    group_the_course_build(items)
     config.stash[_ATTACHED] = attach_references(items)
 
 
