@@ -243,9 +243,12 @@ def summary_figure(comparisons: Sequence[Comparison]) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from finefcace.plots import FIGURE_WIDTH
+
     labels = [row_label(c) for c in comparisons]
-    height = 1.2 + 0.32 * len(comparisons)
-    fig, axes = plt.subplots(1, 2, figsize=(11, height), sharey=True)
+    height = 1.0 + 0.22 * len(comparisons)
+    # The page's column width, the two panels stacked: text drawn at 8-9 pt reads at that size.
+    fig, axes = plt.subplots(2, 1, figsize=(FIGURE_WIDTH, 2 * height + 0.6), sharey=True)
     colours = {SYNTHETIC: "#1f77b4", REAL: "#d62728", MITIGATION: "#2ca02c"}
     for ax, kind, title in ((axes[0], "accuracy", "Accuracy (points): FineFACE − other"),
                             (axes[1], "fairness", "Fairness, DoB or DEO (points): other − FineFACE")):
@@ -257,13 +260,14 @@ def summary_figure(comparisons: Sequence[Comparison]) -> Any:
             ax.plot([low, high], [y, y], color=colour, lw=1.6)
             ax.plot([mean], [y], "o", color=colour, markerfacecolor=colour if clear else "white", markersize=6)
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("← favours the other arm · favours FineFACE →", fontsize=9)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("← favours the other arm · favours FineFACE →", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(range(len(comparisons)), labels, fontsize=8)
+        ax.set_yticks(range(len(comparisons)), labels, fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
     axes[0].invert_yaxis()
-    fig.suptitle("FineFACE against each comparison arm: mean paired difference over seeds, 95 % interval "
-                 "(filled: the interval excludes zero; open: cannot tell)", fontsize=10)
+    fig.suptitle("FineFACE against each comparison arm: mean paired difference over seeds, 95 % interval\n"
+                 "(filled: the interval excludes zero; open: cannot tell)", fontsize=9)
     fig.tight_layout()
     return fig
 
