@@ -170,7 +170,7 @@ def test_tiny_run_writes_and_prints_the_tables(tiny_run):
     assert report in done.stdout  # printed at the end
     assert "A CPU rehearsal, not a GPU measurement" in report
     for label in [*gpu_check.STAGE_LABELS.values(), "| Workload | Images/s |", "MFU of a FineFACE training iteration",
-                  "batched crop speed-up over the per-sample loop", "Paper-profile training on SYNTHETIC faces"]:
+                  gpu_check.import_project().TARGET_LABELS["crop_speedup"], "Paper-profile training on SYNTHETIC faces"]:
         assert label in report, label
     assert "Compiled images/s" in report
     assert "== training" in (out / "gpu_check.log").read_text()

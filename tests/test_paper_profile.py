@@ -48,7 +48,8 @@ def outputs_text(path: Path) -> str:
     parts = []
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
-            parts.append(output.get("text", "") or output.get("data", {}).get("text/plain", ""))
+            data = output.get("data", {})
+            parts.append(output.get("text", "") or data.get("text/markdown", "") or data.get("text/plain", ""))
     return "\n".join(parts)
 
 
@@ -81,4 +82,4 @@ def test_the_paper_profile_runs_every_chapter(tmp_path):
     # trained its one live run, a method that uses protected labels, at the paper's size too
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["gender-baseline", "gender-finefcace",
                                                                      "gender-group_dro"]
-    assert "uses protected labels: True ['tone']" in texts["07_mitigation_methods"]
+    assert "trains with protected labels: tone" in texts["07_mitigation_methods"]
