@@ -254,9 +254,11 @@ def reproduction_lines(checks: list[dict]) -> list[str]:
     verdicts = {"identical": "reproduced: identical numbers", "not reproduced": "**not reproduced** (regenerate it)",
                 "other hardware": "made with another device or thread count: not comparable run by run"}
 
+    from finefcace.course.reproduction import short_commit
+
     def made_by(version: str) -> str:
-        commit = str(version).partition("+")[0]
-        return f"`{commit[:7]}`" if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit) else "not recorded"
+        commit = short_commit(version)
+        return f"`{commit}`" if commit else "not recorded"
 
     return [
         "Committed studies this build checked: the chapters retrain runs that are also a study's runs of the same "

@@ -145,11 +145,17 @@ def record(checks: list[Reproduction], study: str) -> None:
         handle.write(json.dumps(entry) + "\n")
 
 
-def _short(version: str) -> str:
-    commit, _, rest = version.partition("+")
+def short_commit(version: str) -> str | None:
+    """A recorded code version (``<40-hex commit>[+<local changes>]``) shortened to 7 hex digits,
+    the suffix kept; None when ``version`` is not a commit (a study made outside git)."""
+    commit, _, rest = str(version).partition("+")
     if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit):
         return commit[:7] + ("+" + rest if rest else "")
-    return version
+    return None
+
+
+def _short(version: str) -> str:
+    return short_commit(version) or version
 
 
 def _difference(check: Reproduction) -> str:

@@ -84,3 +84,11 @@ def test_a_missing_arm_or_seed_is_an_error_naming_what_the_study_has():
         reproduction.compare_metrics({"accuracy": 0.8}, {"overall_accuracy": 0.8})
     with pytest.raises(ValueError, match="no live run"):
         reproduction.reproduction_in_words([], study="gender", regenerate="cmd")
+
+
+def test_a_recorded_code_version_is_shortened_only_when_it_is_a_commit():
+    commit = "abcdef0123456789abcdef0123456789abcdef01"
+    assert reproduction.short_commit(commit) == "abcdef0"
+    assert reproduction.short_commit(commit + "+local changes") == "abcdef0+local changes"
+    assert reproduction.short_commit("not recorded (made before studies recorded it)") is None
+    assert reproduction.short_commit(commit[:39] + "g") is None
