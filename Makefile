@@ -24,9 +24,14 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	$(PY) scripts/course.py $(if $(PROFILE),--profile $(PROFILE))
 
+# Two sessions, one after the other, both always run (the exit status is the worse of the two):
+# the course build and what reads it (both cores for the build's training, as `make book`), then
+# every other test under pytest-xdist, one worker per core (conftest.py, tests/conftest.py).
 test: $(STAMP)
 	$(PY) scripts/ensure_browser.py
-	$(PY) -m pytest
+	$(PY) -m pytest -m course_build; build=$$?; \
+	$(PY) -m pytest -n auto -m "not course_build"; rest=$$?; \
+	exit $$(( build > rest ? build : rest ))
 
 # What a developer runs after changing a function: every test not marked slow or book, in tests/
 # only (nbval's notebooks and the book build are what `make test` adds), under pytest-xdist with

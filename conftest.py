@@ -80,7 +80,36 @@ def attach_references(items) -> int:
 _ATTACHED = pytest.StashKey[int]()
 
 
+#: The marker of every item that needs the course build: the tests that check the built book
+#: (the ``book`` marker: its HTML, the browser check, the exercises on its runs) and nbval's
+#: notebook cells, which load the runs the build trained instead of training them again.
+COURSE_BUILD = "course_build"
+
+
+def needs_the_course_build(item) -> bool:
+    """Does ``item`` need the course build's outputs (its HTML or its trained runs)?"""
+    return Path(item.path).resolve().parent == HERE / "notebooks" or item.get_closest_marker("book") is not None
+
+
+def order_the_course_build_first(items) -> None:
+    """Mark the items that need the course build ``course_build`` and put them first, in order.
+
+    ``make test`` runs the suite in two pytest sessions, one after the other (Makefile): first
+    ``-m course_build`` — the build (both cores: its training uses torch's default two threads,
+    the same as ``make book``), then the browser check and nbval's cells on its runs — and then
+    ``-m "not course_build"`` under pytest-xdist, one worker per core. A plain ``pytest`` runs
+    everything in one session in the same order: build, then what reads it, then the rest.
+    """
+    chain = [item for item in items if needs_the_course_build(item)]
+    rest = [item for item in items if not needs_the_course_build(item)]
+    for item in chain:
+        item.add_marker(getattr(pytest.mark, COURSE_BUILD))
+    items[:] = chain + rest
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the marker
 def pytest_collection_modifyitems(config, items):
+    order_the_course_build_first(items)
     config.stash[_ATTACHED] = attach_references(items)
 
 

@@ -13,11 +13,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 def pytest_configure(config):
     """Under pytest-xdist (``-n 2``) each worker is one process on a 2-core machine: torch gets one
     thread per worker so two workers do not fight over the cores (2 workers x 2 threads ran slower
-    than one). Subprocesses the tests start (the CLI, the course build) keep torch's default."""
+    than one), and so do the subprocesses a worker starts (the CLI, papermill's kernels, the
+    scripts), through ``OMP_NUM_THREADS``. Outside xdist (the course build's session of ``make
+    test``, a plain ``pytest``) torch keeps its default."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 
         torch.set_num_threads(1)
+        os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def _cuda_available() -> bool:

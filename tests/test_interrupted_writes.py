@@ -74,6 +74,14 @@ def environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(PROJECT), "OMP_NUM_THREADS": "1"}
 
 
+def ctrl_c_handled_as_in_a_terminal() -> None:
+    """In the child, before Python starts: SIGINT back to its default action. A test session
+    started in the background by a shell without job control (``cmd &``: CI scripts, nohup)
+    inherits SIGINT *ignored*; Python then never raises KeyboardInterrupt and the Ctrl-C the test
+    sends would do nothing. A user's terminal delivers it; so does this."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def kill_while_writing(command: list[str], slow: str, folder: Path, sig: signal.Signals) -> str:
     """Run ``command`` (module or script, then its arguments) under the hook in ``folder``,
     wait until the write of ``slow`` is half done, send ``sig``; returns its stderr."""
@@ -81,7 +89,8 @@ def kill_while_writing(command: list[str], slow: str, folder: Path, sig: signal.
     marker.unlink(missing_ok=True)
     process = subprocess.Popen([sys.executable, "-c", HOOK, *command], cwd=folder,
                                env={**environment(), "SLOW_WRITE_NAME": slow, "SLOW_WRITE_MARKER": str(marker)},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=ctrl_c_handled_as_in_a_terminal)
     deadline = time.monotonic() + 180
     while not marker.exists():
         if process.poll() is not None or time.monotonic() > deadline:

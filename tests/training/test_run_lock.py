@@ -74,9 +74,12 @@ def test_a_training_refused_before_it_wrote_anything_leaves_no_folder(tmp_path):
 def test_a_second_training_on_a_run_dir_in_use_is_refused_naming_the_first(tmp_path):
     """The first training holds the folder (its lock file appears with its pid); a second one
     started on the same folder while the first trains is refused at once, naming it; the first
-    finishes undisturbed. (Started while the first one provably trains: two processes merely
-    launched together can finish one after the other on a loaded machine, and then the second
-    correctly loads the finished run.)"""
+    trains on undisturbed: still running after the refusal, it is then stopped as a user stops a
+    run (SIGTERM), saves its checkpoint at a batch boundary, says how to resume and releases the
+    folder. (Started while the first one provably trains: two processes merely launched together
+    can finish one after the other on a loaded machine, and then the second correctly loads the
+    finished run. Stopped rather than waited for: its 30 epochs are only there to keep it
+    training while the second starts; resuming is tests/training/test_checkpoint.py's.)"""
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({**TINY, "epochs": 30, "patience": None}))
     command = [sys.executable, "-m", "finefcace", "train", "-c", "c.yaml", "-q"]
     first = subprocess.Popen(command, cwd=tmp_path, env=environment(), stdout=subprocess.PIPE,
@@ -93,8 +96,9 @@ def test_a_second_training_on_a_run_dir_in_use_is_refused_naming_the_first(tmp_p
     assert re.fullmatch(rf"error: run directory 'run' is in use: process {first.pid} is training there .*\n",
                         second.stderr), second.stderr
     assert "Traceback" not in second.stderr
+    first.send_signal(signal.SIGTERM)
     _, errors = first.communicate(timeout=600)
-    assert first.returncode == 0, errors
-    summary = yaml.safe_load((tmp_path / "run" / "summary.json").read_text())
-    assert summary["finished"] is True and summary["epochs_run"] == 30
+    assert first.returncode != 0 and "SIGTERM received: saved run/last.pt" in errors, errors
+    assert "run the same command again to resume" in errors
+    assert (tmp_path / "run" / "last.pt").is_file()
     assert not lock.exists()
