@@ -410,8 +410,8 @@ def test_the_exercises_that_need_a_finished_run_run_on_the_default_build(built_b
     default build left under runs/quick, from the project root as a reader would run them;
     the exercises' bash commands (they train a short run) run too, with their run folder moved
     to a temporary one so that they leave nothing in the checkout, and capped at one training
-    and one evaluation batch (a later ``--set`` wins): every key and flag of the reader's command
-    is checked, at a fraction of its cost (exercise 2.3's Swin-T run at 224 px as printed takes
+    and one evaluation batch (a later ``--set`` wins), their decoded-image cache in the temporary
+    folder too: every key and flag of the reader's command is checked, at a fraction of its cost (exercise 2.3's Swin-T run at 224 px as printed takes
     several minutes on the build's CPU). Together with
     test_the_exercises_code_runs this runs every code block of book/exercises.md
     (test_every_exercise_code_block_is_run_by_a_test checks that none is left out)."""
@@ -425,8 +425,9 @@ def test_the_exercises_that_need_a_finished_run_run_on_the_default_build(built_b
     for index, command in enumerate(commands):
         command = re.sub(r"run_dir=\S+", f"run_dir={tmp_path / f'exercise-{index}'}", command)
         command = command.replace("python -m", f"{sys.executable} -m").rstrip()
-        if "finefcace train" in command:
-            command += " --set max_batches=1 --set max_eval_batches=1"
+        if "finefcace train" in command:  # the decoded images too go to the temporary folder (not part of a
+            # run's identity): exercise 2.3 decodes every image at 224 px, 0.4 GB the checkout need not keep
+            command += f" --set max_batches=1 --set max_eval_batches=1 --set image_cache={tmp_path / f'cache-{index}'}"
         result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=1200, cwd=ROOT)
         assert result.returncode == 0, f"exercise command {index} failed:\n{command}\n{result.stderr[-3000:]}"
 

@@ -71,6 +71,12 @@ def test_a_run_in_two_studies_has_one_set_of_numbers():
             if differing:
                 problems.append(f"{first_study}:{first_arm} and {study}:{arm}, seed {seed}: {differing[:4]}")
     assert not problems, "the same run has different numbers in two committed studies:\n" + "\n".join(problems)
+    # Not vacuous: the pairs of studies that share runs today (same device and thread count). A study
+    # regenerated on another machine or thread count leaves a pair; the book would then show two
+    # numbers for one arm and seed, so that is a failure too.
+    pairs = {tuple(sorted({r[0] for r in runs})) for runs in shared.values()}
+    assert {("mitigation_methods", "quick_gender"), ("controls", "resolution")} <= pairs, pairs
+    assert sum(len(runs) > 1 for runs in shared.values()) >= 10
 
 
 def test_the_check_can_fail(tmp_path):
