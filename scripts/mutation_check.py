@@ -121,7 +121,7 @@ def run_tests(root: Path, tests: tuple[str, ...]) -> tuple[int, str, float]:
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not book",
                            "-n", "2", *tests], cwd=root, env=env, capture_output=True, text=True)
     failed = [line.split(" ")[1] for line in done.stdout.splitlines() if line.startswith("FAILED ")]
-    return done.returncode, ", ".join(failed) or done.stdout.strip().splitlines()[-1:][0], time.perf_counter() - start
+    return done.returncode, ", ".join(failed), time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,12 +147,15 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(clean, mutated)
             apply(fault, mutated)
             code, failed, mutated_seconds = run_tests(mutated, fault.tests)
-            caught = code == 1  # 1: tests failed (2-5: pytest could not run them: not a catch)
+            # Caught: a named test failed (exit 1; 2 when -x stopped the xdist workers after it). An
+            # error before any test ran (3-5, or 2 with no failure: a collection error) is no catch.
+            caught = bool(failed) and code in (1, 2)
             if not caught:
                 escaped.append(fault.name)
             rows.append((fault.name, fault.what, " ".join(fault.tests), "caught" if caught else f"NOT caught (exit {code})",
                          failed, seconds + mutated_seconds))
-            print(f"[mutation] {fault.name}: {rows[-1][3]} by {failed} ({seconds + mutated_seconds:.0f} s)", flush=True)
+            print(f"[mutation] {fault.name}: {rows[-1][3]} by {failed or 'no failing test'} "
+                  f"({seconds + mutated_seconds:.0f} s)", flush=True)
     print("\n| fault | what it breaks | tests run | result | first failing test |\n|---|---|---|---|---|")
     for name, what, tests, result, failed, _ in rows:
         print(f"| `{name}` | {what} | `{tests}` | {result} | `{failed}` |")
