@@ -76,7 +76,7 @@ FAULTS: tuple[Fault, ...] = (
           'self.optimizer.load_state_dict(state["optimizer"])',
           "pass  # the optimizer's momentum is not restored on resume",
           "a resumed run restarts its optimizer's momentum",
-          ("tests/training/test_trainer.py", "tests/training/test_determinism.py")),
+          ("tests/training/test_checkpoint.py",)),
     Fault("duplicate-kept", "finefcace/sources/duplicates.py",
           "repeated = table[table[HASH_COLUMN].duplicated(keep=False)]",
           'repeated = table[table[HASH_COLUMN].duplicated(keep="first")]',
@@ -86,7 +86,7 @@ FAULTS: tuple[Fault, ...] = (
           'GENDERS[1] if gender == "0" else GENDERS[0]',
           'GENDERS[0] if gender == "0" else GENDERS[1]',
           "UTKFace's gender code read the wrong way round (0 is Male)",
-          ("tests/test_data_prep.py",)),
+          ("tests/sources/test_utkface.py",)),
 )
 
 
