@@ -5,11 +5,11 @@
 
 Each fault of :data:`FAULTS` is one small, plausible slip in the method, the trainer, the
 metrics or the data code (a ``>=`` made ``>``, a step order reversed, a ``ddof`` changed, a
-duplicate kept ...). For each, the tracked files are copied to a temporary folder, the fault is
-written into the copy (never into this checkout: an interrupted check leaves the sources
-untouched), and the tests named for it run on the copy. The fault is *caught* when those tests
-fail with the fault and pass without it (both are run, so a test that fails anyway does not
-count). The table printed at the end lists each fault, the tests that ran and what happened.
+duplicate kept ...). The tracked files are copied once to a temporary folder (never touching
+this checkout: an interrupted check leaves the sources untouched); each fault is written into the
+copy, the tests named for it run there, and the file is written back. The fault is *caught* when
+those tests fail with the fault and pass without it (both are run, so a test that fails anyway
+does not count). The table printed at the end lists each fault, the tests that ran and what happened.
 
 A faster suite must still catch every fault: the issue that made the suite fast asked for this
 check before and after (``tests/test_mutation_check.py`` checks every fault still applies to
@@ -90,8 +90,9 @@ FAULTS: tuple[Fault, ...] = (
 )
 
 
-def apply(fault: Fault, root: Path) -> None:
-    """Write ``fault`` into the copy at ``root``; refuse when its text is not there exactly once."""
+def apply(fault: Fault, root: Path) -> str:
+    """Write ``fault`` into the copy at ``root``; refuse when its text is not there exactly once.
+    Returns the file's text before the fault (what :func:`main` writes back after its tests)."""
     path = root / fault.path
     text = path.read_text()
     count = text.count(fault.old)
@@ -99,6 +100,7 @@ def apply(fault: Fault, root: Path) -> None:
         raise SystemExit(f"fault {fault.name!r}: its text occurs {count} times in {fault.path} (expected once); "
                          f"update FAULTS in {Path(__file__).relative_to(ROOT)} to today's source")
     path.write_text(text.replace(fault.old, fault.new))
+    return text
 
 
 def copy_tracked_files(destination: Path) -> None:
@@ -131,33 +133,32 @@ def main(argv: list[str] | None = None) -> int:
     faults = [f for f in FAULTS if not args.only or f.name in args.only]
     rows, escaped = [], []
     with tempfile.TemporaryDirectory(prefix="mutation-check-") as tmp:
-        clean, mutated = Path(tmp) / "clean", Path(tmp) / "mutated"
-        copy_tracked_files(clean)
-        passed_clean: dict[tuple[str, ...], float] = {}  # tests already run without a fault: seconds
+        copy = Path(tmp)
+        copy_tracked_files(copy)
+        passed_clean: set[tuple[str, ...]] = set()  # test sets already run without a fault
         for fault in faults:
             if fault.tests not in passed_clean:
-                code, _, passed_clean[fault.tests] = run_tests(clean, fault.tests)
-            else:
-                code = 0
-            seconds = passed_clean[fault.tests]
-            if code != 0:
-                raise SystemExit(f"fault {fault.name!r}: its tests {fault.tests} fail without the fault (exit {code}); "
-                                 "fix the suite first")
-            shutil.rmtree(mutated, ignore_errors=True)
-            shutil.copytree(clean, mutated)
-            apply(fault, mutated)
-            code, failed, mutated_seconds = run_tests(mutated, fault.tests)
+                code, _, _ = run_tests(copy, fault.tests)
+                if code != 0:
+                    raise SystemExit(f"fault {fault.name!r}: its tests {fault.tests} fail without the fault "
+                                     f"(exit {code}); fix the suite first")
+                passed_clean.add(fault.tests)
+            original = apply(fault, copy)
+            try:
+                code, failed, seconds = run_tests(copy, fault.tests)
+            finally:
+                (copy / fault.path).write_text(original)
             # Caught: a named test failed (exit 1; 2 when -x stopped the xdist workers after it). An
             # error before any test ran (3-5, or 2 with no failure: a collection error) is no catch.
             caught = bool(failed) and code in (1, 2)
             if not caught:
                 escaped.append(fault.name)
-            rows.append((fault.name, fault.what, " ".join(fault.tests), "caught" if caught else f"NOT caught (exit {code})",
-                         failed, seconds + mutated_seconds))
-            print(f"[mutation] {fault.name}: {rows[-1][3]} by {failed or 'no failing test'} "
-                  f"({seconds + mutated_seconds:.0f} s)", flush=True)
-    print("\n| fault | what it breaks | tests run | result | first failing test |\n|---|---|---|---|---|")
-    for name, what, tests, result, failed, _ in rows:
+            result = "caught" if caught else f"NOT caught (exit {code})"
+            rows.append((fault.name, fault.what, " ".join(fault.tests), result, failed))
+            print(f"[mutation] {fault.name}: {result} by {failed or 'no failing test'} ({seconds:.0f} s with the fault)",
+                  flush=True)
+    print("\n| fault | what it breaks | tests run | result | failing tests |\n|---|---|---|---|---|")
+    for name, what, tests, result, failed in rows:
         print(f"| `{name}` | {what} | `{tests}` | {result} | `{failed}` |")
     print(f"\n{len(rows) - len(escaped)} of {len(rows)} faults caught" + (f"; escaped: {', '.join(escaped)}" if escaped else ""))
     return 1 if escaped else 0
